@@ -1,0 +1,1 @@
+//! Placeholder: the load generator and benchmark servers land with the benchmark issue.

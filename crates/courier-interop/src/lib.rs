@@ -1,0 +1,1 @@
+//! Placeholder: the interop client and server land with the interoperability issue.

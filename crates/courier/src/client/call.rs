@@ -1,0 +1,417 @@
+//! Making calls on a channel: the four call kinds, with deadlines,
+//! interceptors, compression and cancellation.
+
+use std::future::{Future, poll_fn};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::future::{Either, select};
+use futures_util::{FutureExt as _, StreamExt as _};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, TE, USER_AGENT};
+use http::uri::PathAndQuery;
+
+use super::Channel;
+use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
+use crate::compression::{self, Encoding};
+use crate::interceptor::CallHead;
+use crate::metadata::Metadata;
+use crate::request::Request;
+use crate::response::Response;
+use crate::status::{Code, Status};
+use crate::streaming::{AbortOnDrop, SendSide, Streaming};
+use crate::transport::body::{self, RecvBody};
+
+/// Request messages are flushed once this much is batched.
+const BATCH_LIMIT: usize = 64 * 1024;
+
+/// What the response headers said.
+pub(crate) enum ResponseHead {
+    /// The server answered with only a status.
+    TrailersOnly(Status),
+    /// Messages follow.
+    Body { metadata: Metadata, body: RecvBody, encoding: Option<Encoding> },
+}
+
+/// Checks response headers per PROTOCOL-HTTP2.md, mapping non-gRPC answers
+/// to a status.
+pub(crate) fn check_response(response: http::Response<h2::RecvStream>) -> Result<ResponseHead, Status> {
+    let (parts, body) = response.into_parts();
+    if parts.status != http::StatusCode::OK {
+        let code = Code::from_http_status(parts.status.as_u16());
+        let mut message = format!("unexpected HTTP status {} from server", parts.status);
+        if let Some(m) = parts.headers.get("grpc-message") {
+            message.push_str(": ");
+            message.push_str(&crate::status::decode_message(m.as_bytes()));
+        }
+        return Err(Status::new(code, message));
+    }
+    if body.is_end_stream() || parts.headers.contains_key("grpc-status") {
+        return Status::from_trailers(&parts.headers)
+            .map(ResponseHead::TrailersOnly)
+            .ok_or_else(|| Status::internal("server ended the response without a grpc-status"));
+    }
+    match parts.headers.get(CONTENT_TYPE) {
+        Some(ct) if ct.as_bytes().starts_with(b"application/grpc") => {}
+        other => {
+            let got = other.and_then(|v| v.to_str().ok()).unwrap_or("none");
+            return Err(Status::internal(format!("server sent non-gRPC content-type {got:?}")));
+        }
+    }
+    let encoding = match parts.headers.get("grpc-encoding").map(|v| v.as_bytes()) {
+        None | Some(b"identity") => None,
+        Some(name) => Some(std::str::from_utf8(name).ok().and_then(Encoding::from_name).ok_or_else(|| {
+            Status::internal(format!(
+                "server compressed the response with unsupported encoding {:?}",
+                String::from_utf8_lossy(name)
+            ))
+        })?),
+    };
+    Ok(ResponseHead::Body { metadata: Metadata::from_headers(parts.headers), body: RecvBody::new(body, true), encoding })
+}
+
+/// Formats a `grpc-timeout` value: at most 8 digits, rounded up.
+pub(crate) fn encode_timeout(timeout: Duration) -> HeaderValue {
+    let nanos = timeout.as_nanos().max(1);
+    const UNITS: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    for (per, unit) in UNITS {
+        let value = nanos.div_ceil(per);
+        if value < 100_000_000 {
+            return HeaderValue::from_str(&format!("{value}{unit}")).expect("ASCII");
+        }
+    }
+    HeaderValue::from_static("99999999H")
+}
+
+/// A call's prepared head and options.
+struct Prepared {
+    head: CallHead,
+    compression: Option<Encoding>,
+}
+
+impl Channel {
+    /// Runs interceptors and settles the call's options.
+    async fn prepare<T>(&self, request: Request<T>, path: &'static str) -> Result<(Prepared, T), Status> {
+        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let compression = request.compression.unwrap_or(self.inner.config.compression);
+        let mut head = CallHead {
+            path: PathAndQuery::from_static(path),
+            metadata: request.metadata,
+            extensions: request.extensions,
+            deadline,
+            remote_addr: None,
+        };
+        if !self.inner.interceptors.is_empty() {
+            head = self.inner.interceptors.run(head).await?;
+        }
+        Ok((Prepared { head, compression }, request.message))
+    }
+
+    fn writer<E: Encoder>(&self, encoder: E, compression: Option<Encoding>) -> FrameWriter<E> {
+        FrameWriter::new(encoder, compression, self.inner.config.max_send_message_size)
+    }
+
+    fn reader(&self) -> FrameReader {
+        FrameReader::new(self.inner.config.max_recv_message_size, None)
+    }
+
+    fn http_request(&self, prepared: Prepared) -> http::Request<()> {
+        let Prepared { head, compression } = prepared;
+        let mut headers: HeaderMap = head.metadata.into_headers();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        headers.insert(USER_AGENT, self.inner.config.user_agent.clone());
+        if let Some(deadline) = head.deadline {
+            headers.insert("grpc-timeout", encode_timeout(deadline.saturating_duration_since(Instant::now())));
+        }
+        if let Some(enc) = compression {
+            headers.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
+        }
+        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPT_ENCODING));
+        let uri = http::Uri::builder()
+            .scheme(self.inner.scheme.clone())
+            .authority(self.inner.authority.clone())
+            .path_and_query(head.path)
+            .build()
+            .expect("scheme, authority and path are valid");
+        let mut request = http::Request::new(());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        request
+    }
+
+    /// Opens the HTTP/2 stream. A connection that is closing (GOAWAY) is
+    /// replaced once: the call was not sent on it, so this is safe.
+    async fn open(
+        &self,
+        request: http::Request<()>,
+        end_of_stream: bool,
+    ) -> Result<(h2::client::ResponseFuture, h2::SendStream<Bytes>), Status> {
+        let mut attempt = 0;
+        let mut send = loop {
+            attempt += 1;
+            let conn = self.connection().await?;
+            let mut send = conn.send.clone();
+            match poll_fn(|cx| send.poll_ready(cx)).await {
+                Ok(()) => break send,
+                Err(e) => {
+                    conn.retire();
+                    if attempt >= 2 {
+                        return Err(Status::from_h2(&e));
+                    }
+                }
+            }
+        };
+        send.send_request(request, end_of_stream).map_err(|e| Status::from_h2(&e))
+    }
+
+    /// Makes a unary call.
+    pub async fn unary<C: Codec>(
+        &self,
+        request: Request<C::Encode>,
+        path: &'static str,
+        mut codec: C,
+    ) -> Result<Response<C::Decode>, Status> {
+        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let call = async {
+            let (prepared, message) = self.prepare(request, path).await?;
+            let mut writer = self.writer(codec.encoder(), prepared.compression);
+            writer.write(message, true)?;
+            let (response, mut send) = self.open(self.http_request(prepared), false).await?;
+            // An error here shows up in the response.
+            let _ = send.send_data(writer.take(), true);
+            let response = response.await.map_err(|e| Status::from_h2(&e))?;
+            read_unary(check_response(response)?, self.reader(), codec.decoder()).await
+        };
+        with_deadline(deadline, call).await
+    }
+
+    /// Makes a client-streaming call: sends every message of the request
+    /// stream, then receives one response.
+    pub async fn client_streaming<C, S>(
+        &self,
+        request: Request<S>,
+        path: &'static str,
+        mut codec: C,
+    ) -> Result<Response<C::Decode>, Status>
+    where
+        C: Codec,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let call = async {
+            let (prepared, stream) = self.prepare(request, path).await?;
+            let writer = self.writer(codec.encoder(), prepared.compression);
+            let (response, send) = self.open(self.http_request(prepared), false).await?;
+            let sending = std::pin::pin!(send_all(send, stream, writer));
+            let receiving = std::pin::pin!(async {
+                let response = response.await.map_err(|e| Status::from_h2(&e))?;
+                read_unary(check_response(response)?, self.reader(), codec.decoder()).await
+            });
+            match select(sending, receiving).await {
+                Either::Left((Err(status), _)) => Err(status),
+                Either::Left((Ok(()), receiving)) => receiving.await,
+                Either::Right((result, _)) => result,
+            }
+        };
+        with_deadline(deadline, call).await
+    }
+
+    /// Makes a server-streaming call: sends one message, then returns the
+    /// stream of responses once the response headers arrive.
+    pub async fn server_streaming<C: Codec>(
+        &self,
+        request: Request<C::Encode>,
+        path: &'static str,
+        mut codec: C,
+    ) -> Result<Response<Streaming<C::Decode>>, Status> {
+        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let call = async {
+            let (prepared, message) = self.prepare(request, path).await?;
+            let mut writer = self.writer(codec.encoder(), prepared.compression);
+            writer.write(message, true)?;
+            let (response, mut send) = self.open(self.http_request(prepared), false).await?;
+            let _ = send.send_data(writer.take(), true);
+            let response = response.await.map_err(|e| Status::from_h2(&e))?;
+            let mut reader = self.reader();
+            match check_response(response)? {
+                ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => {
+                    Ok(Response::new(Streaming::finished(status.metadata().clone(), reader, codec.decoder())))
+                }
+                ResponseHead::TrailersOnly(status) => Err(status),
+                ResponseHead::Body { metadata, body, encoding } => {
+                    reader.set_encoding(encoding);
+                    let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None);
+                    let mut response = Response::new(stream);
+                    response.metadata = metadata;
+                    Ok(response)
+                }
+            }
+        };
+        with_deadline(deadline, call).await
+    }
+
+    /// Makes a bidirectional call. It returns as soon as the call is sent:
+    /// the request stream is sent by a task of its own while the responses
+    /// are read, and response headers are read from the returned stream
+    /// ([`Streaming::headers`]), since a server may send them only with its
+    /// first message.
+    pub async fn streaming<C, S>(
+        &self,
+        request: Request<S>,
+        path: &'static str,
+        mut codec: C,
+    ) -> Result<Response<Streaming<C::Decode>>, Status>
+    where
+        C: Codec,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let call = async {
+            let (prepared, stream) = self.prepare(request, path).await?;
+            let writer = self.writer(codec.encoder(), prepared.compression);
+            let (response, send) = self.open(self.http_request(prepared), false).await?;
+            let error = Arc::new(Mutex::new(None));
+            let slot = error.clone();
+            let task = tokio::spawn(async move {
+                if let Err(status) = send_all(send, stream, writer).await
+                    && let Ok(mut slot) = slot.lock()
+                {
+                    *slot = Some(status);
+                }
+            });
+            let send = SendSide { error, task: AbortOnDrop(task.abort_handle()) };
+            let stream = Streaming::pending_head(response, self.reader(), codec.decoder(), deadline.map(Into::into), Some(send));
+            Ok(Response::new(stream))
+        };
+        with_deadline(deadline, call).await
+    }
+}
+
+/// Fails the call with DEADLINE_EXCEEDED once the deadline passes. Dropping
+/// the call's future resets its stream with CANCEL.
+async fn with_deadline<T>(deadline: Option<Instant>, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    let result = match deadline {
+        None => return call.await,
+        Some(d) => match tokio::time::timeout_at(d.into(), call).await {
+            Ok(result) => result,
+            Err(_) => return Err(Status::deadline_exceeded("deadline exceeded")),
+        },
+    };
+    // A CANCELLED racing the deadline is reported as the deadline.
+    match result {
+        Err(s) if s.code() == Code::Cancelled && deadline.is_some_and(|d| Instant::now() >= d) => {
+            Err(Status::deadline_exceeded("deadline exceeded"))
+        }
+        other => other,
+    }
+}
+
+/// Reads exactly one response message and the status after it.
+async fn read_unary<D: Decoder>(head: ResponseHead, mut reader: FrameReader, mut decoder: D) -> Result<Response<D::Item>, Status> {
+    let (metadata, mut body) = match head {
+        ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => {
+            return Err(Status::internal("server sent OK without a response message"));
+        }
+        ResponseHead::TrailersOnly(status) => return Err(status),
+        ResponseHead::Body { metadata, body, encoding } => {
+            reader.set_encoding(encoding);
+            (metadata, body)
+        }
+    };
+    let mut message = None;
+    loop {
+        while let Some(bytes) = reader.next()? {
+            if message.is_some() {
+                return Err(Status::internal("server sent more than one response message for a unary call"));
+            }
+            message = Some(bytes);
+        }
+        match body.data().await {
+            Some(Ok(chunk)) => reader.push(chunk),
+            Some(Err(status)) => return Err(status),
+            None => break,
+        }
+    }
+    reader.finish()?;
+    let status = body.trailers().await?.unwrap_or_else(Status::ok);
+    if status.code() != Code::Ok {
+        return Err(status);
+    }
+    let bytes = message.ok_or_else(|| Status::internal("server sent OK without a response message"))?;
+    Ok(Response { metadata, message: decoder.decode(bytes)?, trailers: status.metadata().clone() })
+}
+
+/// Sends every message of `stream`, batching those that are ready together,
+/// then ends the request. Stops quietly if the server ends the call.
+async fn send_all<E, S>(mut send: h2::SendStream<Bytes>, stream: S, mut writer: FrameWriter<E>) -> Result<(), Status>
+where
+    E: Encoder,
+    S: Stream<Item = E::Item> + Send,
+{
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = poll_fn(|cx| send.poll_reset(cx)) => return Ok(()),
+            item = stream.next() => item,
+        };
+        let Some(message) = first else {
+            let _ = send.send_data(Bytes::new(), true);
+            return Ok(());
+        };
+        let fail = |send: &mut h2::SendStream<Bytes>, status: Status| {
+            send.send_reset(h2::Reason::CANCEL);
+            Err(status)
+        };
+        if let Err(status) = writer.write(message, true) {
+            return fail(&mut send, status);
+        }
+        let mut ended = false;
+        while writer.pending() < BATCH_LIMIT {
+            match stream.next().now_or_never() {
+                Some(Some(message)) => {
+                    if let Err(status) = writer.write(message, true) {
+                        return fail(&mut send, status);
+                    }
+                }
+                Some(None) => {
+                    ended = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        if body::send_data(&mut send, writer.take(), ended).await.is_err() {
+            return Ok(());
+        }
+        if ended {
+            return Ok(());
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_encoding() {
+        assert_eq!(encode_timeout(Duration::from_nanos(5)), "5n");
+        assert_eq!(encode_timeout(Duration::from_millis(1500)), "1500000u");
+        assert_eq!(encode_timeout(Duration::from_secs(1000)), "1000000m");
+        assert_eq!(encode_timeout(Duration::from_secs(100_000_000)), "1666667M");
+        let parsed = crate::server::parse_timeout_for_tests(encode_timeout(Duration::from_secs(3)).as_bytes());
+        assert_eq!(parsed, Some(Duration::from_secs(3)));
+    }
+}

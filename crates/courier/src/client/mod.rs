@@ -1,0 +1,282 @@
+//! Client: a [`Channel`] to a server, over which generated clients make
+//! calls.
+//!
+//! A channel owns one HTTP/2 connection, connected lazily or eagerly, and
+//! multiplexes any number of concurrent calls on it. Clones share the
+//! connection and are cheap. When the connection is lost the channel
+//! reconnects on the next call; failed attempts back off exponentially per
+//! grpc/grpc `doc/connection-backoff.md`, and calls made while the channel is
+//! waiting to retry fail fast with UNAVAILABLE and the cause.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), courier::Status> {
+//! use std::time::Duration;
+//! let channel = courier::Channel::builder("http://127.0.0.1:50051")
+//!     .connect_timeout(Duration::from_secs(5))
+//!     .connect()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod backoff;
+pub(crate) use call::{ResponseHead, check_response};
+mod call;
+mod target;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use http::HeaderValue;
+use http::uri::{Authority, Scheme};
+
+pub use backoff::BackoffConfig;
+
+use crate::compression::Encoding;
+use crate::interceptor::{ClientDyn, ClientInterceptor, Interceptors};
+use crate::status::Status;
+use crate::transport::client::Connection;
+use crate::transport::{Address, ConnectOptions, Http2Settings};
+use backoff::Backoff;
+
+/// Per-call settings that every call on a channel starts from.
+#[derive(Clone, Debug)]
+pub(crate) struct CallConfig {
+    pub(crate) max_recv_message_size: usize,
+    pub(crate) max_send_message_size: usize,
+    pub(crate) compression: Option<Encoding>,
+    pub(crate) user_agent: HeaderValue,
+}
+
+/// A connection to a gRPC server, shared by clones.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: String,
+    address: Address,
+    scheme: Scheme,
+    authority: Authority,
+    connect: ConnectOptions,
+    config: CallConfig,
+    interceptors: Interceptors,
+    /// The ready connection, read without a lock on every call.
+    current: ArcSwapOption<Connection>,
+    /// Serializes connection attempts and holds the backoff state.
+    dialing: tokio::sync::Mutex<DialState>,
+}
+
+struct DialState {
+    backoff: Backoff,
+    /// After a failed attempt: when the next may start, and why it failed.
+    failure: Option<(Instant, Status)>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel").field("target", &self.inner.target).finish()
+    }
+}
+
+impl Channel {
+    /// A builder for a channel to `target`: `http://host:port`, `host:port`,
+    /// or `unix:/path/to/socket`.
+    pub fn builder(target: impl AsRef<str>) -> ChannelBuilder {
+        ChannelBuilder::new(target.as_ref())
+    }
+
+    /// Connects to `target` now, with default settings.
+    pub async fn connect(target: impl AsRef<str>) -> Result<Channel, Status> {
+        Channel::builder(target).connect().await
+    }
+
+    /// A channel to `target` that connects on its first call.
+    pub fn lazy(target: impl AsRef<str>) -> Result<Channel, Status> {
+        Channel::builder(target).connect_lazy()
+    }
+
+    /// The target this channel was made for.
+    pub fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    /// Whether the channel has a live connection now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.current.load().as_ref().is_some_and(|c| c.is_alive())
+    }
+
+    /// The live connection, connecting if there is none.
+    pub(crate) async fn connection(&self) -> Result<Arc<Connection>, Status> {
+        if let Some(c) = self.inner.current.load().as_ref()
+            && c.is_alive()
+        {
+            return Ok(c.clone());
+        }
+        self.dial().await
+    }
+
+    async fn dial(&self) -> Result<Arc<Connection>, Status> {
+        let mut state = self.inner.dialing.lock().await;
+        if let Some(c) = self.inner.current.load_full()
+            && c.is_alive()
+        {
+            return Ok(c);
+        }
+        if let Some((retry_at, err)) = &state.failure
+            && Instant::now() < *retry_at
+        {
+            return Err(err.clone());
+        }
+        match crate::transport::client::connect(&self.inner.address, &self.inner.connect).await {
+            Ok(conn) => {
+                let conn = Arc::new(conn);
+                state.backoff.reset();
+                state.failure = None;
+                self.inner.current.store(Some(conn.clone()));
+                Ok(conn)
+            }
+            Err(err) => {
+                let delay = state.backoff.next_delay();
+                tracing::debug!("connection to {} failed: {err}; next attempt in {delay:?}", self.inner.target);
+                state.failure = Some((Instant::now() + delay, err.clone()));
+                self.inner.current.store(None);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Settings for a [`Channel`].
+pub struct ChannelBuilder {
+    target: String,
+    connect: ConnectOptions,
+    backoff: BackoffConfig,
+    config: CallConfig,
+    interceptors: Interceptors,
+    authority: Option<String>,
+}
+
+impl ChannelBuilder {
+    fn new(target: &str) -> ChannelBuilder {
+        let backoff = BackoffConfig::default();
+        ChannelBuilder {
+            target: target.to_string(),
+            connect: ConnectOptions {
+                connect_timeout: backoff.min_connect_timeout,
+                tcp_nodelay: true,
+                http2: Http2Settings::default(),
+            },
+            backoff,
+            config: CallConfig {
+                max_recv_message_size: crate::DEFAULT_MAX_RECV_MESSAGE_SIZE,
+                max_send_message_size: usize::MAX,
+                compression: None,
+                user_agent: HeaderValue::from_static(crate::USER_AGENT),
+            },
+            interceptors: Interceptors::default(),
+            authority: None,
+        }
+    }
+
+    /// How long one connection attempt may take. Default 20 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect.connect_timeout = timeout;
+        self
+    }
+
+    /// The reconnection backoff. Default: the spec's parameters.
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Prepends `prefix` to Courier's `user-agent`.
+    pub fn user_agent(mut self, prefix: &str) -> Result<Self, Status> {
+        let ua = format!("{prefix} {}", crate::USER_AGENT);
+        self.config.user_agent =
+            HeaderValue::from_str(&ua).map_err(|_| Status::invalid_argument("user agent must be printable ASCII"))?;
+        Ok(self)
+    }
+
+    /// The `:authority` to send, instead of the target's host and port.
+    pub fn authority(mut self, authority: impl Into<String>) -> Self {
+        self.authority = Some(authority.into());
+        self
+    }
+
+    /// The largest response message accepted, after decompression. Larger
+    /// ones fail the call with RESOURCE_EXHAUSTED. Default 4 MiB.
+    pub fn max_decoding_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_recv_message_size = bytes;
+        self
+    }
+
+    /// The largest request message sent; a larger one fails the call with
+    /// RESOURCE_EXHAUSTED before it is sent. Default: no limit.
+    pub fn max_encoding_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_send_message_size = bytes;
+        self
+    }
+
+    /// Compresses request messages with `encoding` (a call may override it).
+    pub fn send_compressed(mut self, encoding: Encoding) -> Self {
+        self.config.compression = Some(encoding);
+        self
+    }
+
+    /// Adds an interceptor; they run in the order added, before each call.
+    pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> Self {
+        self.interceptors.0.push(Arc::new(ClientDyn(interceptor)));
+        self
+    }
+
+    /// HTTP/2 flow-control windows for each stream and for the connection.
+    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Self {
+        self.connect.http2.initial_stream_window = stream;
+        self.connect.http2.initial_connection_window = connection;
+        self
+    }
+
+    /// Sets `TCP_NODELAY`. Default on.
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.connect.tcp_nodelay = on;
+        self
+    }
+
+    fn build(self) -> Result<Channel, Status> {
+        let parsed = target::parse(&self.target)?;
+        let authority_text = self.authority.unwrap_or(parsed.authority);
+        let authority = Authority::try_from(authority_text.as_str())
+            .map_err(|_| Status::invalid_argument(format!("invalid authority {authority_text:?}")))?;
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                target: self.target,
+                address: parsed.address,
+                scheme: parsed.scheme,
+                authority,
+                connect: self.connect,
+                config: self.config,
+                interceptors: self.interceptors,
+                current: ArcSwapOption::empty(),
+                dialing: tokio::sync::Mutex::new(DialState { backoff: Backoff::new(self.backoff), failure: None }),
+            }),
+        })
+    }
+
+    /// A channel that connects on its first call. Fails only for a target
+    /// that cannot be parsed.
+    pub fn connect_lazy(self) -> Result<Channel, Status> {
+        self.build()
+    }
+
+    /// Connects now; fails with UNAVAILABLE, and the cause, if the server
+    /// cannot be reached.
+    pub async fn connect(self) -> Result<Channel, Status> {
+        let channel = self.build()?;
+        channel.connection().await?;
+        Ok(channel)
+    }
+}

@@ -1,0 +1,277 @@
+//! gRPC message framing: a compressed flag, a four-byte big-endian length and
+//! the message, in DATA frames whose boundaries mean nothing.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::Encoder;
+use crate::compression::{self, Encoding};
+use crate::status::Status;
+
+const HEADER_LEN: usize = 5;
+
+/// Encodes messages, each with its prefix, into one reused buffer. Several
+/// messages may be written before [`FrameWriter::take`], so they leave in one
+/// DATA frame.
+pub(crate) struct FrameWriter<E> {
+    encoder: E,
+    buf: BytesMut,
+    scratch: BytesMut,
+    compression: Option<Encoding>,
+    max_size: usize,
+}
+
+/// Below this size a message is never compressed: the prefix and the
+/// compressor's own header cost more than they save.
+const MIN_COMPRESS_LEN: usize = 32;
+
+impl<E: Encoder> FrameWriter<E> {
+    pub(crate) fn new(encoder: E, compression: Option<Encoding>, max_size: usize) -> Self {
+        FrameWriter { encoder, buf: BytesMut::new(), scratch: BytesMut::new(), compression, max_size }
+    }
+
+    /// Whether messages are compressed by default.
+    pub(crate) fn compression(&self) -> Option<Encoding> {
+        self.compression
+    }
+
+    /// Appends one framed message. `compress` chooses compression for this
+    /// message; it only takes effect with an encoding negotiated for the call.
+    pub(crate) fn write(&mut self, item: E::Item, compress: bool) -> Result<(), Status> {
+        let start = self.buf.len();
+        self.buf.put_bytes(0, HEADER_LEN);
+        if let Err(e) = self.encoder.encode(item, &mut self.buf) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        let mut len = self.buf.len() - start - HEADER_LEN;
+        let mut flag = 0u8;
+        if let (Some(enc), true) = (self.compression, compress && len >= MIN_COMPRESS_LEN) {
+            self.scratch.clear();
+            compression::compress(enc, &self.buf[start + HEADER_LEN..], &mut self.scratch)
+                .map_err(|e| Status::internal(format!("failed to compress message: {e}")))?;
+            // Send compressed only when that is smaller.
+            if self.scratch.len() < len {
+                self.buf.truncate(start + HEADER_LEN);
+                self.buf.extend_from_slice(&self.scratch);
+                len = self.scratch.len();
+                flag = 1;
+            }
+        }
+        if len > self.max_size {
+            self.buf.truncate(start);
+            return Err(Status::resource_exhausted(format!(
+                "message of {len} bytes is larger than the send limit of {} bytes",
+                self.max_size
+            )));
+        }
+        let Ok(len32) = u32::try_from(len) else {
+            self.buf.truncate(start);
+            return Err(Status::resource_exhausted(format!("message of {len} bytes is too large for gRPC")));
+        };
+        self.buf[start] = flag;
+        self.buf[start + 1..start + HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
+        Ok(())
+    }
+
+    /// Bytes written so far and not yet taken.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes the framed messages written so far. The buffer's spare capacity
+    /// is kept for the next messages.
+    pub(crate) fn take(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+}
+
+/// Splits received bytes into messages. A message that arrives whole inside
+/// one chunk is sliced out of it without a copy; only a message spanning
+/// chunks is gathered into a buffer.
+pub(crate) struct FrameReader {
+    /// Unparsed bytes of the latest chunk, while `pending` is empty.
+    chunk: Bytes,
+    /// A partial message gathered across chunks.
+    pending: BytesMut,
+    max_size: usize,
+    encoding: Option<Encoding>,
+    /// Whether the last message returned was compressed on the wire.
+    last_compressed: bool,
+}
+
+impl FrameReader {
+    pub(crate) fn new(max_size: usize, encoding: Option<Encoding>) -> Self {
+        FrameReader {
+            chunk: Bytes::new(),
+            pending: BytesMut::new(),
+            max_size,
+            encoding,
+            last_compressed: false,
+        }
+    }
+
+    /// Adds a received chunk.
+    pub(crate) fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        if self.pending.is_empty() && self.chunk.is_empty() {
+            self.chunk = data;
+        } else {
+            if !self.chunk.is_empty() {
+                let rest = std::mem::take(&mut self.chunk);
+                self.pending.extend_from_slice(&rest);
+            }
+            self.pending.extend_from_slice(&data);
+        }
+    }
+
+    /// Sets the encoding declared by the peer's `grpc-encoding`.
+    pub(crate) fn set_encoding(&mut self, encoding: Option<Encoding>) {
+        self.encoding = encoding;
+    }
+
+    /// Whether the last message returned was compressed on the wire.
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.last_compressed
+    }
+
+    /// Checks a prefix, returning the whole frame's length.
+    fn check_header(&self, header: &[u8]) -> Result<(bool, usize), Status> {
+        let flag = header[0];
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let compressed = match flag {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(Status::internal(format!(
+                    "malformed message prefix: compressed flag is {other}, must be 0 or 1"
+                )));
+            }
+        };
+        if compressed && self.encoding.is_none() {
+            return Err(Status::internal(
+                "received a compressed message but the call declared no grpc-encoding",
+            ));
+        }
+        if len > self.max_size {
+            return Err(Status::resource_exhausted(format!(
+                "received message of {len} bytes is larger than the limit of {} bytes",
+                self.max_size
+            )));
+        }
+        Ok((compressed, HEADER_LEN + len))
+    }
+
+    /// The next whole message, if one has arrived.
+    pub(crate) fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        let (compressed, mut frame) = if !self.chunk.is_empty() {
+            if self.chunk.len() < HEADER_LEN {
+                self.pending.extend_from_slice(&std::mem::take(&mut self.chunk));
+                return Ok(None);
+            }
+            let (compressed, total) = self.check_header(&self.chunk[..HEADER_LEN])?;
+            if self.chunk.len() < total {
+                self.pending.reserve(total);
+                self.pending.extend_from_slice(&std::mem::take(&mut self.chunk));
+                return Ok(None);
+            }
+            (compressed, self.chunk.split_to(total))
+        } else {
+            if self.pending.len() < HEADER_LEN {
+                return Ok(None);
+            }
+            let (compressed, total) = self.check_header(&self.pending[..HEADER_LEN])?;
+            if self.pending.len() < total {
+                self.pending.reserve(total - self.pending.len());
+                return Ok(None);
+            }
+            (compressed, self.pending.split_to(total).freeze())
+        };
+        frame.advance(HEADER_LEN);
+        self.last_compressed = compressed;
+        match (compressed, self.encoding) {
+            (true, Some(enc)) => compression::decompress(enc, &frame, self.max_size).map(Some),
+            _ => Ok(Some(frame)),
+        }
+    }
+
+    /// Checks that the stream did not end inside a message.
+    pub(crate) fn finish(&self) -> Result<(), Status> {
+        let left = self.chunk.len() + self.pending.len();
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(Status::internal(format!(
+                "stream ended inside a message: {left} bytes of an incomplete message"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Code;
+    use crate::codec::{Codec, ProstCodec};
+
+    fn frames(msgs: &[&[u8]]) -> Bytes {
+        let mut w = FrameWriter::new(ProstCodec::<Vec<u8>, Vec<u8>>::new().encoder(), None, usize::MAX);
+        for m in msgs {
+            w.write(m.to_vec(), false).unwrap();
+        }
+        w.take()
+    }
+
+    #[test]
+    fn splits_across_and_within_chunks() {
+        let data = frames(&[b"one", b"", b"three"]);
+        // Every split point, byte by byte and all at once.
+        for cut in 0..data.len() {
+            let mut r = FrameReader::new(1024, None);
+            r.push(data.slice(..cut));
+            r.push(data.slice(cut..));
+            let mut got = Vec::new();
+            while let Some(m) = r.next().unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got.len(), 3, "cut {cut}");
+            r.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_bad_frames() {
+        let mut r = FrameReader::new(4, None);
+        r.push(Bytes::from_static(&[2, 0, 0, 0, 0]));
+        assert_eq!(r.next().unwrap_err().code(), Code::Internal);
+        let mut r = FrameReader::new(4, None);
+        r.push(Bytes::from_static(&[1, 0, 0, 0, 1, 0]));
+        assert_eq!(r.next().unwrap_err().code(), Code::Internal);
+        let mut r = FrameReader::new(4, None);
+        r.push(Bytes::from_static(&[0, 0, 0, 0, 9]));
+        assert_eq!(r.next().unwrap_err().code(), Code::ResourceExhausted);
+        let mut r = FrameReader::new(4, None);
+        r.push(Bytes::from_static(&[0, 0, 0, 0, 3, 1]));
+        assert!(r.next().unwrap().is_none());
+        assert_eq!(r.finish().unwrap_err().code(), Code::Internal);
+    }
+
+    #[test]
+    fn compresses_only_when_smaller() {
+        let codec = || ProstCodec::<Vec<u8>, Vec<u8>>::new().encoder();
+        let mut w = FrameWriter::new(codec(), Some(Encoding::Gzip), usize::MAX);
+        w.write(vec![7u8; 4096], true).unwrap();
+        let out = w.take();
+        assert_eq!(out[0], 1);
+        let mut r = FrameReader::new(1 << 20, Some(Encoding::Gzip));
+        r.push(out);
+        let m = r.next().unwrap().unwrap();
+        assert!(r.last_compressed());
+        // prost encodes Vec<u8> as raw bytes.
+        assert_eq!(m.len(), 4096 + 3);
+        // Random-looking small data stays uncompressed.
+        w.write((0..40u8).collect(), true).unwrap();
+        assert_eq!(w.take()[0], 0);
+    }
+}

@@ -1,0 +1,132 @@
+//! Message compression: gzip, deflate (zlib) and zstd, per grpc/grpc
+//! `doc/compression.md`.
+//!
+//! Each message is compressed on its own. A receiver bounds the decompressed
+//! size by its receive limit, so a small compressed message cannot expand
+//! without bound.
+
+use std::io::{Read, Write};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::status::Status;
+
+/// A message compression algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// gzip (RFC 1952).
+    Gzip,
+    /// deflate, in the zlib format (RFC 1950), as gRPC uses the name.
+    Deflate,
+    /// Zstandard (RFC 8878).
+    Zstd,
+}
+
+impl Encoding {
+    /// Every supported encoding.
+    pub const ALL: [Encoding; 3] = [Encoding::Gzip, Encoding::Deflate, Encoding::Zstd];
+
+    /// The name used in `grpc-encoding`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Deflate => "deflate",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    /// The encoding for a `grpc-encoding` name; `None` for `identity` and
+    /// for names Courier does not support.
+    pub fn from_name(name: &str) -> Option<Encoding> {
+        Encoding::ALL.into_iter().find(|e| e.name() == name.trim())
+    }
+}
+
+/// The value Courier sends in `grpc-accept-encoding`.
+pub(crate) const ACCEPT_ENCODING: &str = "gzip,deflate,zstd";
+
+/// Whether a peer's `grpc-accept-encoding` lists an encoding.
+pub(crate) fn accepts(header: Option<&http::HeaderValue>, encoding: Encoding) -> bool {
+    header
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim() == encoding.name()))
+}
+
+/// Compresses `src`, appending the result to `dst`.
+pub(crate) fn compress(encoding: Encoding, src: &[u8], dst: &mut BytesMut) -> std::io::Result<()> {
+    let writer = dst.writer();
+    match encoding {
+        Encoding::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+            enc.write_all(src)?;
+            enc.finish()?;
+        }
+        Encoding::Deflate => {
+            let mut enc = flate2::write::ZlibEncoder::new(writer, flate2::Compression::fast());
+            enc.write_all(src)?;
+            enc.finish()?;
+        }
+        Encoding::Zstd => {
+            let mut enc = zstd::stream::write::Encoder::new(writer, 1)?;
+            enc.write_all(src)?;
+            enc.finish()?;
+        }
+    }
+    Ok(())
+}
+
+/// Decompresses one message, refusing output larger than `limit` bytes with
+/// RESOURCE_EXHAUSTED and corrupt input with INTERNAL.
+pub(crate) fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result<Bytes, Status> {
+    let mut out = Vec::with_capacity((src.len() * 2).min(limit).min(1 << 20));
+    let cap = limit as u64 + 1;
+    let read = match encoding {
+        Encoding::Gzip => flate2::read::GzDecoder::new(src).take(cap).read_to_end(&mut out),
+        Encoding::Deflate => flate2::read::ZlibDecoder::new(src).take(cap).read_to_end(&mut out),
+        Encoding::Zstd => zstd::stream::read::Decoder::with_buffer(src)
+            .and_then(|d| d.take(cap).read_to_end(&mut out)),
+    };
+    if let Err(err) = read {
+        return Err(Status::internal(format!(
+            "failed to decompress {} message: {err}",
+            encoding.name()
+        )));
+    }
+    if out.len() > limit {
+        return Err(Status::resource_exhausted(format!(
+            "decompressed message is larger than the limit of {limit} bytes"
+        )));
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_each_encoding() {
+        let data = b"hello hello hello hello hello hello".repeat(20);
+        for enc in Encoding::ALL {
+            let mut buf = BytesMut::new();
+            compress(enc, &data, &mut buf).unwrap();
+            assert!(buf.len() < data.len(), "{enc:?}");
+            assert_eq!(decompress(enc, &buf, 1 << 20).unwrap(), &data[..]);
+            assert_eq!(Encoding::from_name(enc.name()), Some(enc));
+        }
+        assert_eq!(Encoding::from_name("identity"), None);
+    }
+
+    #[test]
+    fn bounded_by_limit() {
+        let data = vec![0u8; 1 << 20];
+        for enc in Encoding::ALL {
+            let mut buf = BytesMut::new();
+            compress(enc, &data, &mut buf).unwrap();
+            let err = decompress(enc, &buf, 1000).unwrap_err();
+            assert_eq!(err.code(), crate::Code::ResourceExhausted);
+            let err = decompress(enc, b"garbage!", 1000).unwrap_err();
+            assert_eq!(err.code(), crate::Code::Internal);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Requests: a message (or a stream of them) with its metadata, deadline and
+//! per-call options.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+
+use crate::compression::Encoding;
+use crate::extensions::Extensions;
+use crate::metadata::Metadata;
+
+/// A gRPC request: a message, its metadata and call options.
+///
+/// On the client, set metadata, a timeout and compression before the call.
+/// On the server, read the metadata, the deadline the client sent, the
+/// peer's address and any values interceptors put in the extensions.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut req = courier::Request::new("hello".to_string());
+/// req.metadata_mut().insert("x-request-id", "42").unwrap();
+/// req.set_timeout(Duration::from_secs(2));
+/// assert_eq!(req.get_ref(), "hello");
+/// ```
+#[derive(Debug)]
+pub struct Request<T> {
+    pub(crate) metadata: Metadata,
+    pub(crate) message: T,
+    pub(crate) extensions: Extensions,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) compression: Option<Option<Encoding>>,
+    pub(crate) remote_addr: Option<SocketAddr>,
+}
+
+impl<T> Request<T> {
+    /// A request holding `message` and no metadata.
+    pub fn new(message: T) -> Request<T> {
+        Request {
+            metadata: Metadata::new(),
+            message,
+            extensions: Extensions::new(),
+            timeout: None,
+            deadline: None,
+            compression: None,
+            remote_addr: None,
+        }
+    }
+
+    /// The metadata (request headers).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The metadata, to change.
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.metadata
+    }
+
+    /// The message.
+    pub fn get_ref(&self) -> &T {
+        &self.message
+    }
+
+    /// The message, to change.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// Takes the message.
+    pub fn into_inner(self) -> T {
+        self.message
+    }
+
+    /// Splits into metadata, extensions and message.
+    pub fn into_parts(self) -> (Metadata, Extensions, T) {
+        (self.metadata, self.extensions, self.message)
+    }
+
+    /// Typed values attached to the call, e.g. by an interceptor.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// The extensions, to change.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// Client: the call fails with DEADLINE_EXCEEDED if it takes longer than
+    /// this. The timeout is sent to the server as `grpc-timeout`.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = Some(timeout);
+    }
+
+    /// The timeout set on the client, or on the server, what was left of the
+    /// client's deadline when the call arrived.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Server: the instant the client's deadline passes, if it sent one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Client: compress this call's messages with `encoding`, or send them
+    /// uncompressed with `None`, overriding the channel's setting.
+    pub fn set_compression(&mut self, encoding: Option<Encoding>) {
+        self.compression = Some(encoding);
+    }
+
+    /// Server: the address of the client, when known.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// Replaces the message, keeping everything else.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Request<U> {
+        Request {
+            metadata: self.metadata,
+            message: f(self.message),
+            extensions: self.extensions,
+            timeout: self.timeout,
+            deadline: self.deadline,
+            compression: self.compression,
+            remote_addr: self.remote_addr,
+        }
+    }
+}
+
+/// Anything a unary or server-streaming client method accepts: a message or
+/// a [`Request`].
+pub trait IntoRequest<T> {
+    /// Wraps the value in a request.
+    fn into_request(self) -> Request<T>;
+}
+
+impl<T> IntoRequest<T> for T {
+    fn into_request(self) -> Request<T> {
+        Request::new(self)
+    }
+}
+
+impl<T> IntoRequest<T> for Request<T> {
+    fn into_request(self) -> Request<T> {
+        self
+    }
+}
+
+/// Anything a client-streaming or bidirectional client method accepts: a
+/// stream of messages or a [`Request`] holding one.
+pub trait IntoStreamingRequest {
+    /// The message type.
+    type Message;
+    /// The stream type.
+    type Stream: Stream<Item = Self::Message> + Send + 'static;
+    /// Wraps the stream in a request.
+    fn into_streaming_request(self) -> Request<Self::Stream>;
+}
+
+impl<S> IntoStreamingRequest for S
+where
+    S: Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+    fn into_streaming_request(self) -> Request<S> {
+        Request::new(self)
+    }
+}
+
+impl<S> IntoStreamingRequest for Request<S>
+where
+    S: Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+    fn into_streaming_request(self) -> Request<S> {
+        self
+    }
+}

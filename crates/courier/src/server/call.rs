@@ -1,0 +1,558 @@
+//! One call on the server: checking the request head, running interceptors
+//! and the handler, and writing the response, with the deadline and
+//! cancellation enforced throughout.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::{FutureExt as _, StreamExt as _};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use super::ServerConfig;
+use crate::codec::{Codec, Decoder as _, Encoder, FrameReader, FrameWriter};
+use crate::compression::{self, Encoding};
+use crate::extensions::Extensions;
+use crate::interceptor::{CallHead, split_path};
+use crate::metadata::Metadata;
+use crate::request::Request;
+use crate::response::Response;
+use crate::status::Status;
+use crate::streaming::Streaming;
+use crate::transport::body::{self, RecvBody};
+
+/// Responses are flushed once this much is batched, even if more messages
+/// are ready.
+const BATCH_LIMIT: usize = 64 * 1024;
+
+/// One incoming call, handed to a [`Service`](super::Service). Generated code
+/// calls one of its methods to run the handler for the call's kind.
+pub struct ServerCall {
+    head: CallHead,
+    body: h2::RecvStream,
+    respond: Responder,
+    config: Arc<ServerConfig>,
+    request_encoding: Option<Encoding>,
+    response_encoding: Option<Encoding>,
+}
+
+impl std::fmt::Debug for ServerCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCall").field("path", &self.head.path()).finish_non_exhaustive()
+    }
+}
+
+/// Checks a new stream's request head. Answers bad requests itself and
+/// returns `None` for them.
+pub(crate) fn accept(
+    req: http::Request<h2::RecvStream>,
+    respond: h2::server::SendResponse<Bytes>,
+    remote_addr: Option<SocketAddr>,
+    config: Arc<ServerConfig>,
+) -> Option<ServerCall> {
+    let (parts, body) = req.into_parts();
+    let mut respond = Responder::new(respond);
+    if parts.method != http::Method::POST {
+        respond.reply_http(http::StatusCode::METHOD_NOT_ALLOWED, "gRPC requires the POST method");
+        return None;
+    }
+    let content_type = match parts.headers.get(CONTENT_TYPE) {
+        Some(ct) if is_grpc_content_type(ct.as_bytes()) => ct.clone(),
+        other => {
+            let got = other.and_then(|v| v.to_str().ok()).unwrap_or("none");
+            respond.reply_http(
+                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("invalid gRPC request content-type {got:?}: expected application/grpc"),
+            );
+            return None;
+        }
+    };
+    respond.content_type = content_type;
+    if parts.headers.get("te").map(|v| v.as_bytes()) != Some(b"trailers") {
+        respond.trailers_only(Status::internal("request is missing the 'te: trailers' header gRPC requires"));
+        return None;
+    }
+    let Some(path) = parts.uri.path_and_query().cloned() else {
+        respond.trailers_only(Status::unimplemented("request has no method path"));
+        return None;
+    };
+    if !valid_path(path.path()) {
+        respond.trailers_only(Status::unimplemented(format!(
+            "malformed method path {:?}: expected /package.Service/Method",
+            path.path()
+        )));
+        return None;
+    }
+    let deadline = match parts.headers.get("grpc-timeout").map(|v| parse_timeout(v.as_bytes())) {
+        None => None,
+        Some(Ok(timeout)) => Instant::now().checked_add(timeout),
+        Some(Err(())) => {
+            let raw = parts.headers.get("grpc-timeout").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            respond.trailers_only(Status::internal(format!(
+                "malformed grpc-timeout {:?}: expected up to 8 digits and a unit (H, M, S, m, u, n)",
+                raw.unwrap_or_default()
+            )));
+            return None;
+        }
+    };
+    let request_encoding = match parts.headers.get("grpc-encoding").map(|v| v.as_bytes()) {
+        None | Some(b"identity") => None,
+        Some(name) => match std::str::from_utf8(name).ok().and_then(Encoding::from_name) {
+            Some(enc) => Some(enc),
+            None => {
+                let name = String::from_utf8_lossy(name).into_owned();
+                respond.trailers_only(Status::unimplemented(format!(
+                    "message compression {name:?} is not supported; supported: {}",
+                    compression::ACCEPT_ENCODING
+                )));
+                return None;
+            }
+        },
+    };
+    let response_encoding = config
+        .send_compression
+        .filter(|enc| compression::accepts(parts.headers.get("grpc-accept-encoding"), *enc));
+    let head = CallHead {
+        path,
+        metadata: Metadata::from_headers(parts.headers),
+        extensions: Extensions::new(),
+        deadline,
+        remote_addr,
+    };
+    Some(ServerCall { head, body, respond, config, request_encoding, response_encoding })
+}
+
+fn is_grpc_content_type(ct: &[u8]) -> bool {
+    match ct.strip_prefix(b"application/grpc") {
+        Some(rest) => rest.is_empty() || rest[0] == b'+' || rest[0] == b';',
+        None => false,
+    }
+}
+
+fn valid_path(path: &str) -> bool {
+    match path.strip_prefix('/').and_then(|p| p.split_once('/')) {
+        Some((service, method)) => !service.is_empty() && !method.is_empty() && !method.contains('/'),
+        None => false,
+    }
+}
+
+/// Parses a `grpc-timeout` value: 1 to 8 digits and a unit.
+pub(crate) fn parse_timeout(raw: &[u8]) -> Result<Duration, ()> {
+    let (&unit, digits) = raw.split_last().ok_or(())?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(());
+    }
+    let n: u64 = std::str::from_utf8(digits).map_err(|_| ())?.parse().map_err(|_| ())?;
+    Ok(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return Err(()),
+    })
+}
+
+/// The response side of a stream: before headers, or sending.
+struct Responder {
+    pending: Option<h2::server::SendResponse<Bytes>>,
+    stream: Option<h2::SendStream<Bytes>>,
+    content_type: HeaderValue,
+}
+
+impl Responder {
+    fn new(respond: h2::server::SendResponse<Bytes>) -> Responder {
+        Responder {
+            pending: Some(respond),
+            stream: None,
+            content_type: HeaderValue::from_static("application/grpc"),
+        }
+    }
+
+    /// Resolves when the client resets the stream (or the connection dies).
+    fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let polled = match (&mut self.stream, &mut self.pending) {
+            (Some(s), _) => s.poll_reset(cx),
+            (None, Some(p)) => p.poll_reset(cx),
+            (None, None) => return Poll::Ready(()),
+        };
+        polled.map(|_| ())
+    }
+
+    fn reply_http(&mut self, status: http::StatusCode, message: &str) {
+        let Some(mut respond) = self.pending.take() else { return };
+        let mut resp = http::Response::new(());
+        *resp.status_mut() = status;
+        let mut trailers = HeaderMap::new();
+        Status::internal(message).write_trailers(&mut trailers);
+        *resp.headers_mut() = trailers;
+        let _ = respond.send_response(resp, true);
+    }
+
+    fn trailers_only(&mut self, status: Status) {
+        let Some(mut respond) = self.pending.take() else {
+            self.trailers(status, Metadata::new());
+            return;
+        };
+        let mut resp = http::Response::new(());
+        let headers = resp.headers_mut();
+        headers.insert(CONTENT_TYPE, self.content_type.clone());
+        status.write_trailers(headers);
+        let _ = respond.send_response(resp, true);
+    }
+
+    /// Sends the response headers if not sent yet. False if the stream is gone.
+    fn start(&mut self, metadata: Metadata, encoding: Option<Encoding>) -> bool {
+        let Some(mut respond) = self.pending.take() else {
+            return self.stream.is_some();
+        };
+        let mut resp = http::Response::new(());
+        let mut headers = metadata.into_headers();
+        headers.insert(CONTENT_TYPE, self.content_type.clone());
+        if let Some(enc) = encoding {
+            headers.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
+        }
+        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPT_ENCODING));
+        *resp.headers_mut() = headers;
+        match respond.send_response(resp, false) {
+            Ok(s) => {
+                self.stream = Some(s);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Ends the call with `status` and trailing metadata.
+    fn trailers(&mut self, status: Status, extra: Metadata) {
+        let status = if extra.is_empty() {
+            status
+        } else {
+            let mut md = extra;
+            md.extend(status.metadata().clone());
+            status.with_metadata(md)
+        };
+        if self.pending.is_some() {
+            self.trailers_only(status);
+            return;
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            let mut trailers = HeaderMap::new();
+            status.write_trailers(&mut trailers);
+            let _ = stream.send_trailers(trailers);
+        }
+    }
+}
+
+/// How running the handler ended.
+enum Outcome<T> {
+    Done(Result<T, Status>),
+    /// The client reset the stream; nothing more is sent.
+    Cancelled,
+}
+
+/// Runs `work` until it finishes, the client cancels, or the deadline passes.
+async fn guarded<T>(
+    respond: &mut Responder,
+    deadline: Option<Instant>,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Outcome<T> {
+    let expiry = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        out = work => Outcome::Done(out),
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => Outcome::Cancelled,
+        _ = expiry => Outcome::Done(Err(Status::deadline_exceeded("deadline exceeded while handling the call"))),
+    }
+}
+
+impl ServerCall {
+    /// The full method path, e.g. `/helloworld.Greeter/SayHello`.
+    pub fn path(&self) -> &str {
+        self.head.path()
+    }
+
+    /// The service name, e.g. `helloworld.Greeter`.
+    pub fn service(&self) -> &str {
+        split_path(self.head.path()).0
+    }
+
+    /// The method name, e.g. `SayHello`.
+    pub fn method(&self) -> &str {
+        split_path(self.head.path()).1
+    }
+
+    /// Answers UNIMPLEMENTED: no such service or method.
+    pub async fn unimplemented(mut self) {
+        let path = self.head.path();
+        let msg = format!("unknown method {} for service {}", split_path(path).1, split_path(path).0);
+        self.respond.trailers_only(Status::unimplemented(msg));
+    }
+
+    async fn intercept(config: &ServerConfig, head: CallHead) -> Result<CallHead, Status> {
+        if config.interceptors.is_empty() {
+            Ok(head)
+        } else {
+            config.interceptors.run(head).await
+        }
+    }
+
+    fn reader(&self) -> FrameReader {
+        FrameReader::new(self.config.max_recv_message_size, self.request_encoding)
+    }
+
+    fn writer<E: Encoder>(&self, encoder: E) -> FrameWriter<E> {
+        FrameWriter::new(encoder, self.response_encoding, self.config.max_send_message_size)
+    }
+
+    /// Runs a unary handler: one request message, one response message.
+    pub async fn unary<C, F, Fut>(self, mut codec: C, handler: F)
+    where
+        C: Codec,
+        F: FnOnce(Request<C::Decode>) -> Fut + Send,
+        Fut: Future<Output = Result<Response<C::Encode>, Status>> + Send,
+    {
+        let reader = self.reader();
+        let writer = self.writer(codec.encoder());
+        let mut decoder = codec.decoder();
+        let ServerCall { head, body, mut respond, config, .. } = self;
+        let deadline = head.deadline;
+        let work = async {
+            let head = Self::intercept(&config, head).await?;
+            let (bytes, compressed) = read_one(RecvBody::new(body, false), reader).await?;
+            let mut request = request_from(head, decoder.decode(bytes)?);
+            if compressed {
+                request.extensions.insert(crate::MessageCompressed);
+            }
+            handler(request).await
+        };
+        match guarded(&mut respond, deadline, work).await {
+            Outcome::Cancelled => {}
+            Outcome::Done(result) => respond_single(&mut respond, writer, result),
+        }
+    }
+
+    /// Runs a client-streaming handler: a stream of requests, one response.
+    pub async fn client_streaming<C, F, Fut>(self, mut codec: C, handler: F)
+    where
+        C: Codec,
+        F: FnOnce(Request<Streaming<C::Decode>>) -> Fut + Send,
+        Fut: Future<Output = Result<Response<C::Encode>, Status>> + Send,
+    {
+        let reader = self.reader();
+        let writer = self.writer(codec.encoder());
+        let decoder = codec.decoder();
+        let ServerCall { head, body, mut respond, config, .. } = self;
+        let deadline = head.deadline;
+        let work = async {
+            let head = Self::intercept(&config, head).await?;
+            let stream = Streaming::new(RecvBody::new(body, false), reader, decoder, None, None);
+            handler(request_from(head, stream)).await
+        };
+        match guarded(&mut respond, deadline, work).await {
+            Outcome::Cancelled => {}
+            Outcome::Done(result) => respond_single(&mut respond, writer, result),
+        }
+    }
+
+    /// Runs a server-streaming handler: one request, a stream of responses.
+    pub async fn server_streaming<C, F, Fut, S>(self, mut codec: C, handler: F)
+    where
+        C: Codec,
+        F: FnOnce(Request<C::Decode>) -> Fut + Send,
+        Fut: Future<Output = Result<Response<S>, Status>> + Send,
+        S: Stream<Item = Result<C::Encode, Status>> + Send + 'static,
+    {
+        let reader = self.reader();
+        let writer = self.writer(codec.encoder());
+        let mut decoder = codec.decoder();
+        let ServerCall { head, body, mut respond, config, response_encoding, .. } = self;
+        let deadline = head.deadline;
+        let work = async {
+            let head = Self::intercept(&config, head).await?;
+            let (bytes, compressed) = read_one(RecvBody::new(body, false), reader).await?;
+            let mut request = request_from(head, decoder.decode(bytes)?);
+            if compressed {
+                request.extensions.insert(crate::MessageCompressed);
+            }
+            handler(request).await
+        };
+        match guarded(&mut respond, deadline, work).await {
+            Outcome::Cancelled => {}
+            Outcome::Done(Err(status)) => respond.trailers_only(status),
+            Outcome::Done(Ok(response)) => {
+                respond_stream(&mut respond, writer, response, response_encoding, deadline).await
+            }
+        }
+    }
+
+    /// Runs a bidirectional handler: streams both ways. The handler may read
+    /// requests while its response stream is being sent.
+    pub async fn streaming<C, F, Fut, S>(self, mut codec: C, handler: F)
+    where
+        C: Codec,
+        F: FnOnce(Request<Streaming<C::Decode>>) -> Fut + Send,
+        Fut: Future<Output = Result<Response<S>, Status>> + Send,
+        S: Stream<Item = Result<C::Encode, Status>> + Send + 'static,
+    {
+        let reader = self.reader();
+        let writer = self.writer(codec.encoder());
+        let decoder = codec.decoder();
+        let ServerCall { head, body, mut respond, config, response_encoding, .. } = self;
+        let deadline = head.deadline;
+        let work = async {
+            let head = Self::intercept(&config, head).await?;
+            let stream = Streaming::new(RecvBody::new(body, false), reader, decoder, None, None);
+            handler(request_from(head, stream)).await
+        };
+        match guarded(&mut respond, deadline, work).await {
+            Outcome::Cancelled => {}
+            Outcome::Done(Err(status)) => respond.trailers_only(status),
+            Outcome::Done(Ok(response)) => {
+                respond_stream(&mut respond, writer, response, response_encoding, deadline).await
+            }
+        }
+    }
+}
+
+fn request_from<T>(head: CallHead, message: T) -> Request<T> {
+    let timeout = head.deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    Request {
+        metadata: head.metadata,
+        message,
+        extensions: head.extensions,
+        timeout,
+        deadline: head.deadline,
+        compression: None,
+        remote_addr: head.remote_addr,
+    }
+}
+
+/// Reads the single request message of a unary or server-streaming call. It
+/// does not wait for END_STREAM once the message is whole.
+async fn read_one(mut body: RecvBody, mut reader: FrameReader) -> Result<(Bytes, bool), Status> {
+    loop {
+        if let Some(msg) = reader.next()? {
+            return Ok((msg, reader.last_compressed()));
+        }
+        match body.data().await {
+            Some(Ok(chunk)) => reader.push(chunk),
+            Some(Err(status)) => return Err(status),
+            None => {
+                reader.finish()?;
+                return Err(Status::internal("the client sent no request message for a call that needs one"));
+            }
+        }
+    }
+}
+
+/// Sends a single response message with its status, or the error status.
+fn respond_single<E: Encoder>(respond: &mut Responder, mut writer: FrameWriter<E>, result: Result<Response<E::Item>, Status>) {
+    let response = match result {
+        Ok(r) => r,
+        Err(status) => return respond.trailers_only(status),
+    };
+    let Response { metadata, message, trailers } = response;
+    if let Err(status) = writer.write(message, true) {
+        return respond.trailers_only(status);
+    }
+    let encoding = writer.compression();
+    if !respond.start(metadata, encoding) {
+        return;
+    }
+    if let Some(stream) = respond.stream.as_mut()
+        && stream.send_data(writer.take(), false).is_err()
+    {
+        return;
+    }
+    respond.trailers(Status::ok(), trailers);
+}
+
+/// Sends a stream of response messages, batching those that are ready
+/// together, then the status.
+async fn respond_stream<E, S>(
+    respond: &mut Responder,
+    mut writer: FrameWriter<E>,
+    response: Response<S>,
+    encoding: Option<Encoding>,
+    deadline: Option<Instant>,
+) where
+    E: Encoder,
+    S: Stream<Item = Result<E::Item, Status>> + Send,
+{
+    let Response { metadata, message: stream, trailers } = response;
+    let mut stream = std::pin::pin!(stream);
+    let mut headers = Some(metadata);
+    let mut expiry = std::pin::pin!(async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    });
+    let status = loop {
+        let first = tokio::select! {
+            biased;
+            item = stream.next() => item,
+            _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+            _ = &mut expiry => break Status::deadline_exceeded("deadline exceeded while sending responses"),
+        };
+        let mut end = None;
+        match first {
+            None => break Status::ok(),
+            Some(Err(status)) => break status,
+            Some(Ok(msg)) => {
+                if let Err(status) = writer.write(msg, true) {
+                    break status;
+                }
+            }
+        }
+        // Take whatever else is ready now, so it leaves in the same write.
+        while writer.pending() < BATCH_LIMIT {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(msg))) => {
+                    if let Err(status) = writer.write(msg, true) {
+                        end = Some(status);
+                        break;
+                    }
+                }
+                Some(Some(Err(status))) => {
+                    end = Some(status);
+                    break;
+                }
+                Some(None) => {
+                    end = Some(Status::ok());
+                    break;
+                }
+                None => break,
+            }
+        }
+        if let Some(md) = headers.take()
+            && !respond.start(md, encoding)
+        {
+            return;
+        }
+        let Some(send) = respond.stream.as_mut() else { return };
+        let data = writer.take();
+        let sent = tokio::select! {
+            r = body::send_data(send, data, false) => r,
+            _ = &mut expiry => break Status::deadline_exceeded("deadline exceeded while sending responses"),
+        };
+        if sent.is_err() {
+            return;
+        }
+        if let Some(status) = end {
+            break status;
+        }
+    };
+    respond.trailers(status, trailers);
+}

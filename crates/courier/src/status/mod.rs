@@ -1,0 +1,345 @@
+//! Status: the outcome of a gRPC call, as a code, a message, rich error
+//! details and trailing metadata.
+//!
+//! ```
+//! use courier::{Code, Status};
+//! use courier::status::details::ErrorInfo;
+//!
+//! let status = Status::with_details(
+//!     Code::InvalidArgument,
+//!     "name is empty",
+//!     [ErrorInfo { reason: "EMPTY_NAME".into(), domain: "example.com".into(), ..Default::default() }.to_any()],
+//! );
+//! let info: ErrorInfo = status.detail().unwrap();
+//! assert_eq!(info.reason, "EMPTY_NAME");
+//! ```
+
+mod code;
+pub mod details;
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
+use prost::Message as _;
+
+pub use code::Code;
+
+use crate::metadata::Metadata;
+
+/// Bytes that `grpc-message` carries percent-encoded: everything outside
+/// 0x20..=0x7E, and `%` itself.
+const MESSAGE_ENCODE: &AsciiSet = &CONTROLS.add(b'%');
+
+pub(crate) const GRPC_STATUS: &str = "grpc-status";
+pub(crate) const GRPC_MESSAGE: &str = "grpc-message";
+pub(crate) const GRPC_STATUS_DETAILS: &str = "grpc-status-details-bin";
+
+/// The outcome of a gRPC call.
+#[derive(Clone)]
+pub struct Status {
+    code: Code,
+    message: String,
+    details: Bytes,
+    metadata: Metadata,
+}
+
+impl Status {
+    /// A status with a code and a message.
+    pub fn new(code: Code, message: impl Into<String>) -> Status {
+        Status { code, message: message.into(), details: Bytes::new(), metadata: Metadata::new() }
+    }
+
+    /// A status carrying rich error details, sent as a `google.rpc.Status`
+    /// in `grpc-status-details-bin`.
+    pub fn with_details(
+        code: Code,
+        message: impl Into<String>,
+        details: impl IntoIterator<Item = prost_types::Any>,
+    ) -> Status {
+        let message = message.into();
+        let proto = details::RpcStatus {
+            code: code.as_i32(),
+            message: message.clone(),
+            details: details.into_iter().collect(),
+        };
+        Status {
+            code,
+            message,
+            details: Bytes::from(proto.encode_to_vec()),
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// The OK status.
+    pub fn ok() -> Status {
+        Status::new(Code::Ok, "")
+    }
+
+    /// The status code.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The message, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The encoded `google.rpc.Status`, empty if there is none.
+    pub fn details_bytes(&self) -> &Bytes {
+        &self.details
+    }
+
+    /// The rich error details, decoded. Empty when none were sent.
+    pub fn details(&self) -> Result<Vec<prost_types::Any>, prost::DecodeError> {
+        if self.details.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(details::RpcStatus::decode(self.details.clone())?.details)
+    }
+
+    /// The first detail of type `T`, if any.
+    pub fn detail<T: prost::Name + Default>(&self) -> Option<T> {
+        self.details()
+            .ok()?
+            .iter()
+            .find(|any| any.type_url == T::type_url())
+            .and_then(|any| T::decode(any.value.as_slice()).ok())
+    }
+
+    /// Trailing metadata sent or received with this status.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Trailing metadata, to change before sending.
+    pub fn metadata_mut(&mut self) -> &mut Metadata {
+        &mut self.metadata
+    }
+
+    /// Replaces the trailing metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Status {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Shorthand for [`Code::Cancelled`].
+    pub fn cancelled(message: impl Into<String>) -> Status {
+        Status::new(Code::Cancelled, message)
+    }
+    /// Shorthand for [`Code::Unknown`].
+    pub fn unknown(message: impl Into<String>) -> Status {
+        Status::new(Code::Unknown, message)
+    }
+    /// Shorthand for [`Code::InvalidArgument`].
+    pub fn invalid_argument(message: impl Into<String>) -> Status {
+        Status::new(Code::InvalidArgument, message)
+    }
+    /// Shorthand for [`Code::DeadlineExceeded`].
+    pub fn deadline_exceeded(message: impl Into<String>) -> Status {
+        Status::new(Code::DeadlineExceeded, message)
+    }
+    /// Shorthand for [`Code::NotFound`].
+    pub fn not_found(message: impl Into<String>) -> Status {
+        Status::new(Code::NotFound, message)
+    }
+    /// Shorthand for [`Code::AlreadyExists`].
+    pub fn already_exists(message: impl Into<String>) -> Status {
+        Status::new(Code::AlreadyExists, message)
+    }
+    /// Shorthand for [`Code::PermissionDenied`].
+    pub fn permission_denied(message: impl Into<String>) -> Status {
+        Status::new(Code::PermissionDenied, message)
+    }
+    /// Shorthand for [`Code::ResourceExhausted`].
+    pub fn resource_exhausted(message: impl Into<String>) -> Status {
+        Status::new(Code::ResourceExhausted, message)
+    }
+    /// Shorthand for [`Code::FailedPrecondition`].
+    pub fn failed_precondition(message: impl Into<String>) -> Status {
+        Status::new(Code::FailedPrecondition, message)
+    }
+    /// Shorthand for [`Code::Aborted`].
+    pub fn aborted(message: impl Into<String>) -> Status {
+        Status::new(Code::Aborted, message)
+    }
+    /// Shorthand for [`Code::OutOfRange`].
+    pub fn out_of_range(message: impl Into<String>) -> Status {
+        Status::new(Code::OutOfRange, message)
+    }
+    /// Shorthand for [`Code::Unimplemented`].
+    pub fn unimplemented(message: impl Into<String>) -> Status {
+        Status::new(Code::Unimplemented, message)
+    }
+    /// Shorthand for [`Code::Internal`].
+    pub fn internal(message: impl Into<String>) -> Status {
+        Status::new(Code::Internal, message)
+    }
+    /// Shorthand for [`Code::Unavailable`].
+    pub fn unavailable(message: impl Into<String>) -> Status {
+        Status::new(Code::Unavailable, message)
+    }
+    /// Shorthand for [`Code::DataLoss`].
+    pub fn data_loss(message: impl Into<String>) -> Status {
+        Status::new(Code::DataLoss, message)
+    }
+    /// Shorthand for [`Code::Unauthenticated`].
+    pub fn unauthenticated(message: impl Into<String>) -> Status {
+        Status::new(Code::Unauthenticated, message)
+    }
+
+    /// Reads a status from trailers (or a trailers-only response). `None`
+    /// when there is no `grpc-status`.
+    pub(crate) fn from_trailers(trailers: &HeaderMap) -> Option<Status> {
+        let code = Code::from_header(trailers.get(GRPC_STATUS)?.as_bytes());
+        let message = trailers
+            .get(GRPC_MESSAGE)
+            .map(|v| decode_message(v.as_bytes()))
+            .unwrap_or_default();
+        let details = trailers
+            .get(GRPC_STATUS_DETAILS)
+            .and_then(|v| {
+                let md_value = crate::metadata::MetadataValue::Binary(v.as_bytes());
+                md_value.to_bytes().ok()
+            })
+            .map(Bytes::from)
+            .unwrap_or_default();
+        Some(Status { code, message, details, metadata: Metadata::from_headers(trailers.clone()) })
+    }
+
+    /// Writes `grpc-status`, `grpc-message`, details and metadata into a
+    /// header map.
+    pub(crate) fn write_trailers(&self, out: &mut HeaderMap) {
+        out.insert(GRPC_STATUS, self.code.header_value());
+        if !self.message.is_empty() {
+            let encoded = encode_message(&self.message);
+            if let Ok(v) = http::HeaderValue::from_str(&encoded) {
+                out.insert(GRPC_MESSAGE, v);
+            }
+        }
+        if !self.details.is_empty() {
+            let mut md = Metadata::new();
+            if md.insert_bin("x-details-bin", &self.details).is_ok()
+                && let Some(v) = md.into_headers().remove("x-details-bin")
+            {
+                out.insert(GRPC_STATUS_DETAILS, v);
+            }
+        }
+        self.metadata.append_to(out);
+    }
+
+    /// A status for an I/O or HTTP/2 error, per PROTOCOL-HTTP2.md.
+    pub(crate) fn from_h2(err: &h2::Error) -> Status {
+        if let Some(reason) = err.reason() {
+            let code = match reason {
+                h2::Reason::REFUSED_STREAM => Code::Unavailable,
+                h2::Reason::CANCEL => Code::Cancelled,
+                h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+                h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+                _ if err.is_go_away() => Code::Unavailable,
+                _ => Code::Internal,
+            };
+            let what = if err.is_go_away() { "connection closed by GOAWAY" } else { "stream reset" };
+            return Status::new(code, format!("{what}: {reason:?}"));
+        }
+        if err.is_io() {
+            return Status::unavailable(format!("connection error: {err}"));
+        }
+        Status::unavailable(format!("transport error: {err}"))
+    }
+}
+
+/// Percent-encodes a status message for `grpc-message`.
+pub(crate) fn encode_message(message: &str) -> String {
+    utf8_percent_encode(message, MESSAGE_ENCODE).to_string()
+}
+
+/// Decodes `grpc-message`. Never fails: invalid escapes are kept as they are.
+pub(crate) fn decode_message(raw: &[u8]) -> String {
+    String::from_utf8_lossy(&percent_decode(raw).collect::<Vec<u8>>()).into_owned()
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Status");
+        d.field("code", &self.code).field("message", &self.message);
+        if !self.details.is_empty() {
+            d.field("details", &self.details.len());
+        }
+        if !self.metadata.is_empty() {
+            d.field("metadata", &self.metadata);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "{}", self.code)
+        } else {
+            write!(f, "{}: {}", self.code, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Status {}
+
+impl From<std::io::Error> for Status {
+    fn from(err: std::io::Error) -> Status {
+        use std::io::ErrorKind::*;
+        let code = match err.kind() {
+            TimedOut => Code::DeadlineExceeded,
+            PermissionDenied => Code::PermissionDenied,
+            NotFound => Code::NotFound,
+            AlreadyExists => Code::AlreadyExists,
+            InvalidInput | InvalidData => Code::InvalidArgument,
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe
+            | AddrNotAvailable | UnexpectedEof => Code::Unavailable,
+            _ => Code::Unknown,
+        };
+        Status::new(code, err.to_string())
+    }
+}
+
+impl From<crate::metadata::MetadataError> for Status {
+    fn from(err: crate::metadata::MetadataError) -> Status {
+        Status::internal(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_percent_encoding() {
+        let raw = "ünïcode\t% done\r\n";
+        let enc = encode_message(raw);
+        assert!(enc.bytes().all(|b| (0x20..=0x7e).contains(&b)), "{enc}");
+        assert!(enc.contains("%25"));
+        assert_eq!(decode_message(enc.as_bytes()), raw);
+        // Invalid escapes are kept, not an error.
+        assert_eq!(decode_message(b"50%zz"), "50%zz");
+    }
+
+    #[test]
+    fn trailers_round_trip_with_details() {
+        let mut st = Status::with_details(
+            Code::FailedPrecondition,
+            "no: \u{1F600}",
+            [details::ErrorInfo { reason: "R".into(), ..Default::default() }.to_any()],
+        );
+        st.metadata_mut().insert("x-k", "v").unwrap();
+        let mut h = HeaderMap::new();
+        st.write_trailers(&mut h);
+        let back = Status::from_trailers(&h).unwrap();
+        assert_eq!(back.code(), Code::FailedPrecondition);
+        assert_eq!(back.message(), "no: \u{1F600}");
+        assert_eq!(back.detail::<details::ErrorInfo>().unwrap().reason, "R");
+        assert_eq!(back.metadata().get("x-k"), Some("v"));
+        assert!(!back.metadata().contains_key("grpc-status"));
+    }
+}

@@ -1,0 +1,285 @@
+//! Streaming: the receiving side of a stream of messages, on the client (a
+//! streamed response) or the server (a streamed request).
+
+use std::fmt;
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::codec::{Decoder, FrameReader};
+use crate::metadata::Metadata;
+use crate::status::{Code, Status};
+use crate::transport::body::RecvBody;
+
+/// A stream of received messages.
+///
+/// Each item is a message or the status that ended the stream. On the client
+/// an error status from the server arrives as the last item; a successful end
+/// is the end of the stream, after which [`Streaming::trailers`] holds the
+/// trailing metadata.
+///
+/// Use it as a [`Stream`], or call [`Streaming::message`] in a loop.
+pub struct Streaming<T> {
+    state: State,
+    body: Option<RecvBody>,
+    reader: FrameReader,
+    decoder: Box<dyn Decoder<Item = T>>,
+    headers: Option<Metadata>,
+    trailers: Option<Metadata>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Where the task sending a request stream leaves its error, if any.
+    send_error: Option<Arc<Mutex<Option<Status>>>>,
+    /// Dropped with the stream: stops the task sending the request stream.
+    sender: Option<AbortOnDrop>,
+}
+
+enum State {
+    /// Client: waiting for the response headers.
+    Head(h2::client::ResponseFuture),
+    Reading,
+    Trailers,
+    Done,
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The parts of a client call's sending side that a stream keeps alive.
+pub(crate) struct SendSide {
+    pub(crate) error: Arc<Mutex<Option<Status>>>,
+    pub(crate) task: AbortOnDrop,
+}
+
+impl<T: 'static> Streaming<T> {
+    fn with_state(
+        state: State,
+        body: Option<RecvBody>,
+        reader: FrameReader,
+        decoder: impl Decoder<Item = T>,
+        deadline: Option<tokio::time::Instant>,
+        send: Option<SendSide>,
+    ) -> Streaming<T> {
+        let (send_error, sender) = match send {
+            Some(s) => (Some(s.error), Some(s.task)),
+            None => (None, None),
+        };
+        Streaming {
+            state,
+            body,
+            reader,
+            decoder: Box::new(decoder),
+            headers: None,
+            trailers: None,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            send_error,
+            sender,
+        }
+    }
+
+    /// A stream reading `body`.
+    pub(crate) fn new(
+        body: RecvBody,
+        reader: FrameReader,
+        decoder: impl Decoder<Item = T>,
+        deadline: Option<tokio::time::Instant>,
+        send: Option<SendSide>,
+    ) -> Streaming<T> {
+        Self::with_state(State::Reading, Some(body), reader, decoder, deadline, send)
+    }
+
+    /// Client: a stream that first waits for the response headers.
+    pub(crate) fn pending_head(
+        response: h2::client::ResponseFuture,
+        reader: FrameReader,
+        decoder: impl Decoder<Item = T>,
+        deadline: Option<tokio::time::Instant>,
+        send: Option<SendSide>,
+    ) -> Streaming<T> {
+        Self::with_state(State::Head(response), None, reader, decoder, deadline, send)
+    }
+
+    /// Client: a stream that already ended OK, from a trailers-only response.
+    pub(crate) fn finished(trailers: Metadata, reader: FrameReader, decoder: impl Decoder<Item = T>) -> Streaming<T> {
+        let mut s = Self::with_state(State::Done, None, reader, decoder, None, None);
+        s.trailers = Some(trailers);
+        s
+    }
+
+    /// The next message; `Ok(None)` at the end of a successful stream.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await.transpose()
+    }
+
+    /// Client: the response headers. On a bidirectional call they are known
+    /// once the server has sent them, which may be with its first message;
+    /// this waits for them.
+    pub async fn headers(&mut self) -> Result<&Metadata, Status> {
+        std::future::poll_fn(|cx| self.poll_head(cx)).await?;
+        Ok(self.headers.get_or_insert_with(Metadata::new))
+    }
+
+    /// Client: the trailing metadata, once the stream has ended with OK.
+    pub fn trailers(&self) -> Option<&Metadata> {
+        self.trailers.as_ref()
+    }
+
+    /// Whether the last message received was compressed on the wire.
+    pub fn last_message_compressed(&self) -> bool {
+        self.reader.last_compressed()
+    }
+
+    fn fail(&mut self, status: Status) -> Poll<Option<Result<T, Status>>> {
+        self.state = State::Done;
+        self.sender = None;
+        Poll::Ready(Some(Err(status)))
+    }
+
+    /// Prefers the sending task's own error, which explains a reset.
+    fn sending_error(&self, status: Status) -> Status {
+        self.send_error
+            .as_ref()
+            .and_then(|slot| slot.lock().ok()?.take())
+            .unwrap_or(status)
+    }
+
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready())
+    }
+
+    /// Drives the head state; Ready(Ok) once reading can begin.
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        let State::Head(fut) = &mut self.state else { return Poll::Ready(Ok(())) };
+        let response = match Pin::new(fut).poll(cx) {
+            Poll::Pending => {
+                if self.expired(cx) {
+                    self.state = State::Done;
+                    return Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded waiting for response headers")));
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(Err(e)) => Err(self.sending_error(Status::from_h2(&e))),
+            Poll::Ready(Ok(r)) => crate::client::check_response(r),
+        };
+        match response {
+            Err(status) => {
+                self.state = State::Done;
+                Poll::Ready(Err(status))
+            }
+            Ok(crate::client::ResponseHead::TrailersOnly(status)) if status.code() == Code::Ok => {
+                self.trailers = Some(status.metadata().clone());
+                self.state = State::Done;
+                Poll::Ready(Ok(()))
+            }
+            Ok(crate::client::ResponseHead::TrailersOnly(status)) => {
+                self.state = State::Done;
+                Poll::Ready(Err(status))
+            }
+            Ok(crate::client::ResponseHead::Body { metadata, body, encoding }) => {
+                self.headers = Some(metadata);
+                self.reader.set_encoding(encoding);
+                self.body = Some(body);
+                self.state = State::Reading;
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+
+    fn decode(&mut self, bytes: Bytes) -> Poll<Option<Result<T, Status>>> {
+        match self.decoder.decode(bytes) {
+            Ok(m) => Poll::Ready(Some(Ok(m))),
+            Err(s) => self.fail(s),
+        }
+    }
+}
+
+impl<T: 'static> Stream for Streaming<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Head(_) => match this.poll_head(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(status)) => return this.fail(status),
+                    Poll::Ready(Ok(())) => {}
+                },
+                State::Reading => {
+                    match this.reader.next() {
+                        Ok(Some(bytes)) => return this.decode(bytes),
+                        Ok(None) => {}
+                        Err(status) => return this.fail(status),
+                    }
+                    let Some(body) = this.body.as_mut() else {
+                        this.state = State::Done;
+                        continue;
+                    };
+                    match body.poll_data(cx) {
+                        Poll::Ready(Some(Ok(chunk))) => this.reader.push(chunk),
+                        Poll::Ready(Some(Err(status))) => {
+                            let status = this.sending_error(status);
+                            return this.fail(status);
+                        }
+                        Poll::Ready(None) => {
+                            if let Err(status) = this.reader.finish() {
+                                return this.fail(status);
+                            }
+                            this.state = State::Trailers;
+                        }
+                        Poll::Pending => {
+                            if this.expired(cx) {
+                                return this.fail(Status::deadline_exceeded("deadline exceeded while receiving messages"));
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                State::Trailers => {
+                    let Some(body) = this.body.as_mut() else {
+                        this.state = State::Done;
+                        continue;
+                    };
+                    let trailers = match body.poll_trailers(cx) {
+                        Poll::Pending => {
+                            if this.expired(cx) {
+                                return this.fail(Status::deadline_exceeded("deadline exceeded waiting for trailers"));
+                            }
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(t) => t,
+                    };
+                    this.state = State::Done;
+                    match trailers {
+                        // Server side: the request stream simply ended.
+                        Ok(None) => return Poll::Ready(None),
+                        Ok(Some(status)) if status.code() == Code::Ok => {
+                            this.trailers = Some(status.metadata().clone());
+                            return Poll::Ready(None);
+                        }
+                        Ok(Some(status)) | Err(status) => {
+                            let status = this.sending_error(status);
+                            return Poll::Ready(Some(Err(status)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Streaming<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Streaming").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,97 @@
+//! The client side of an HTTP/2 connection: dialing TCP or a Unix socket,
+//! the handshake, and a task that drives the connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Address, ConnectOptions};
+use crate::status::Status;
+
+/// A ready HTTP/2 connection.
+pub(crate) struct Connection {
+    pub(crate) send: h2::client::SendRequest<Bytes>,
+    alive: Arc<AtomicBool>,
+}
+
+impl Connection {
+    /// False once the connection has closed or failed, or received GOAWAY.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection unusable for new calls.
+    pub(crate) fn retire(&self) {
+        self.alive.store(false, Ordering::Release);
+    }
+}
+
+/// Dials `addr` and performs the HTTP/2 handshake, within the connect timeout.
+pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status> {
+    let dial = async {
+        match addr {
+            Address::Tcp { host, port } => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(|e| Status::unavailable(format!("failed to connect to {host}:{port}: {e}")))?;
+                if opts.tcp_nodelay {
+                    let _ = stream.set_nodelay(true);
+                }
+                handshake(stream, opts).await
+            }
+            Address::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                    Status::unavailable(format!("failed to connect to unix:{}: {e}", path.display()))
+                })?;
+                handshake(stream, opts).await
+            }
+        }
+    };
+    match tokio::time::timeout(opts.connect_timeout, dial).await {
+        Ok(r) => r,
+        Err(_) => Err(Status::unavailable(format!(
+            "timed out after {:?} connecting to {}",
+            opts.connect_timeout,
+            addr.display()
+        ))),
+    }
+}
+
+async fn handshake<IO>(io: IO, opts: &ConnectOptions) -> Result<Connection, Status>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let s = &opts.http2;
+    let mut builder = h2::client::Builder::new();
+    builder
+        .initial_window_size(s.initial_stream_window)
+        .initial_connection_window_size(s.initial_connection_window)
+        .max_frame_size(s.max_frame_size)
+        .max_header_list_size(s.max_header_list_size)
+        .max_send_buffer_size(s.max_send_buffer)
+        .enable_push(false);
+    let (send, conn) = builder
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = alive.clone();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("client connection ended: {e}");
+        }
+        flag.store(false, Ordering::Release);
+    });
+    Ok(Connection { send, alive })
+}
+
+impl Address {
+    pub(crate) fn display(&self) -> String {
+        match self {
+            Address::Tcp { host, port } => format!("{host}:{port}"),
+            Address::Unix(p) => format!("unix:{}", p.display()),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Transport: HTTP/2 connections, on the h2 crate. Everything that touches
+//! h2 lives here or is private to the crate, so that the HTTP/2 engine can be
+//! replaced without changing the public API.
+
+pub(crate) mod body;
+pub(crate) mod client;
+pub(crate) mod server;
+
+use std::time::Duration;
+
+/// HTTP/2 settings shared by client and server.
+#[derive(Clone, Debug)]
+pub(crate) struct Http2Settings {
+    pub(crate) initial_stream_window: u32,
+    pub(crate) initial_connection_window: u32,
+    pub(crate) max_frame_size: u32,
+    pub(crate) max_concurrent_streams: Option<u32>,
+    pub(crate) max_header_list_size: u32,
+    pub(crate) max_send_buffer: usize,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            // Larger than HTTP/2's 64 KiB default, as grpc-go and the C core
+            // effectively use, so one stream is not window-bound on fast links.
+            initial_stream_window: 1024 * 1024,
+            initial_connection_window: 4 * 1024 * 1024,
+            max_frame_size: 16 * 1024,
+            max_concurrent_streams: None,
+            max_header_list_size: 16 * 1024,
+            max_send_buffer: 1024 * 1024,
+        }
+    }
+}
+
+/// Where a client connects: a TCP host and port, or a Unix socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Address {
+    Tcp { host: String, port: u16 },
+    Unix(std::path::PathBuf),
+}
+
+/// Socket options for client connections.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectOptions {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) tcp_nodelay: bool,
+    pub(crate) http2: Http2Settings,
+}
