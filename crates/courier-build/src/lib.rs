@@ -31,7 +31,7 @@
 //!         .build_client(true)
 //!         .build_server(true)
 //!         .bytes(["."])
-//!         .type_attribute(".helloworld.HelloReply", "#[derive(Eq, Hash)]")
+//!         .type_attribute(".helloworld.HelloReply", "#[derive(PartialOrd)]")
 //!         .compile(&["proto/helloworld.proto"], &["proto"])?;
 //!     Ok(())
 //! }
@@ -186,7 +186,7 @@ impl Builder {
         self
     }
 
-    /// Adds an attribute (such as `#[derive(Eq, Hash)]`) to the matching
+    /// Adds an attribute (such as `#[derive(PartialOrd)]`) to the matching
     /// generated messages and enums.
     ///
     /// Passed through to [`prost_build::Config::type_attribute`].

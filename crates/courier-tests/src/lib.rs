@@ -1,0 +1,309 @@
+//! Shared pieces of Courier's integration tests: the generated test service,
+//! an implementation of it, and helpers to run servers on loopback ports.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use courier::codegen::Stream;
+use courier::{Code, Request, Response, Status, Streaming};
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+
+/// Generated from `proto/echo.proto`.
+pub mod pb {
+    #![allow(missing_docs)]
+    courier::include_proto!("courier.test");
+}
+
+pub use pb::echo_client::EchoClient;
+pub use pb::echo_server::{Echo, EchoServer};
+pub use pb::{EchoRequest, EchoResponse};
+
+/// An identity that a test interceptor attaches for the handler.
+#[derive(Clone, Debug)]
+pub struct Identity(pub String);
+
+/// Counts handlers that started and that were dropped before finishing.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Handlers started.
+    pub started: AtomicUsize,
+    /// Handler futures dropped before they finished: cancelled.
+    pub cancelled: AtomicUsize,
+}
+
+/// The test service.
+#[derive(Default, Clone)]
+pub struct EchoService {
+    /// Shared counters.
+    pub counters: Arc<Counters>,
+}
+
+struct CancelGuard {
+    counters: Arc<Counters>,
+    done: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.counters.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A boxed response stream.
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<EchoResponse, Status>> + Send>>;
+
+fn deadline_ms<T>(req: &Request<T>) -> i64 {
+    req.deadline()
+        .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as i64)
+        .unwrap_or(-1)
+}
+
+fn answer(req: &EchoRequest, index: u32) -> Result<EchoResponse, Status> {
+    if req.fail_code != 0 {
+        return Err(Status::new(Code::from_i32(req.fail_code), req.text.clone()));
+    }
+    let payload = if req.response_size > 0 { vec![7u8; req.response_size as usize] } else { req.payload.clone() };
+    Ok(EchoResponse { text: req.text.clone(), payload, index, ..Default::default() })
+}
+
+/// Copies request metadata entries named `echo-*` into the response headers,
+/// and `trailer-*` ones into the trailers.
+fn echo_metadata<T, U>(req: &Request<T>, resp: &mut Response<U>) {
+    for (key, value) in req.metadata().iter() {
+        let bytes = value.to_bytes().unwrap();
+        let target = if key.starts_with("echo-") {
+            resp.metadata_mut()
+        } else if key.starts_with("trailer-") {
+            resp.trailers_mut()
+        } else {
+            continue;
+        };
+        if key.ends_with("-bin") {
+            target.append_bin(key, &bytes).unwrap();
+        } else {
+            target.append(key, std::str::from_utf8(&bytes).unwrap()).unwrap();
+        }
+    }
+}
+
+impl Echo for EchoService {
+    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        let mut guard = CancelGuard { counters: self.counters.clone(), done: false };
+        let msg = request.get_ref();
+        if msg.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(msg.sleep_ms as u64)).await;
+        }
+        let mut out = answer(msg, 0)?;
+        out.deadline_ms = deadline_ms(&request);
+        out.identity = request.extensions().get::<Identity>().map(|i| i.0.clone()).unwrap_or_default();
+        let mut resp = Response::new(out);
+        echo_metadata(&request, &mut resp);
+        guard.done = true;
+        Ok(resp)
+    }
+
+    async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoResponse>, Status> {
+        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        let mut guard = CancelGuard { counters: self.counters.clone(), done: false };
+        let (metadata, _, mut stream) = request.into_parts();
+        let mut count = 0;
+        let mut text = String::new();
+        while let Some(msg) = stream.message().await? {
+            if msg.fail_code != 0 {
+                return Err(Status::new(Code::from_i32(msg.fail_code), msg.text));
+            }
+            count += 1;
+            text.push_str(&msg.text);
+        }
+        let mut resp = Response::new(EchoResponse { text, index: count, ..Default::default() });
+        let _ = metadata;
+        guard.done = true;
+        resp.trailers_mut().insert("x-count", &count.to_string()).unwrap();
+        Ok(resp)
+    }
+
+    type ServerStreamStream = ResponseStream;
+
+    async fn server_stream(&self, request: Request<EchoRequest>) -> Result<Response<ResponseStream>, Status> {
+        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        let msg = request.get_ref().clone();
+        let sleep = Duration::from_millis(msg.sleep_ms as u64);
+        let counters = self.counters.clone();
+        let stream = async_stream(move |tx| async move {
+            let mut guard = CancelGuard { counters, done: false };
+            for i in 0..msg.count {
+                if !sleep.is_zero() {
+                    tokio::time::sleep(sleep).await;
+                }
+                if tx.send(answer(&EchoRequest { fail_code: 0, ..msg.clone() }, i)).await.is_err() {
+                    return;
+                }
+            }
+            if msg.fail_code != 0 {
+                let _ = tx.send(Err(Status::new(Code::from_i32(msg.fail_code), msg.text.clone()))).await;
+            }
+            guard.done = true;
+        });
+        let mut resp = Response::new(stream);
+        echo_metadata(&request, &mut resp);
+        Ok(resp)
+    }
+
+    type BidiStream = ResponseStream;
+
+    async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ResponseStream>, Status> {
+        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        let mut resp_md = Response::new(());
+        echo_metadata(&request, &mut resp_md);
+        let mut input = request.into_inner();
+        let counters = self.counters.clone();
+        // Replies to each message as it comes, while more are still arriving.
+        let stream = async_stream(move |tx| async move {
+            let mut guard = CancelGuard { counters, done: false };
+            let mut i = 0;
+            loop {
+                match input.message().await {
+                    Ok(Some(msg)) => {
+                        if msg.sleep_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(msg.sleep_ms as u64)).await;
+                        }
+                        let out = answer(&msg, i);
+                        let failed = out.is_err();
+                        if tx.send(out).await.is_err() || failed {
+                            return;
+                        }
+                        i += 1;
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
+            guard.done = true;
+        });
+        let mut resp = Response::new(stream);
+        *resp.metadata_mut() = resp_md.metadata().clone();
+        *resp.trailers_mut() = resp_md.trailers().clone();
+        Ok(resp)
+    }
+}
+
+/// The second test service.
+#[derive(Default, Clone)]
+pub struct OtherService;
+
+impl pb::other_server::Other for OtherService {
+    async fn ping(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        Ok(Response::new(EchoResponse { text: format!("pong {}", request.get_ref().text), ..Default::default() }))
+    }
+}
+
+/// A stream fed by a task: the closure gets a sender and runs as its own task
+/// while the stream is read.
+pub fn async_stream<F, Fut>(f: F) -> ResponseStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<EchoResponse, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(f(tx));
+    let abort = AbortOnDrop(task.abort_handle());
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| {
+        let _keep = &abort;
+        item
+    }))
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A running test server; dropping it shuts the server down.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The service's counters.
+    pub counters: Arc<Counters>,
+    shutdown: Option<oneshot::Sender<()>>,
+    /// The serve task; resolves when the server has shut down.
+    pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// `http://addr`, for channels.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Signals graceful shutdown and waits for it to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts a server with the Echo service on an ephemeral loopback port.
+pub async fn start_server() -> TestServer {
+    start_with(|b| b.add_service(EchoServer::new(EchoService::default()))).await
+}
+
+/// Starts a server built by `build` on an ephemeral loopback port.
+pub async fn start_with<R, F>(build: F) -> TestServer
+where
+    R: courier::server::Routes,
+    F: FnOnce(courier::Server) -> courier::Server<R>,
+{
+    start_with_counters(|b, _| build(b)).await
+}
+
+/// Like [`start_with`], with the Echo service's counters at hand.
+pub async fn start_with_counters<R, F>(build: F) -> TestServer
+where
+    R: courier::server::Routes,
+    F: FnOnce(courier::Server, Arc<Counters>) -> courier::Server<R>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counters = Arc::new(Counters::default());
+    let server = build(courier::Server::builder(), counters.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve_with_listener(listener, async {
+        let _ = rx.await;
+    }));
+    TestServer { addr, counters, shutdown: Some(tx), task: Some(task) }
+}
+
+/// An Echo service sharing `counters`.
+pub fn echo_with(counters: Arc<Counters>) -> EchoServer<EchoService> {
+    EchoServer::new(EchoService { counters })
+}
+
+/// A request with text only.
+pub fn text(s: &str) -> EchoRequest {
+    EchoRequest { text: s.to_string(), ..Default::default() }
+}

@@ -1,0 +1,278 @@
+//! The four kinds of call, metadata, status and details, over real loopback
+//! sockets.
+
+use std::time::Duration;
+
+use courier::status::details::{BadRequest, ErrorInfo, FieldViolation};
+use courier::{Channel, Code, Request, Status};
+use courier_tests::*;
+use futures_util::StreamExt;
+
+async fn client(server: &TestServer) -> EchoClient {
+    EchoClient::connect(server.url()).await.unwrap()
+}
+
+#[tokio::test]
+async fn unary_round_trip() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    let resp = client.unary(text("hello")).await.unwrap();
+    assert_eq!(resp.get_ref().text, "hello");
+    assert_eq!(resp.get_ref().deadline_ms, -1);
+}
+
+#[tokio::test]
+async fn client_streaming_round_trip() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    let msgs = vec![text("a"), text("b"), text("c")];
+    let resp = client.client_stream(tokio_stream::iter(msgs)).await.unwrap();
+    assert_eq!(resp.get_ref().text, "abc");
+    assert_eq!(resp.get_ref().index, 3);
+    assert_eq!(resp.trailers().get("x-count"), Some("3"));
+    // An empty request stream is fine too.
+    let resp = client.client_stream(tokio_stream::iter(Vec::<EchoRequest>::new())).await.unwrap();
+    assert_eq!(resp.get_ref().index, 0);
+}
+
+#[tokio::test]
+async fn server_streaming_round_trip() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    let req = EchoRequest { text: "x".into(), count: 100, ..Default::default() };
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    let mut seen = 0;
+    while let Some(msg) = stream.message().await.unwrap() {
+        assert_eq!(msg.index, seen);
+        seen += 1;
+    }
+    assert_eq!(seen, 100);
+    assert!(stream.trailers().is_some());
+}
+
+#[tokio::test]
+async fn server_streaming_error_after_messages() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    let req = EchoRequest { text: "boom".into(), count: 2, fail_code: Code::Aborted as i32, ..Default::default() };
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    assert!(stream.next().await.unwrap().is_ok());
+    assert!(stream.next().await.unwrap().is_ok());
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(err.message(), "boom");
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test]
+async fn bidi_reads_and_writes_concurrently() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut responses = client.bidi(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    // Ping-pong: each reply arrives before the next request is sent.
+    for i in 0..10 {
+        tx.send(text(&format!("m{i}"))).await.unwrap();
+        let reply = responses.message().await.unwrap().unwrap();
+        assert_eq!(reply.text, format!("m{i}"));
+        assert_eq!(reply.index, i);
+    }
+    drop(tx);
+    assert!(responses.message().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn many_concurrent_calls_share_one_connection() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = c.unary(EchoRequest { text: i.to_string(), sleep_ms: 20, ..Default::default() }).await.unwrap();
+            assert_eq!(r.get_ref().text, i.to_string());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(client.channel().is_connected());
+}
+
+#[tokio::test]
+async fn unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = courier::Server::builder().add_service(EchoServer::new(EchoService::default()));
+    let p = path.clone();
+    let task = tokio::spawn(server.serve_unix(p, async {
+        let _ = rx.await;
+    }));
+    for _ in 0..50 {
+        if path.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let channel = Channel::connect(format!("unix:{}", path.display())).await.unwrap();
+    let client = EchoClient::new(channel);
+    assert_eq!(client.unary(text("over unix")).await.unwrap().get_ref().text, "over unix");
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn several_services_and_unimplemented() {
+    let server = start_with(|b| b.add_service(EchoServer::new(EchoService::default())).add_service(pb::other_server::OtherServer::new(OtherService))).await;
+    let channel = Channel::connect(server.url()).await.unwrap();
+    let other = pb::other_client::OtherClient::new(channel.clone());
+    assert_eq!(other.ping(text("x")).await.unwrap().get_ref().text, "pong x");
+    assert_eq!(EchoClient::new(channel).unary(text("y")).await.unwrap().get_ref().text, "y");
+
+    // A server without the Other service.
+    let only_echo = start_server().await;
+    let other = pb::other_client::OtherClient::connect(only_echo.url()).await.unwrap();
+    let err = other.ping(text("x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(err.message().contains("courier.test.Other"), "{err}");
+}
+
+#[tokio::test]
+async fn every_status_code_round_trips() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    for code in Code::ALL.into_iter().skip(1) {
+        let msg = format!("failed with {code}: ünïcödé % \n done");
+        let req = EchoRequest { text: msg.clone(), fail_code: code as i32, ..Default::default() };
+        let err = client.unary(req.clone()).await.unwrap_err();
+        assert_eq!(err.code(), code);
+        assert_eq!(err.message(), msg);
+        // The same status through a stream.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(req).await.unwrap();
+        let mut s = client.bidi(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+        let err = s.message().await.unwrap_err();
+        assert_eq!(err.code(), code);
+    }
+}
+
+#[tokio::test]
+async fn metadata_both_ways() {
+    let server = start_server().await;
+    let client = client(&server).await;
+    let mut req = Request::new(text("md"));
+    req.metadata_mut().insert("echo-ascii", "value 1").unwrap();
+    req.metadata_mut().insert_bin("echo-data-bin", &[0, 1, 2, 255]).unwrap();
+    req.metadata_mut().append("trailer-tag", "t1").unwrap();
+    req.metadata_mut().append("trailer-tag", "t2").unwrap();
+    req.metadata_mut().insert_bin("trailer-raw-bin", b"\xde\xad").unwrap();
+    let resp = client.unary(req).await.unwrap();
+    assert_eq!(resp.metadata().get("echo-ascii"), Some("value 1"));
+    assert_eq!(resp.metadata().get_bin("echo-data-bin").unwrap().unwrap(), [0, 1, 2, 255]);
+    assert_eq!(resp.trailers().get_all("trailer-tag").collect::<Vec<_>>(), ["t1", "t2"]);
+    assert_eq!(resp.trailers().get_bin("trailer-raw-bin").unwrap().unwrap(), b"\xde\xad");
+    // Protocol headers are not shown as metadata.
+    assert!(!resp.metadata().contains_key("content-type"));
+    assert!(!resp.trailers().contains_key("grpc-status"));
+
+    // Server streaming carries headers and trailers too.
+    let mut req = Request::new(EchoRequest { count: 1, ..text("s") });
+    req.metadata_mut().insert("echo-k", "v").unwrap();
+    req.metadata_mut().insert("trailer-k", "tv").unwrap();
+    let resp = client.server_stream(req).await.unwrap();
+    assert_eq!(resp.metadata().get("echo-k"), Some("v"));
+    let mut stream = resp.into_inner();
+    while stream.message().await.unwrap().is_some() {}
+    assert_eq!(stream.trailers().unwrap().get("trailer-k"), Some("tv"));
+
+    // Bidi: headers from the stream.
+    let mut req = Request::new(tokio_stream::iter(vec![text("b")]));
+    req.metadata_mut().insert("echo-b", "bv").unwrap();
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    assert_eq!(stream.headers().await.unwrap().get("echo-b"), Some("bv"));
+    assert_eq!(stream.message().await.unwrap().unwrap().text, "b");
+}
+
+#[tokio::test]
+async fn reserved_metadata_cannot_be_set() {
+    let mut req = Request::new(text("x"));
+    for key in ["grpc-timeout", "grpc-status", "content-type", "te", ":path", "user-agent"] {
+        assert!(req.metadata_mut().insert(key, "1").is_err(), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn rich_error_details() {
+    use courier::server::Service;
+    let _ = EchoServer::<EchoService>::NAME;
+    struct Detailed;
+    impl pb::other_server::Other for Detailed {
+        async fn ping(&self, _: Request<EchoRequest>) -> Result<courier::Response<EchoResponse>, Status> {
+            Err(Status::with_details(
+                Code::InvalidArgument,
+                "bad name",
+                [
+                    ErrorInfo { reason: "NAME_EMPTY".into(), domain: "test".into(), ..Default::default() }.to_any(),
+                    BadRequest {
+                        field_violations: vec![FieldViolation { field: "name".into(), description: "empty".into() }],
+                    }
+                    .to_any(),
+                ],
+            ))
+        }
+    }
+    let server = start_with(|b| b.add_service(pb::other_server::OtherServer::new(Detailed))).await;
+    let client = pb::other_client::OtherClient::connect(server.url()).await.unwrap();
+    let err = client.ping(text("")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.details().unwrap().len(), 2);
+    assert_eq!(err.detail::<ErrorInfo>().unwrap().reason, "NAME_EMPTY");
+    assert_eq!(err.detail::<BadRequest>().unwrap().field_violations[0].field, "name");
+}
+
+#[tokio::test]
+async fn compression_each_encoding_both_ways() {
+    for enc in courier::Encoding::ALL {
+        let server = start_with(|b| b.add_service(EchoServer::new(EchoService::default())).send_compressed(enc)).await;
+        let channel = Channel::builder(server.url()).send_compressed(enc).connect().await.unwrap();
+        let client = EchoClient::new(channel);
+        let big = EchoRequest { payload: vec![b'z'; 100_000], ..text("compress me") };
+        let resp = client.unary(big.clone()).await.unwrap();
+        assert_eq!(resp.get_ref().payload.len(), 100_000, "{enc:?}");
+        // Streaming both ways, compressed.
+        let mut s = client.bidi(tokio_stream::iter(vec![big.clone(), big])).await.unwrap().into_inner();
+        let mut n = 0;
+        while let Some(m) = s.message().await.unwrap() {
+            assert_eq!(m.payload.len(), 100_000);
+            assert!(s.last_message_compressed(), "{enc:?}");
+            n += 1;
+        }
+        assert_eq!(n, 2);
+        // A call can turn compression off.
+        let mut req = Request::new(text("plain"));
+        req.set_compression(None);
+        assert_eq!(client.unary(req).await.unwrap().get_ref().text, "plain");
+    }
+}
+
+#[tokio::test]
+async fn send_limit_fails_before_sending() {
+    let server = start_server().await;
+    let channel = Channel::builder(server.url()).max_encoding_message_size(1000).connect().await.unwrap();
+    let client = EchoClient::new(channel);
+    let err = client.unary(EchoRequest { payload: vec![1; 2000], ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(server.counters.started.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(client.unary(text("small")).await.unwrap().get_ref().text, "small");
+}
+
+#[tokio::test]
+async fn oversized_response_is_refused_by_client() {
+    let server = start_server().await;
+    let channel = Channel::builder(server.url()).max_decoding_message_size(10_000).connect().await.unwrap();
+    let client = EchoClient::new(channel);
+    let err = client.unary(EchoRequest { response_size: 20_000, ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    assert_eq!(client.unary(text("after")).await.unwrap().get_ref().text, "after");
+}
