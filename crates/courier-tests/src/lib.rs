@@ -269,7 +269,7 @@ impl Drop for TestServer {
 
 /// Starts a server with the Echo service on an ephemeral loopback port.
 pub async fn start_server() -> TestServer {
-    start_with(|b| b.add_service(EchoServer::new(EchoService::default()))).await
+    start_with_counters(|b, counters| b.add_service(echo_with(counters))).await
 }
 
 /// Starts a server built by `build` on an ephemeral loopback port.

@@ -1,0 +1,319 @@
+//! Deadlines, cancellation, interceptors, channels that connect and
+//! reconnect, and graceful shutdown, over real loopback sockets.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use courier::interceptor::{CallHead, ClientInterceptor, ServerInterceptor};
+use courier::{Channel, Code, Request, Status};
+use courier_tests::*;
+use futures_util::StreamExt;
+
+async fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn deadline_is_sent_and_seen_by_the_handler() {
+    let server = start_server().await;
+    let client = EchoClient::connect(server.url()).await.unwrap();
+    let mut req = Request::new(text("d"));
+    req.set_timeout(Duration::from_secs(5));
+    let resp = client.unary(req).await.unwrap();
+    let left = resp.get_ref().deadline_ms;
+    assert!((4000..=5000).contains(&left), "handler saw {left} ms left");
+}
+
+#[tokio::test]
+async fn deadline_exceeded_on_both_sides() {
+    let server = start_server().await;
+    let client = EchoClient::connect(server.url()).await.unwrap();
+    let mut req = Request::new(EchoRequest { sleep_ms: 5_000, ..text("slow") });
+    req.set_timeout(Duration::from_millis(100));
+    let started = Instant::now();
+    let err = client.unary(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The server gave up on the handler too: its future was dropped.
+    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+
+    // A stream that outlives its deadline ends with DEADLINE_EXCEEDED.
+    let mut req = Request::new(EchoRequest { count: 100, sleep_ms: 50, ..text("s") });
+    req.set_timeout(Duration::from_millis(300));
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            last = Some(e);
+        }
+    }
+    assert_eq!(last.unwrap().code(), Code::DeadlineExceeded);
+    // The channel still works.
+    assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
+}
+
+#[tokio::test]
+async fn server_enforces_the_deadline_itself() {
+    // A raw client that sends grpc-timeout but never cancels: the server
+    // must answer DEADLINE_EXCEEDED on its own.
+    use bytes::{BufMut, BytesMut};
+    use prost::Message;
+    let server = start_server().await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut h2c, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/courier.test.Echo/Unary", server.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "200m")
+        .body(())
+        .unwrap();
+    let msg = EchoRequest { sleep_ms: 10_000, ..text("x") }.encode_to_vec();
+    let mut framed = BytesMut::new();
+    framed.put_u8(0);
+    framed.put_u32(msg.len() as u32);
+    framed.put_slice(&msg);
+    let (resp, mut send) = h2c.send_request(req, false).unwrap();
+    send.send_data(framed.freeze(), true).unwrap();
+    let started = Instant::now();
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp).await.unwrap().unwrap();
+    let status = resp.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(status.as_deref(), Some("4"), "headers: {:?}", resp.headers());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+}
+
+#[tokio::test]
+async fn dropping_a_call_cancels_the_handler() {
+    let server = start_server().await;
+    let client = EchoClient::connect(server.url()).await.unwrap();
+    // Unary: drop the call future mid-flight.
+    let call = client.unary(EchoRequest { sleep_ms: 10_000, ..text("x") });
+    assert!(tokio::time::timeout(Duration::from_millis(200), call).await.is_err());
+    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+
+    // Server streaming: drop the stream after one message.
+    let req = EchoRequest { count: 1000, sleep_ms: 20, ..text("x") };
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    stream.message().await.unwrap().unwrap();
+    drop(stream);
+    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 2).await);
+
+    // Bidi: drop both sides.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut stream = client.bidi(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    tx.send(text("one")).await.unwrap();
+    stream.message().await.unwrap().unwrap();
+    drop(stream);
+    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 3).await);
+    drop(tx);
+    // The channel is still good.
+    assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
+}
+
+struct AddToken(&'static str);
+
+impl ClientInterceptor for AddToken {
+    async fn intercept(&self, mut head: CallHead) -> Result<CallHead, Status> {
+        head.metadata_mut().insert("authorization", self.0)?;
+        Ok(head)
+    }
+}
+
+struct Authenticate;
+
+impl ServerInterceptor for Authenticate {
+    async fn intercept(&self, mut head: CallHead) -> Result<CallHead, Status> {
+        tokio::task::yield_now().await;
+        match head.metadata().get("authorization") {
+            Some(token) if token.starts_with("Bearer ") => {
+                let who = token["Bearer ".len()..].to_string();
+                head.extensions_mut().insert(Identity(who));
+                Ok(head)
+            }
+            _ => Err(Status::unauthenticated("no bearer token")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn interceptors_stack_and_pass_values() {
+    let server = start_with_counters(|b, counters| {
+        b.add_service(echo_with(counters))
+            // Runs first: records the method in metadata the next one can see.
+            .interceptor(|mut head: CallHead| {
+                let method = head.method().to_string();
+                head.metadata_mut().insert("x-seen-method", &method)?;
+                Ok(head)
+            })
+            .interceptor(Authenticate)
+            .interceptor(|head: CallHead| {
+                if head.metadata().get("x-seen-method") == Some("Unary") || head.method() != "Unary" {
+                    Ok(head)
+                } else {
+                    Err(Status::internal("interceptors ran out of order"))
+                }
+            })
+    })
+    .await;
+
+    // Without a token: rejected, and the handler never ran.
+    let plain = EchoClient::connect(server.url()).await.unwrap();
+    let err = plain.unary(text("x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "no bearer token");
+    assert_eq!(server.counters.started.load(Ordering::SeqCst), 0);
+    let err = plain.bidi(tokio_stream::iter(vec![text("x")])).await.unwrap().into_inner().message().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // With a client interceptor adding the token: the handler sees who.
+    let channel = Channel::builder(server.url())
+        .interceptor(AddToken("Bearer alice"))
+        .interceptor(|head: CallHead| if head.path().starts_with("/courier.test.") { Ok(head) } else { Err(Status::internal("bad path")) })
+        .connect()
+        .await
+        .unwrap();
+    let client = EchoClient::new(channel);
+    let resp = client.unary(text("x")).await.unwrap();
+    assert_eq!(resp.get_ref().identity, "alice");
+
+    // A client interceptor can fail the call before it is sent.
+    let channel = Channel::builder(server.url())
+        .interceptor(|_: CallHead| -> Result<CallHead, Status> { Err(Status::permission_denied("client says no")) })
+        .connect_lazy()
+        .unwrap();
+    let err = EchoClient::new(channel.clone()).unary(text("x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(!channel.is_connected(), "the call was never sent");
+}
+
+#[tokio::test]
+async fn lazy_and_eager_connection() {
+    let server = start_server().await;
+    let lazy = Channel::lazy(server.url()).unwrap();
+    assert!(!lazy.is_connected());
+    let client = EchoClient::new(lazy.clone());
+    client.unary(text("x")).await.unwrap();
+    assert!(lazy.is_connected());
+    let eager = Channel::connect(server.url()).await.unwrap();
+    assert!(eager.is_connected());
+    // Host:port without a scheme works too.
+    let bare = Channel::connect(server.addr.to_string()).await.unwrap();
+    EchoClient::new(bare).unary(text("x")).await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable_with_the_cause() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = Channel::connect(format!("http://{addr}")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(err.message().contains(&addr.to_string()), "{err}");
+    assert!(err.message().to_lowercase().contains("refused"), "{err}");
+    // A lazy channel fails its calls the same way.
+    let client = EchoClient::new(Channel::lazy(format!("http://{addr}")).unwrap());
+    let err = client.unary(text("x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    // Bad targets are refused up front.
+    assert_eq!(Channel::lazy("http://nope").unwrap_err().code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn reconnects_after_the_server_restarts() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(courier::Server::builder().add_service(EchoServer::new(EchoService::default())).serve_with_listener(listener, async {
+        let _ = rx.await;
+    }));
+    let channel = Channel::builder(format!("http://{addr}"))
+        .backoff(courier::client::BackoffConfig { base_delay: Duration::from_millis(50), ..Default::default() })
+        .connect()
+        .await
+        .unwrap();
+    let client = EchoClient::new(channel.clone());
+    client.unary(text("before")).await.unwrap();
+    tx.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    assert!(wait_for(|| !channel.is_connected()).await, "the channel noticed the connection closed");
+    let err = client.unary(text("down")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+
+    // The server comes back on the same port; the channel reconnects.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _second = tokio::spawn(courier::Server::builder().add_service(EchoServer::new(EchoService::default())).serve_with_listener(listener, std::future::pending()));
+    let mut ok = false;
+    for _ in 0..100 {
+        if client.unary(text("after")).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(ok, "the channel reconnected");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_calls_finish() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        courier::Server::builder()
+            .add_service(EchoServer::new(EchoService::default()))
+            .shutdown_grace_period(Duration::from_secs(10))
+            .serve_with_listener(listener, async {
+                let _ = rx.await;
+            }),
+    );
+    let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
+    let in_flight = {
+        let c = client.clone();
+        tokio::spawn(async move { c.unary(EchoRequest { sleep_ms: 500, ..text("finishing") }).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.send(()).unwrap();
+    // The call in flight completes normally.
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.get_ref().text, "finishing");
+    // The server then stops, and new connections are refused.
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+    let err = Channel::connect(format!("http://{addr}")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn shutdown_grace_period_is_bounded() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        courier::Server::builder()
+            .add_service(EchoServer::new(EchoService::default()))
+            .shutdown_grace_period(Duration::from_millis(200))
+            .serve_with_listener(listener, async {
+                let _ = rx.await;
+            }),
+    );
+    let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
+    let stuck = {
+        let c = client.clone();
+        tokio::spawn(async move { c.unary(EchoRequest { sleep_ms: 60_000, ..text("stuck") }).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.send(()).unwrap();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let err = tokio::time::timeout(Duration::from_secs(5), stuck).await.unwrap().unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+}
