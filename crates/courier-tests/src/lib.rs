@@ -68,8 +68,17 @@ fn answer(req: &EchoRequest, index: u32) -> Result<EchoResponse, Status> {
     if req.fail_code != 0 {
         return Err(Status::new(Code::from_i32(req.fail_code), req.text.clone()));
     }
-    let payload = if req.response_size > 0 { vec![7u8; req.response_size as usize] } else { req.payload.clone() };
-    Ok(EchoResponse { text: req.text.clone(), payload, index, ..Default::default() })
+    let payload = if req.response_size > 0 {
+        vec![7u8; req.response_size as usize]
+    } else {
+        req.payload.clone()
+    };
+    Ok(EchoResponse {
+        text: req.text.clone(),
+        payload,
+        index,
+        ..Default::default()
+    })
 }
 
 /// Copies request metadata entries named `echo-*` into the response headers,
@@ -95,14 +104,21 @@ fn echo_metadata<T, U>(req: &Request<T>, resp: &mut Response<U>) {
 impl Echo for EchoService {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
         self.counters.started.fetch_add(1, Ordering::SeqCst);
-        let mut guard = CancelGuard { counters: self.counters.clone(), done: false };
+        let mut guard = CancelGuard {
+            counters: self.counters.clone(),
+            done: false,
+        };
         let msg = request.get_ref();
         if msg.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(msg.sleep_ms as u64)).await;
         }
         let mut out = answer(msg, 0)?;
         out.deadline_ms = deadline_ms(&request);
-        out.identity = request.extensions().get::<Identity>().map(|i| i.0.clone()).unwrap_or_default();
+        out.identity = request
+            .extensions()
+            .get::<Identity>()
+            .map(|i| i.0.clone())
+            .unwrap_or_default();
         let mut resp = Response::new(out);
         echo_metadata(&request, &mut resp);
         guard.done = true;
@@ -111,7 +127,10 @@ impl Echo for EchoService {
 
     async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoResponse>, Status> {
         self.counters.started.fetch_add(1, Ordering::SeqCst);
-        let mut guard = CancelGuard { counters: self.counters.clone(), done: false };
+        let mut guard = CancelGuard {
+            counters: self.counters.clone(),
+            done: false,
+        };
         let (metadata, _, mut stream) = request.into_parts();
         let mut count = 0;
         let mut text = String::new();
@@ -122,7 +141,11 @@ impl Echo for EchoService {
             count += 1;
             text.push_str(&msg.text);
         }
-        let mut resp = Response::new(EchoResponse { text, index: count, ..Default::default() });
+        let mut resp = Response::new(EchoResponse {
+            text,
+            index: count,
+            ..Default::default()
+        });
         let _ = metadata;
         guard.done = true;
         resp.trailers_mut().insert("x-count", &count.to_string()).unwrap();
@@ -142,12 +165,24 @@ impl Echo for EchoService {
                 if !sleep.is_zero() {
                     tokio::time::sleep(sleep).await;
                 }
-                if tx.send(answer(&EchoRequest { fail_code: 0, ..msg.clone() }, i)).await.is_err() {
+                if tx
+                    .send(answer(
+                        &EchoRequest {
+                            fail_code: 0,
+                            ..msg.clone()
+                        },
+                        i,
+                    ))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
             if msg.fail_code != 0 {
-                let _ = tx.send(Err(Status::new(Code::from_i32(msg.fail_code), msg.text.clone()))).await;
+                let _ = tx
+                    .send(Err(Status::new(Code::from_i32(msg.fail_code), msg.text.clone())))
+                    .await;
             }
             guard.done = true;
         });
@@ -203,7 +238,10 @@ pub struct OtherService;
 
 impl pb::other_server::Other for OtherService {
     async fn ping(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
-        Ok(Response::new(EchoResponse { text: format!("pong {}", request.get_ref().text), ..Default::default() }))
+        Ok(Response::new(EchoResponse {
+            text: format!("pong {}", request.get_ref().text),
+            ..Default::default()
+        }))
     }
 }
 
@@ -295,7 +333,12 @@ where
     let task = tokio::spawn(server.serve_with_listener(listener, async {
         let _ = rx.await;
     }));
-    TestServer { addr, counters, shutdown: Some(tx), task: Some(task) }
+    TestServer {
+        addr,
+        counters,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
 }
 
 /// An Echo service sharing `counters`.
@@ -305,5 +348,8 @@ pub fn echo_with(counters: Arc<Counters>) -> EchoServer<EchoService> {
 
 /// A request with text only.
 pub fn text(s: &str) -> EchoRequest {
-    EchoRequest { text: s.to_string(), ..Default::default() }
+    EchoRequest {
+        text: s.to_string(),
+        ..Default::default()
+    }
 }

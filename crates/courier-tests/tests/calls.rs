@@ -31,7 +31,10 @@ async fn client_streaming_round_trip() {
     assert_eq!(resp.get_ref().index, 3);
     assert_eq!(resp.trailers().get("x-count"), Some("3"));
     // An empty request stream is fine too.
-    let resp = client.client_stream(tokio_stream::iter(Vec::<EchoRequest>::new())).await.unwrap();
+    let resp = client
+        .client_stream(tokio_stream::iter(Vec::<EchoRequest>::new()))
+        .await
+        .unwrap();
     assert_eq!(resp.get_ref().index, 0);
 }
 
@@ -39,7 +42,11 @@ async fn client_streaming_round_trip() {
 async fn server_streaming_round_trip() {
     let server = start_server().await;
     let client = client(&server).await;
-    let req = EchoRequest { text: "x".into(), count: 100, ..Default::default() };
+    let req = EchoRequest {
+        text: "x".into(),
+        count: 100,
+        ..Default::default()
+    };
     let mut stream = client.server_stream(req).await.unwrap().into_inner();
     let mut seen = 0;
     while let Some(msg) = stream.message().await.unwrap() {
@@ -54,7 +61,12 @@ async fn server_streaming_round_trip() {
 async fn server_streaming_error_after_messages() {
     let server = start_server().await;
     let client = client(&server).await;
-    let req = EchoRequest { text: "boom".into(), count: 2, fail_code: Code::Aborted as i32, ..Default::default() };
+    let req = EchoRequest {
+        text: "boom".into(),
+        count: 2,
+        fail_code: Code::Aborted as i32,
+        ..Default::default()
+    };
     let mut stream = client.server_stream(req).await.unwrap().into_inner();
     assert!(stream.next().await.unwrap().is_ok());
     assert!(stream.next().await.unwrap().is_ok());
@@ -69,7 +81,11 @@ async fn bidi_reads_and_writes_concurrently() {
     let server = start_server().await;
     let client = client(&server).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut responses = client.bidi(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut responses = client
+        .bidi(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     // Ping-pong: each reply arrives before the next request is sent.
     for i in 0..10 {
         tx.send(text(&format!("m{i}"))).await.unwrap();
@@ -89,7 +105,14 @@ async fn many_concurrent_calls_share_one_connection() {
     for i in 0..200 {
         let c = client.clone();
         tasks.push(tokio::spawn(async move {
-            let r = c.unary(EchoRequest { text: i.to_string(), sleep_ms: 20, ..Default::default() }).await.unwrap();
+            let r = c
+                .unary(EchoRequest {
+                    text: i.to_string(),
+                    sleep_ms: 20,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
             assert_eq!(r.get_ref().text, i.to_string());
         }));
     }
@@ -117,18 +140,28 @@ async fn unix_socket() {
     }
     let channel = Channel::connect(format!("unix:{}", path.display())).await.unwrap();
     let client = EchoClient::new(channel);
-    assert_eq!(client.unary(text("over unix")).await.unwrap().get_ref().text, "over unix");
+    assert_eq!(
+        client.unary(text("over unix")).await.unwrap().get_ref().text,
+        "over unix"
+    );
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn several_services_and_unimplemented() {
-    let server = start_with(|b| b.add_service(EchoServer::new(EchoService::default())).add_service(pb::other_server::OtherServer::new(OtherService))).await;
+    let server = start_with(|b| {
+        b.add_service(EchoServer::new(EchoService::default()))
+            .add_service(pb::other_server::OtherServer::new(OtherService))
+    })
+    .await;
     let channel = Channel::connect(server.url()).await.unwrap();
     let other = pb::other_client::OtherClient::new(channel.clone());
     assert_eq!(other.ping(text("x")).await.unwrap().get_ref().text, "pong x");
-    assert_eq!(EchoClient::new(channel).unary(text("y")).await.unwrap().get_ref().text, "y");
+    assert_eq!(
+        EchoClient::new(channel).unary(text("y")).await.unwrap().get_ref().text,
+        "y"
+    );
 
     // A server without the Other service.
     let only_echo = start_server().await;
@@ -144,14 +177,22 @@ async fn every_status_code_round_trips() {
     let client = client(&server).await;
     for code in Code::ALL.into_iter().skip(1) {
         let msg = format!("failed with {code}: ünïcödé % \n done");
-        let req = EchoRequest { text: msg.clone(), fail_code: code as i32, ..Default::default() };
+        let req = EchoRequest {
+            text: msg.clone(),
+            fail_code: code as i32,
+            ..Default::default()
+        };
         let err = client.unary(req.clone()).await.unwrap_err();
         assert_eq!(err.code(), code);
         assert_eq!(err.message(), msg);
         // The same status through a stream.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tx.send(req).await.unwrap();
-        let mut s = client.bidi(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+        let mut s = client
+            .bidi(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
         let err = s.message().await.unwrap_err();
         assert_eq!(err.code(), code);
     }
@@ -169,9 +210,15 @@ async fn metadata_both_ways() {
     req.metadata_mut().insert_bin("trailer-raw-bin", b"\xde\xad").unwrap();
     let resp = client.unary(req).await.unwrap();
     assert_eq!(resp.metadata().get("echo-ascii"), Some("value 1"));
-    assert_eq!(resp.metadata().get_bin("echo-data-bin").unwrap().unwrap(), [0, 1, 2, 255]);
+    assert_eq!(
+        resp.metadata().get_bin("echo-data-bin").unwrap().unwrap(),
+        [0, 1, 2, 255]
+    );
     assert_eq!(resp.trailers().get_all("trailer-tag").collect::<Vec<_>>(), ["t1", "t2"]);
-    assert_eq!(resp.trailers().get_bin("trailer-raw-bin").unwrap().unwrap(), b"\xde\xad");
+    assert_eq!(
+        resp.trailers().get_bin("trailer-raw-bin").unwrap().unwrap(),
+        b"\xde\xad"
+    );
     // Protocol headers are not shown as metadata.
     assert!(!resp.metadata().contains_key("content-type"));
     assert!(!resp.trailers().contains_key("grpc-status"));
@@ -197,7 +244,14 @@ async fn metadata_both_ways() {
 #[tokio::test]
 async fn reserved_metadata_cannot_be_set() {
     let mut req = Request::new(text("x"));
-    for key in ["grpc-timeout", "grpc-status", "content-type", "te", ":path", "user-agent"] {
+    for key in [
+        "grpc-timeout",
+        "grpc-status",
+        "content-type",
+        "te",
+        ":path",
+        "user-agent",
+    ] {
         assert!(req.metadata_mut().insert(key, "1").is_err(), "{key}");
     }
 }
@@ -213,9 +267,17 @@ async fn rich_error_details() {
                 Code::InvalidArgument,
                 "bad name",
                 [
-                    ErrorInfo { reason: "NAME_EMPTY".into(), domain: "test".into(), ..Default::default() }.to_any(),
+                    ErrorInfo {
+                        reason: "NAME_EMPTY".into(),
+                        domain: "test".into(),
+                        ..Default::default()
+                    }
+                    .to_any(),
                     BadRequest {
-                        field_violations: vec![FieldViolation { field: "name".into(), description: "empty".into() }],
+                        field_violations: vec![FieldViolation {
+                            field: "name".into(),
+                            description: "empty".into(),
+                        }],
                     }
                     .to_any(),
                 ],
@@ -234,14 +296,29 @@ async fn rich_error_details() {
 #[tokio::test]
 async fn compression_each_encoding_both_ways() {
     for enc in courier::Encoding::ALL {
-        let server = start_with(|b| b.add_service(EchoServer::new(EchoService::default())).send_compressed(enc)).await;
-        let channel = Channel::builder(server.url()).send_compressed(enc).connect().await.unwrap();
+        let server = start_with(|b| {
+            b.add_service(EchoServer::new(EchoService::default()))
+                .send_compressed(enc)
+        })
+        .await;
+        let channel = Channel::builder(server.url())
+            .send_compressed(enc)
+            .connect()
+            .await
+            .unwrap();
         let client = EchoClient::new(channel);
-        let big = EchoRequest { payload: vec![b'z'; 100_000], ..text("compress me") };
+        let big = EchoRequest {
+            payload: vec![b'z'; 100_000],
+            ..text("compress me")
+        };
         let resp = client.unary(big.clone()).await.unwrap();
         assert_eq!(resp.get_ref().payload.len(), 100_000, "{enc:?}");
         // Streaming both ways, compressed.
-        let mut s = client.bidi(tokio_stream::iter(vec![big.clone(), big])).await.unwrap().into_inner();
+        let mut s = client
+            .bidi(tokio_stream::iter(vec![big.clone(), big]))
+            .await
+            .unwrap()
+            .into_inner();
         let mut n = 0;
         while let Some(m) = s.message().await.unwrap() {
             assert_eq!(m.payload.len(), 100_000);
@@ -259,9 +336,19 @@ async fn compression_each_encoding_both_ways() {
 #[tokio::test]
 async fn send_limit_fails_before_sending() {
     let server = start_server().await;
-    let channel = Channel::builder(server.url()).max_encoding_message_size(1000).connect().await.unwrap();
+    let channel = Channel::builder(server.url())
+        .max_encoding_message_size(1000)
+        .connect()
+        .await
+        .unwrap();
     let client = EchoClient::new(channel);
-    let err = client.unary(EchoRequest { payload: vec![1; 2000], ..Default::default() }).await.unwrap_err();
+    let err = client
+        .unary(EchoRequest {
+            payload: vec![1; 2000],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert_eq!(server.counters.started.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(client.unary(text("small")).await.unwrap().get_ref().text, "small");
@@ -270,9 +357,19 @@ async fn send_limit_fails_before_sending() {
 #[tokio::test]
 async fn oversized_response_is_refused_by_client() {
     let server = start_server().await;
-    let channel = Channel::builder(server.url()).max_decoding_message_size(10_000).connect().await.unwrap();
+    let channel = Channel::builder(server.url())
+        .max_decoding_message_size(10_000)
+        .connect()
+        .await
+        .unwrap();
     let client = EchoClient::new(channel);
-    let err = client.unary(EchoRequest { response_size: 20_000, ..Default::default() }).await.unwrap_err();
+    let err = client
+        .unary(EchoRequest {
+            response_size: 20_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     assert_eq!(client.unary(text("after")).await.unwrap().get_ref().text, "after");
 }

@@ -34,7 +34,10 @@ async fn deadline_is_sent_and_seen_by_the_handler() {
 async fn deadline_exceeded_on_both_sides() {
     let server = start_server().await;
     let client = EchoClient::connect(server.url()).await.unwrap();
-    let mut req = Request::new(EchoRequest { sleep_ms: 5_000, ..text("slow") });
+    let mut req = Request::new(EchoRequest {
+        sleep_ms: 5_000,
+        ..text("slow")
+    });
     req.set_timeout(Duration::from_millis(100));
     let started = Instant::now();
     let err = client.unary(req).await.unwrap_err();
@@ -44,7 +47,11 @@ async fn deadline_exceeded_on_both_sides() {
     assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
 
     // A stream that outlives its deadline ends with DEADLINE_EXCEEDED.
-    let mut req = Request::new(EchoRequest { count: 100, sleep_ms: 50, ..text("s") });
+    let mut req = Request::new(EchoRequest {
+        count: 100,
+        sleep_ms: 50,
+        ..text("s")
+    });
     req.set_timeout(Duration::from_millis(300));
     let mut stream = client.server_stream(req).await.unwrap().into_inner();
     let mut last = None;
@@ -76,7 +83,11 @@ async fn server_enforces_the_deadline_itself() {
         .header("grpc-timeout", "200m")
         .body(())
         .unwrap();
-    let msg = EchoRequest { sleep_ms: 10_000, ..text("x") }.encode_to_vec();
+    let msg = EchoRequest {
+        sleep_ms: 10_000,
+        ..text("x")
+    }
+    .encode_to_vec();
     let mut framed = BytesMut::new();
     framed.put_u8(0);
     framed.put_u32(msg.len() as u32);
@@ -84,8 +95,14 @@ async fn server_enforces_the_deadline_itself() {
     let (resp, mut send) = h2c.send_request(req, false).unwrap();
     send.send_data(framed.freeze(), true).unwrap();
     let started = Instant::now();
-    let resp = tokio::time::timeout(Duration::from_secs(5), resp).await.unwrap().unwrap();
-    let status = resp.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
+    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
+        .await
+        .unwrap()
+        .unwrap();
+    let status = resp
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string());
     assert_eq!(status.as_deref(), Some("4"), "headers: {:?}", resp.headers());
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
@@ -96,12 +113,19 @@ async fn dropping_a_call_cancels_the_handler() {
     let server = start_server().await;
     let client = EchoClient::connect(server.url()).await.unwrap();
     // Unary: drop the call future mid-flight.
-    let call = client.unary(EchoRequest { sleep_ms: 10_000, ..text("x") });
+    let call = client.unary(EchoRequest {
+        sleep_ms: 10_000,
+        ..text("x")
+    });
     assert!(tokio::time::timeout(Duration::from_millis(200), call).await.is_err());
     assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
 
     // Server streaming: drop the stream after one message.
-    let req = EchoRequest { count: 1000, sleep_ms: 20, ..text("x") };
+    let req = EchoRequest {
+        count: 1000,
+        sleep_ms: 20,
+        ..text("x")
+    };
     let mut stream = client.server_stream(req).await.unwrap().into_inner();
     stream.message().await.unwrap().unwrap();
     drop(stream);
@@ -109,7 +133,11 @@ async fn dropping_a_call_cancels_the_handler() {
 
     // Bidi: drop both sides.
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let mut stream = client.bidi(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut stream = client
+        .bidi(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     tx.send(text("one")).await.unwrap();
     stream.message().await.unwrap().unwrap();
     drop(stream);
@@ -171,13 +199,26 @@ async fn interceptors_stack_and_pass_values() {
     assert_eq!(err.code(), Code::Unauthenticated);
     assert_eq!(err.message(), "no bearer token");
     assert_eq!(server.counters.started.load(Ordering::SeqCst), 0);
-    let err = plain.bidi(tokio_stream::iter(vec![text("x")])).await.unwrap().into_inner().message().await.unwrap_err();
+    let err = plain
+        .bidi(tokio_stream::iter(vec![text("x")]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // With a client interceptor adding the token: the handler sees who.
     let channel = Channel::builder(server.url())
         .interceptor(AddToken("Bearer alice"))
-        .interceptor(|head: CallHead| if head.path().starts_with("/courier.test.") { Ok(head) } else { Err(Status::internal("bad path")) })
+        .interceptor(|head: CallHead| {
+            if head.path().starts_with("/courier.test.") {
+                Ok(head)
+            } else {
+                Err(Status::internal("bad path"))
+            }
+        })
         .connect()
         .await
         .unwrap();
@@ -232,11 +273,18 @@ async fn reconnects_after_the_server_restarts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let first = tokio::spawn(courier::Server::builder().add_service(EchoServer::new(EchoService::default())).serve_with_listener(listener, async {
-        let _ = rx.await;
-    }));
+    let first = tokio::spawn(
+        courier::Server::builder()
+            .add_service(EchoServer::new(EchoService::default()))
+            .serve_with_listener(listener, async {
+                let _ = rx.await;
+            }),
+    );
     let channel = Channel::builder(format!("http://{addr}"))
-        .backoff(courier::client::BackoffConfig { base_delay: Duration::from_millis(50), ..Default::default() })
+        .backoff(courier::client::BackoffConfig {
+            base_delay: Duration::from_millis(50),
+            ..Default::default()
+        })
         .connect()
         .await
         .unwrap();
@@ -244,13 +292,20 @@ async fn reconnects_after_the_server_restarts() {
     client.unary(text("before")).await.unwrap();
     tx.send(()).unwrap();
     first.await.unwrap().unwrap();
-    assert!(wait_for(|| !channel.is_connected()).await, "the channel noticed the connection closed");
+    assert!(
+        wait_for(|| !channel.is_connected()).await,
+        "the channel noticed the connection closed"
+    );
     let err = client.unary(text("down")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
 
     // The server comes back on the same port; the channel reconnects.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let _second = tokio::spawn(courier::Server::builder().add_service(EchoServer::new(EchoService::default())).serve_with_listener(listener, std::future::pending()));
+    let _second = tokio::spawn(
+        courier::Server::builder()
+            .add_service(EchoServer::new(EchoService::default()))
+            .serve_with_listener(listener, std::future::pending()),
+    );
     let mut ok = false;
     for _ in 0..100 {
         if client.unary(text("after")).await.is_ok() {
@@ -278,7 +333,13 @@ async fn graceful_shutdown_lets_calls_finish() {
     let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
     let in_flight = {
         let c = client.clone();
-        tokio::spawn(async move { c.unary(EchoRequest { sleep_ms: 500, ..text("finishing") }).await })
+        tokio::spawn(async move {
+            c.unary(EchoRequest {
+                sleep_ms: 500,
+                ..text("finishing")
+            })
+            .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     tx.send(()).unwrap();
@@ -286,7 +347,11 @@ async fn graceful_shutdown_lets_calls_finish() {
     let resp = in_flight.await.unwrap().unwrap();
     assert_eq!(resp.get_ref().text, "finishing");
     // The server then stops, and new connections are refused.
-    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let err = Channel::connect(format!("http://{addr}")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
 }
@@ -307,13 +372,27 @@ async fn shutdown_grace_period_is_bounded() {
     let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
     let stuck = {
         let c = client.clone();
-        tokio::spawn(async move { c.unary(EchoRequest { sleep_ms: 60_000, ..text("stuck") }).await })
+        tokio::spawn(async move {
+            c.unary(EchoRequest {
+                sleep_ms: 60_000,
+                ..text("stuck")
+            })
+            .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     tx.send(()).unwrap();
     let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
-    let err = tokio::time::timeout(Duration::from_secs(5), stuck).await.unwrap().unwrap().unwrap_err();
+    let err = tokio::time::timeout(Duration::from_secs(5), stuck)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 }

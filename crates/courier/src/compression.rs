@@ -83,8 +83,7 @@ pub(crate) fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result
     let read = match encoding {
         Encoding::Gzip => flate2::read::GzDecoder::new(src).take(cap).read_to_end(&mut out),
         Encoding::Deflate => flate2::read::ZlibDecoder::new(src).take(cap).read_to_end(&mut out),
-        Encoding::Zstd => zstd::stream::read::Decoder::with_buffer(src)
-            .and_then(|d| d.take(cap).read_to_end(&mut out)),
+        Encoding::Zstd => zstd::stream::read::Decoder::with_buffer(src).and_then(|d| d.take(cap).read_to_end(&mut out)),
     };
     if let Err(err) = read {
         return Err(Status::internal(format!(

@@ -16,7 +16,7 @@ use std::fmt;
 /// ```
 #[derive(Default)]
 pub struct Extensions {
-    map: Option<Box<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+    map: Option<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
 }
 
 impl Extensions {

@@ -19,7 +19,11 @@ pub struct Response<T> {
 impl<T> Response<T> {
     /// A response holding `message`.
     pub fn new(message: T) -> Response<T> {
-        Response { metadata: Metadata::new(), message, trailers: Metadata::new() }
+        Response {
+            metadata: Metadata::new(),
+            message,
+            trailers: Metadata::new(),
+        }
     }
 
     /// Header metadata.
@@ -59,6 +63,10 @@ impl<T> Response<T> {
 
     /// Replaces the message, keeping the metadata.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
-        Response { metadata: self.metadata, message: f(self.message), trailers: self.trailers }
+        Response {
+            metadata: self.metadata,
+            message: f(self.message),
+            trailers: self.trailers,
+        }
     }
 }

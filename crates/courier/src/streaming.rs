@@ -117,7 +117,9 @@ impl<T: 'static> Streaming<T> {
 
     /// The next message; `Ok(None)` at the end of a successful stream.
     pub async fn message(&mut self) -> Result<Option<T>, Status> {
-        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await.transpose()
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx))
+            .await
+            .transpose()
     }
 
     /// Client: the response headers. On a bidirectional call they are known
@@ -158,12 +160,16 @@ impl<T: 'static> Streaming<T> {
 
     /// Drives the head state; Ready(Ok) once reading can begin.
     fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        let State::Head(fut) = &mut self.state else { return Poll::Ready(Ok(())) };
+        let State::Head(fut) = &mut self.state else {
+            return Poll::Ready(Ok(()));
+        };
         let response = match Pin::new(fut).poll(cx) {
             Poll::Pending => {
                 if self.expired(cx) {
                     self.state = State::Done;
-                    return Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded waiting for response headers")));
+                    return Poll::Ready(Err(Status::deadline_exceeded(
+                        "deadline exceeded waiting for response headers",
+                    )));
                 }
                 return Poll::Pending;
             }
@@ -184,7 +190,11 @@ impl<T: 'static> Streaming<T> {
                 self.state = State::Done;
                 Poll::Ready(Err(status))
             }
-            Ok(crate::client::ResponseHead::Body { metadata, body, encoding }) => {
+            Ok(crate::client::ResponseHead::Body {
+                metadata,
+                body,
+                encoding,
+            }) => {
                 self.headers = Some(metadata);
                 self.reader.set_encoding(encoding);
                 self.body = Some(body);
@@ -239,7 +249,8 @@ impl<T: 'static> Stream for Streaming<T> {
                         }
                         Poll::Pending => {
                             if this.expired(cx) {
-                                return this.fail(Status::deadline_exceeded("deadline exceeded while receiving messages"));
+                                return this
+                                    .fail(Status::deadline_exceeded("deadline exceeded while receiving messages"));
                             }
                             return Poll::Pending;
                         }

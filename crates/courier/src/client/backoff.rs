@@ -63,7 +63,11 @@ impl Backoff {
 /// A random number in [0, 1), from the standard library's seeded hasher.
 fn random_unit() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 

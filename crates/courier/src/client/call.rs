@@ -31,7 +31,11 @@ pub(crate) enum ResponseHead {
     /// The server answered with only a status.
     TrailersOnly(Status),
     /// Messages follow.
-    Body { metadata: Metadata, body: RecvBody, encoding: Option<Encoding> },
+    Body {
+        metadata: Metadata,
+        body: RecvBody,
+        encoding: Option<Encoding>,
+    },
 }
 
 /// Checks response headers per PROTOCOL-HTTP2.md, mapping non-gRPC answers
@@ -61,14 +65,23 @@ pub(crate) fn check_response(response: http::Response<h2::RecvStream>) -> Result
     }
     let encoding = match parts.headers.get("grpc-encoding").map(|v| v.as_bytes()) {
         None | Some(b"identity") => None,
-        Some(name) => Some(std::str::from_utf8(name).ok().and_then(Encoding::from_name).ok_or_else(|| {
-            Status::internal(format!(
-                "server compressed the response with unsupported encoding {:?}",
-                String::from_utf8_lossy(name)
-            ))
-        })?),
+        Some(name) => Some(
+            std::str::from_utf8(name)
+                .ok()
+                .and_then(Encoding::from_name)
+                .ok_or_else(|| {
+                    Status::internal(format!(
+                        "server compressed the response with unsupported encoding {:?}",
+                        String::from_utf8_lossy(name)
+                    ))
+                })?,
+        ),
     };
-    Ok(ResponseHead::Body { metadata: Metadata::from_headers(parts.headers), body: RecvBody::new(body, true), encoding })
+    Ok(ResponseHead::Body {
+        metadata: Metadata::from_headers(parts.headers),
+        body: RecvBody::new(body, true),
+        encoding,
+    })
 }
 
 /// Formats a `grpc-timeout` value: at most 8 digits, rounded up.
@@ -130,12 +143,18 @@ impl Channel {
         headers.insert(TE, HeaderValue::from_static("trailers"));
         headers.insert(USER_AGENT, self.inner.config.user_agent.clone());
         if let Some(deadline) = head.deadline {
-            headers.insert("grpc-timeout", encode_timeout(deadline.saturating_duration_since(Instant::now())));
+            headers.insert(
+                "grpc-timeout",
+                encode_timeout(deadline.saturating_duration_since(Instant::now())),
+            );
         }
         if let Some(enc) = compression {
             headers.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
         }
-        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPT_ENCODING));
+        headers.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static(compression::ACCEPT_ENCODING),
+        );
         let uri = http::Uri::builder()
             .scheme(self.inner.scheme.clone())
             .authority(self.inner.authority.clone())
@@ -171,7 +190,8 @@ impl Channel {
                 }
             }
         };
-        send.send_request(request, end_of_stream).map_err(|e| Status::from_h2(&e))
+        send.send_request(request, end_of_stream)
+            .map_err(|e| Status::from_h2(&e))
     }
 
     /// Makes a unary call.
@@ -244,11 +264,15 @@ impl Channel {
             let response = response.await.map_err(|e| Status::from_h2(&e))?;
             let mut reader = self.reader();
             match check_response(response)? {
-                ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => {
-                    Ok(Response::new(Streaming::finished(status.metadata().clone(), reader, codec.decoder())))
-                }
+                ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => Ok(Response::new(
+                    Streaming::finished(status.metadata().clone(), reader, codec.decoder()),
+                )),
                 ResponseHead::TrailersOnly(status) => Err(status),
-                ResponseHead::Body { metadata, body, encoding } => {
+                ResponseHead::Body {
+                    metadata,
+                    body,
+                    encoding,
+                } => {
                     reader.set_encoding(encoding);
                     let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None);
                     let mut response = Response::new(stream);
@@ -289,8 +313,17 @@ impl Channel {
                     *slot = Some(status);
                 }
             });
-            let send = SendSide { error, task: AbortOnDrop(task.abort_handle()) };
-            let stream = Streaming::pending_head(response, self.reader(), codec.decoder(), deadline.map(Into::into), Some(send));
+            let send = SendSide {
+                error,
+                task: AbortOnDrop(task.abort_handle()),
+            };
+            let stream = Streaming::pending_head(
+                response,
+                self.reader(),
+                codec.decoder(),
+                deadline.map(Into::into),
+                Some(send),
+            );
             Ok(Response::new(stream))
         };
         with_deadline(deadline, call).await
@@ -299,7 +332,10 @@ impl Channel {
 
 /// Fails the call with DEADLINE_EXCEEDED once the deadline passes. Dropping
 /// the call's future resets its stream with CANCEL.
-async fn with_deadline<T>(deadline: Option<Instant>, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+async fn with_deadline<T>(
+    deadline: Option<Instant>,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
     let result = match deadline {
         None => return call.await,
         Some(d) => match tokio::time::timeout_at(d.into(), call).await {
@@ -317,13 +353,21 @@ async fn with_deadline<T>(deadline: Option<Instant>, call: impl Future<Output = 
 }
 
 /// Reads exactly one response message and the status after it.
-async fn read_unary<D: Decoder>(head: ResponseHead, mut reader: FrameReader, mut decoder: D) -> Result<Response<D::Item>, Status> {
+async fn read_unary<D: Decoder>(
+    head: ResponseHead,
+    mut reader: FrameReader,
+    mut decoder: D,
+) -> Result<Response<D::Item>, Status> {
     let (metadata, mut body) = match head {
         ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => {
             return Err(Status::internal("server sent OK without a response message"));
         }
         ResponseHead::TrailersOnly(status) => return Err(status),
-        ResponseHead::Body { metadata, body, encoding } => {
+        ResponseHead::Body {
+            metadata,
+            body,
+            encoding,
+        } => {
             reader.set_encoding(encoding);
             (metadata, body)
         }
@@ -332,7 +376,9 @@ async fn read_unary<D: Decoder>(head: ResponseHead, mut reader: FrameReader, mut
     loop {
         while let Some(bytes) = reader.next()? {
             if message.is_some() {
-                return Err(Status::internal("server sent more than one response message for a unary call"));
+                return Err(Status::internal(
+                    "server sent more than one response message for a unary call",
+                ));
             }
             message = Some(bytes);
         }
@@ -348,7 +394,11 @@ async fn read_unary<D: Decoder>(head: ResponseHead, mut reader: FrameReader, mut
         return Err(status);
     }
     let bytes = message.ok_or_else(|| Status::internal("server sent OK without a response message"))?;
-    Ok(Response { metadata, message: decoder.decode(bytes)?, trailers: status.metadata().clone() })
+    Ok(Response {
+        metadata,
+        message: decoder.decode(bytes)?,
+        trailers: status.metadata().clone(),
+    })
 }
 
 /// Sends every message of `stream`, batching those that are ready together,
@@ -399,7 +449,6 @@ where
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

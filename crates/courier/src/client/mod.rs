@@ -140,7 +140,10 @@ impl Channel {
             }
             Err(err) => {
                 let delay = state.backoff.next_delay();
-                tracing::debug!("connection to {} failed: {err}; next attempt in {delay:?}", self.inner.target);
+                tracing::debug!(
+                    "connection to {} failed: {err}; next attempt in {delay:?}",
+                    self.inner.target
+                );
                 state.failure = Some((Instant::now() + delay, err.clone()));
                 self.inner.current.store(None);
                 Err(err)
@@ -261,7 +264,10 @@ impl ChannelBuilder {
                 config: self.config,
                 interceptors: self.interceptors,
                 current: ArcSwapOption::empty(),
-                dialing: tokio::sync::Mutex::new(DialState { backoff: Backoff::new(self.backoff), failure: None }),
+                dialing: tokio::sync::Mutex::new(DialState {
+                    backoff: Backoff::new(self.backoff),
+                    failure: None,
+                }),
             }),
         })
     }

@@ -28,7 +28,9 @@ pub(crate) fn parse(target: &str) -> Result<Target, Status> {
     let (scheme, rest) = if let Some(rest) = target.strip_prefix("http://") {
         (Scheme::HTTP, rest)
     } else if target.starts_with("https://") {
-        return Err(bad("TLS targets need TLS credentials, which this build does not have yet"));
+        return Err(bad(
+            "TLS targets need TLS credentials, which this build does not have yet",
+        ));
     } else if let Some(rest) = target.strip_prefix("dns:///") {
         (Scheme::HTTP, rest)
     } else {
@@ -37,7 +39,10 @@ pub(crate) fn parse(target: &str) -> Result<Target, Status> {
     let hostport = rest.trim_end_matches('/');
     let (host, port) = split_host_port(hostport).ok_or_else(|| bad("expected host:port"))?;
     Ok(Target {
-        address: Address::Tcp { host: host.to_string(), port },
+        address: Address::Tcp {
+            host: host.to_string(),
+            port,
+        },
         scheme,
         authority: hostport.to_string(),
     })
@@ -63,12 +68,30 @@ mod tests {
     #[test]
     fn forms() {
         let t = parse("http://127.0.0.1:50051").unwrap();
-        assert_eq!(t.address, Address::Tcp { host: "127.0.0.1".into(), port: 50051 });
+        assert_eq!(
+            t.address,
+            Address::Tcp {
+                host: "127.0.0.1".into(),
+                port: 50051
+            }
+        );
         assert_eq!(t.authority, "127.0.0.1:50051");
         let t = parse("localhost:1").unwrap();
-        assert_eq!(t.address, Address::Tcp { host: "localhost".into(), port: 1 });
+        assert_eq!(
+            t.address,
+            Address::Tcp {
+                host: "localhost".into(),
+                port: 1
+            }
+        );
         let t = parse("[::1]:9").unwrap();
-        assert_eq!(t.address, Address::Tcp { host: "::1".into(), port: 9 });
+        assert_eq!(
+            t.address,
+            Address::Tcp {
+                host: "::1".into(),
+                port: 9
+            }
+        );
         let t = parse("unix:/tmp/s.sock").unwrap();
         assert_eq!(t.address, Address::Unix("/tmp/s.sock".into()));
         let t = parse("unix:///tmp/s.sock").unwrap();

@@ -26,7 +26,13 @@ const MIN_COMPRESS_LEN: usize = 32;
 
 impl<E: Encoder> FrameWriter<E> {
     pub(crate) fn new(encoder: E, compression: Option<Encoding>, max_size: usize) -> Self {
-        FrameWriter { encoder, buf: BytesMut::new(), scratch: BytesMut::new(), compression, max_size }
+        FrameWriter {
+            encoder,
+            buf: BytesMut::new(),
+            scratch: BytesMut::new(),
+            compression,
+            max_size,
+        }
     }
 
     /// Whether messages are compressed by default.
@@ -66,7 +72,9 @@ impl<E: Encoder> FrameWriter<E> {
         }
         let Ok(len32) = u32::try_from(len) else {
             self.buf.truncate(start);
-            return Err(Status::resource_exhausted(format!("message of {len} bytes is too large for gRPC")));
+            return Err(Status::resource_exhausted(format!(
+                "message of {len} bytes is too large for gRPC"
+            )));
         };
         self.buf[start] = flag;
         self.buf[start + 1..start + HEADER_LEN].copy_from_slice(&len32.to_be_bytes());

@@ -87,7 +87,8 @@ impl<T: prost::Message + 'static> Encoder for ProstEncoder<T> {
     type Item = T;
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), Status> {
         dst.reserve(item.encoded_len());
-        item.encode(dst).map_err(|e| Status::internal(format!("failed to encode message: {e}")))
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))
     }
 }
 

@@ -47,10 +47,18 @@ pub enum MetadataError {
 impl fmt::Display for MetadataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MetadataError::InvalidKey(k) => write!(f, "invalid metadata key {k:?}: keys are lower-case letters, digits, '-', '_' and '.'"),
+            MetadataError::InvalidKey(k) => write!(
+                f,
+                "invalid metadata key {k:?}: keys are lower-case letters, digits, '-', '_' and '.'"
+            ),
             MetadataError::ReservedKey(k) => write!(f, "metadata key {k:?} is reserved for gRPC"),
-            MetadataError::InvalidValue(k) => write!(f, "value for metadata key {k:?} must be printable ASCII (use a -bin key for binary data)"),
-            MetadataError::WrongKind(k) if k.ends_with("-bin") => write!(f, "metadata key {k:?} ends in -bin: use the binary methods"),
+            MetadataError::InvalidValue(k) => write!(
+                f,
+                "value for metadata key {k:?} must be printable ASCII (use a -bin key for binary data)"
+            ),
+            MetadataError::WrongKind(k) if k.ends_with("-bin") => {
+                write!(f, "metadata key {k:?} ends in -bin: use the binary methods")
+            }
             MetadataError::WrongKind(k) => write!(f, "binary metadata key {k:?} must end in -bin"),
             MetadataError::InvalidBase64(k) => write!(f, "value for binary metadata key {k:?} is not valid base64"),
         }
@@ -120,7 +128,9 @@ pub struct Metadata {
 impl Metadata {
     /// An empty set.
     pub fn new() -> Metadata {
-        Metadata { headers: HeaderMap::new() }
+        Metadata {
+            headers: HeaderMap::new(),
+        }
     }
 
     /// Metadata taken from received headers, leaving out the protocol's own.

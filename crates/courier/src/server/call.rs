@@ -42,7 +42,9 @@ pub struct ServerCall {
 
 impl std::fmt::Debug for ServerCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerCall").field("path", &self.head.path()).finish_non_exhaustive()
+        f.debug_struct("ServerCall")
+            .field("path", &self.head.path())
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +75,9 @@ pub(crate) fn accept(
     };
     respond.content_type = content_type;
     if parts.headers.get("te").map(|v| v.as_bytes()) != Some(b"trailers") {
-        respond.trailers_only(Status::internal("request is missing the 'te: trailers' header gRPC requires"));
+        respond.trailers_only(Status::internal(
+            "request is missing the 'te: trailers' header gRPC requires",
+        ));
         return None;
     }
     let Some(path) = parts.uri.path_and_query().cloned() else {
@@ -91,7 +95,10 @@ pub(crate) fn accept(
         None => None,
         Some(Ok(timeout)) => Instant::now().checked_add(timeout),
         Some(Err(())) => {
-            let raw = parts.headers.get("grpc-timeout").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let raw = parts
+                .headers
+                .get("grpc-timeout")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             respond.trailers_only(Status::internal(format!(
                 "malformed grpc-timeout {:?}: expected up to 8 digits and a unit (H, M, S, m, u, n)",
                 raw.unwrap_or_default()
@@ -123,7 +130,14 @@ pub(crate) fn accept(
         deadline,
         remote_addr,
     };
-    Some(ServerCall { head, body, respond, config, request_encoding, response_encoding })
+    Some(ServerCall {
+        head,
+        body,
+        respond,
+        config,
+        request_encoding,
+        response_encoding,
+    })
 }
 
 fn is_grpc_content_type(ct: &[u8]) -> bool {
@@ -217,7 +231,10 @@ impl Responder {
         if let Some(enc) = encoding {
             headers.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
         }
-        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPT_ENCODING));
+        headers.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static(compression::ACCEPT_ENCODING),
+        );
         *resp.headers_mut() = headers;
         match respond.send_response(resp, false) {
             Ok(s) => {
@@ -295,7 +312,11 @@ impl ServerCall {
     /// Answers UNIMPLEMENTED: no such service or method.
     pub async fn unimplemented(mut self) {
         let path = self.head.path();
-        let msg = format!("unknown method {} for service {}", split_path(path).1, split_path(path).0);
+        let msg = format!(
+            "unknown method {} for service {}",
+            split_path(path).1,
+            split_path(path).0
+        );
         self.respond.trailers_only(Status::unimplemented(msg));
     }
 
@@ -325,7 +346,13 @@ impl ServerCall {
         let reader = self.reader();
         let writer = self.writer(codec.encoder());
         let mut decoder = codec.decoder();
-        let ServerCall { head, body, mut respond, config, .. } = self;
+        let ServerCall {
+            head,
+            body,
+            mut respond,
+            config,
+            ..
+        } = self;
         let deadline = head.deadline;
         let work = async {
             let head = Self::intercept(&config, head).await?;
@@ -352,7 +379,13 @@ impl ServerCall {
         let reader = self.reader();
         let writer = self.writer(codec.encoder());
         let decoder = codec.decoder();
-        let ServerCall { head, body, mut respond, config, .. } = self;
+        let ServerCall {
+            head,
+            body,
+            mut respond,
+            config,
+            ..
+        } = self;
         let deadline = head.deadline;
         let work = async {
             let head = Self::intercept(&config, head).await?;
@@ -376,7 +409,14 @@ impl ServerCall {
         let reader = self.reader();
         let writer = self.writer(codec.encoder());
         let mut decoder = codec.decoder();
-        let ServerCall { head, body, mut respond, config, response_encoding, .. } = self;
+        let ServerCall {
+            head,
+            body,
+            mut respond,
+            config,
+            response_encoding,
+            ..
+        } = self;
         let deadline = head.deadline;
         let work = async {
             let head = Self::intercept(&config, head).await?;
@@ -408,7 +448,14 @@ impl ServerCall {
         let reader = self.reader();
         let writer = self.writer(codec.encoder());
         let decoder = codec.decoder();
-        let ServerCall { head, body, mut respond, config, response_encoding, .. } = self;
+        let ServerCall {
+            head,
+            body,
+            mut respond,
+            config,
+            response_encoding,
+            ..
+        } = self;
         let deadline = head.deadline;
         let work = async {
             let head = Self::intercept(&config, head).await?;
@@ -450,19 +497,29 @@ async fn read_one(mut body: RecvBody, mut reader: FrameReader) -> Result<(Bytes,
             Some(Err(status)) => return Err(status),
             None => {
                 reader.finish()?;
-                return Err(Status::internal("the client sent no request message for a call that needs one"));
+                return Err(Status::internal(
+                    "the client sent no request message for a call that needs one",
+                ));
             }
         }
     }
 }
 
 /// Sends a single response message with its status, or the error status.
-fn respond_single<E: Encoder>(respond: &mut Responder, mut writer: FrameWriter<E>, result: Result<Response<E::Item>, Status>) {
+fn respond_single<E: Encoder>(
+    respond: &mut Responder,
+    mut writer: FrameWriter<E>,
+    result: Result<Response<E::Item>, Status>,
+) {
     let response = match result {
         Ok(r) => r,
         Err(status) => return respond.trailers_only(status),
     };
-    let Response { metadata, message, trailers } = response;
+    let Response {
+        metadata,
+        message,
+        trailers,
+    } = response;
     if let Err(status) = writer.write(message, true) {
         return respond.trailers_only(status);
     }
@@ -490,7 +547,11 @@ async fn respond_stream<E, S>(
     E: Encoder,
     S: Stream<Item = Result<E::Item, Status>> + Send,
 {
-    let Response { metadata, message: stream, trailers } = response;
+    let Response {
+        metadata,
+        message: stream,
+        trailers,
+    } = response;
     let mut stream = std::pin::pin!(stream);
     let mut headers = Some(metadata);
     let mut expiry = std::pin::pin!(async {

@@ -88,14 +88,20 @@ pub struct Server<R = Empty> {
 impl Server<Empty> {
     /// A server with no services yet.
     pub fn builder() -> Server<Empty> {
-        Server { config: ServerConfig::default(), routes: Empty }
+        Server {
+            config: ServerConfig::default(),
+            routes: Empty,
+        }
     }
 }
 
 impl<R: Routes> Server<R> {
     /// Adds a service.
     pub fn add_service<S: Service>(self, service: S) -> Server<Route<S, R>> {
-        Server { config: self.config, routes: Route::new(service, self.routes) }
+        Server {
+            config: self.config,
+            routes: Route::new(service, self.routes),
+        }
     }
 
     /// Adds an interceptor; interceptors run in the order they are added,
@@ -236,10 +242,7 @@ impl<R: Routes> Server<R> {
         drop(listener);
         let _ = shutdown_tx.send(true);
         let grace = config.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
+        let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::info!("grace period over; closing {} connections", connections.len());
             connections.abort_all();

@@ -112,17 +112,13 @@ impl Code {
 
     /// Parses a canonical name such as `NOT_FOUND` (case-insensitive).
     pub fn from_name(name: &str) -> Option<Code> {
-        Code::ALL
-            .iter()
-            .copied()
-            .find(|c| c.name().eq_ignore_ascii_case(name))
+        Code::ALL.iter().copied().find(|c| c.name().eq_ignore_ascii_case(name))
     }
 
     /// The value of a `grpc-status` header for this code.
     pub(crate) fn header_value(self) -> http::HeaderValue {
         const VALUES: [&str; 17] = [
-            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-            "16",
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
         ];
         http::HeaderValue::from_static(VALUES[self as usize])
     }

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 /// Packs any named message into a `google.protobuf.Any`.
 pub fn to_any<M: prost::Name>(message: &M) -> prost_types::Any {
-    prost_types::Any { type_url: M::type_url(), value: message.encode_to_vec() }
+    prost_types::Any {
+        type_url: M::type_url(),
+        value: message.encode_to_vec(),
+    }
 }
 
 /// `google.rpc.Status`: the encoded form of a status with its details.

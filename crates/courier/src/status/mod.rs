@@ -37,18 +37,36 @@ pub(crate) const GRPC_MESSAGE: &str = "grpc-message";
 pub(crate) const GRPC_STATUS_DETAILS: &str = "grpc-status-details-bin";
 
 /// The outcome of a gRPC call.
+///
+/// Two words in size: the message, details and metadata live behind one
+/// allocation, which a bare code does not need.
 #[derive(Clone)]
 pub struct Status {
     code: Code,
+    rest: Option<Box<Rest>>,
+}
+
+#[derive(Clone, Default)]
+struct Rest {
     message: String,
     details: Bytes,
     metadata: Metadata,
 }
 
+static EMPTY_BYTES: Bytes = Bytes::new();
+static EMPTY_METADATA: std::sync::LazyLock<Metadata> = std::sync::LazyLock::new(Metadata::new);
+
 impl Status {
     /// A status with a code and a message.
     pub fn new(code: Code, message: impl Into<String>) -> Status {
-        Status { code, message: message.into(), details: Bytes::new(), metadata: Metadata::new() }
+        let message = message.into();
+        let rest = (!message.is_empty()).then(|| {
+            Box::new(Rest {
+                message,
+                ..Default::default()
+            })
+        });
+        Status { code, rest }
     }
 
     /// A status carrying rich error details, sent as a `google.rpc.Status`
@@ -64,17 +82,27 @@ impl Status {
             message: message.clone(),
             details: details.into_iter().collect(),
         };
+        let details = Bytes::from(proto.encode_to_vec());
         Status {
             code,
-            message,
-            details: Bytes::from(proto.encode_to_vec()),
-            metadata: Metadata::new(),
+            rest: Some(Box::new(Rest {
+                message,
+                details,
+                metadata: Metadata::new(),
+            })),
         }
+    }
+
+    fn rest_mut(&mut self) -> &mut Rest {
+        self.rest.get_or_insert_with(Default::default)
     }
 
     /// The OK status.
     pub fn ok() -> Status {
-        Status::new(Code::Ok, "")
+        Status {
+            code: Code::Ok,
+            rest: None,
+        }
     }
 
     /// The status code.
@@ -84,20 +112,21 @@ impl Status {
 
     /// The message, for people.
     pub fn message(&self) -> &str {
-        &self.message
+        self.rest.as_ref().map_or("", |r| &r.message)
     }
 
     /// The encoded `google.rpc.Status`, empty if there is none.
     pub fn details_bytes(&self) -> &Bytes {
-        &self.details
+        self.rest.as_ref().map_or(&EMPTY_BYTES, |r| &r.details)
     }
 
     /// The rich error details, decoded. Empty when none were sent.
     pub fn details(&self) -> Result<Vec<prost_types::Any>, prost::DecodeError> {
-        if self.details.is_empty() {
+        let details = self.details_bytes();
+        if details.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(details::RpcStatus::decode(self.details.clone())?.details)
+        Ok(details::RpcStatus::decode(details.clone())?.details)
     }
 
     /// The first detail of type `T`, if any.
@@ -111,17 +140,19 @@ impl Status {
 
     /// Trailing metadata sent or received with this status.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        self.rest.as_ref().map_or(&EMPTY_METADATA, |r| &r.metadata)
     }
 
     /// Trailing metadata, to change before sending.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
-        &mut self.metadata
+        &mut self.rest_mut().metadata
     }
 
     /// Replaces the trailing metadata.
     pub fn with_metadata(mut self, metadata: Metadata) -> Status {
-        self.metadata = metadata;
+        if !metadata.is_empty() || self.rest.is_some() {
+            self.rest_mut().metadata = metadata;
+        }
         self
     }
 
@@ -200,34 +231,39 @@ impl Status {
             .unwrap_or_default();
         let details = trailers
             .get(GRPC_STATUS_DETAILS)
-            .and_then(|v| {
-                let md_value = crate::metadata::MetadataValue::Binary(v.as_bytes());
-                md_value.to_bytes().ok()
-            })
+            .and_then(|v| crate::metadata::MetadataValue::Binary(v.as_bytes()).to_bytes().ok())
             .map(Bytes::from)
             .unwrap_or_default();
-        Some(Status { code, message, details, metadata: Metadata::from_headers(trailers.clone()) })
+        let metadata = Metadata::from_headers(trailers.clone());
+        let rest = (!message.is_empty() || !details.is_empty() || !metadata.is_empty()).then(|| {
+            Box::new(Rest {
+                message,
+                details,
+                metadata,
+            })
+        });
+        Some(Status { code, rest })
     }
 
     /// Writes `grpc-status`, `grpc-message`, details and metadata into a
     /// header map.
     pub(crate) fn write_trailers(&self, out: &mut HeaderMap) {
         out.insert(GRPC_STATUS, self.code.header_value());
-        if !self.message.is_empty() {
-            let encoded = encode_message(&self.message);
-            if let Ok(v) = http::HeaderValue::from_str(&encoded) {
-                out.insert(GRPC_MESSAGE, v);
-            }
+        let Some(rest) = &self.rest else { return };
+        if !rest.message.is_empty()
+            && let Ok(v) = http::HeaderValue::from_str(&encode_message(&rest.message))
+        {
+            out.insert(GRPC_MESSAGE, v);
         }
-        if !self.details.is_empty() {
+        if !rest.details.is_empty() {
             let mut md = Metadata::new();
-            if md.insert_bin("x-details-bin", &self.details).is_ok()
+            if md.insert_bin("x-details-bin", &rest.details).is_ok()
                 && let Some(v) = md.into_headers().remove("x-details-bin")
             {
                 out.insert(GRPC_STATUS_DETAILS, v);
             }
         }
-        self.metadata.append_to(out);
+        rest.metadata.append_to(out);
     }
 
     /// A status for an I/O or HTTP/2 error, per PROTOCOL-HTTP2.md.
@@ -241,7 +277,11 @@ impl Status {
                 _ if err.is_go_away() => Code::Unavailable,
                 _ => Code::Internal,
             };
-            let what = if err.is_go_away() { "connection closed by GOAWAY" } else { "stream reset" };
+            let what = if err.is_go_away() {
+                "connection closed by GOAWAY"
+            } else {
+                "stream reset"
+            };
             return Status::new(code, format!("{what}: {reason:?}"));
         }
         if err.is_io() {
@@ -264,12 +304,12 @@ pub(crate) fn decode_message(raw: &[u8]) -> String {
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Status");
-        d.field("code", &self.code).field("message", &self.message);
-        if !self.details.is_empty() {
-            d.field("details", &self.details.len());
+        d.field("code", &self.code).field("message", &self.message());
+        if !self.details_bytes().is_empty() {
+            d.field("details", &self.details_bytes().len());
         }
-        if !self.metadata.is_empty() {
-            d.field("metadata", &self.metadata);
+        if !self.metadata().is_empty() {
+            d.field("metadata", self.metadata());
         }
         d.finish()
     }
@@ -277,10 +317,10 @@ impl fmt::Debug for Status {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.message.is_empty() {
+        if self.message().is_empty() {
             write!(f, "{}", self.code)
         } else {
-            write!(f, "{}: {}", self.code, self.message)
+            write!(f, "{}: {}", self.code, self.message())
         }
     }
 }
@@ -296,8 +336,8 @@ impl From<std::io::Error> for Status {
             NotFound => Code::NotFound,
             AlreadyExists => Code::AlreadyExists,
             InvalidInput | InvalidData => Code::InvalidArgument,
-            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe
-            | AddrNotAvailable | UnexpectedEof => Code::Unavailable,
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe | AddrNotAvailable
+            | UnexpectedEof => Code::Unavailable,
             _ => Code::Unknown,
         };
         Status::new(code, err.to_string())
@@ -330,7 +370,11 @@ mod tests {
         let mut st = Status::with_details(
             Code::FailedPrecondition,
             "no: \u{1F600}",
-            [details::ErrorInfo { reason: "R".into(), ..Default::default() }.to_any()],
+            [details::ErrorInfo {
+                reason: "R".into(),
+                ..Default::default()
+            }
+            .to_any()],
         );
         st.metadata_mut().insert("x-k", "v").unwrap();
         let mut h = HeaderMap::new();

@@ -43,9 +43,11 @@ impl RecvBody {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(Status::from_h2(&e))),
             Poll::Ready(Ok(_)) if !self.client => Poll::Ready(Ok(None)),
-            Poll::Ready(Ok(Some(trailers))) => Poll::Ready(Status::from_trailers(&trailers).map(Some).ok_or_else(|| {
-                Status::internal("server sent trailers without grpc-status")
-            })),
+            Poll::Ready(Ok(Some(trailers))) => Poll::Ready(
+                Status::from_trailers(&trailers)
+                    .map(Some)
+                    .ok_or_else(|| Status::internal("server sent trailers without grpc-status")),
+            ),
             Poll::Ready(Ok(None)) => Poll::Ready(Err(Status::internal(
                 "server closed the stream without sending trailers",
             ))),

@@ -42,9 +42,9 @@ pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions) -> Result<Con
                 handshake(stream, opts).await
             }
             Address::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
-                    Status::unavailable(format!("failed to connect to unix:{}: {e}", path.display()))
-                })?;
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| Status::unavailable(format!("failed to connect to unix:{}: {e}", path.display())))?;
                 handshake(stream, opts).await
             }
         }

@@ -1,8 +1,6 @@
 //! The server side of an HTTP/2 connection: the handshake, accepting
 //! streams, and graceful shutdown with GOAWAY.
 
-
-
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
