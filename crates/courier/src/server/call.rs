@@ -216,6 +216,7 @@ impl Responder {
         let mut resp = http::Response::new(());
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, self.content_type.clone());
+        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPT_ENCODING));
         status.write_trailers(headers);
         let _ = respond.send_response(resp, true);
     }
