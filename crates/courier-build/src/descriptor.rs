@@ -22,8 +22,7 @@ pub(crate) fn write_service_descriptors(
     fds: &FileDescriptorSet,
     out_dir: &Path,
 ) -> Result<HashMap<String, PathBuf>, Error> {
-    let by_name: HashMap<&str, &FileDescriptorProto> =
-        fds.file.iter().map(|file| (file.name(), file)).collect();
+    let by_name: HashMap<&str, &FileDescriptorProto> = fds.file.iter().map(|file| (file.name(), file)).collect();
 
     let mut paths = HashMap::new();
     for file in fds.file.iter().filter(|file| !file.service.is_empty()) {
@@ -51,10 +50,7 @@ pub(crate) fn qualified_name(package: &str, name: &str) -> String {
 /// Builds the set holding `root` and its transitive dependencies, dependencies
 /// first. Source code info (comments and spans) is dropped: it is not needed
 /// at run time and would make every server binary larger.
-fn encode_closure(
-    root: &FileDescriptorProto,
-    by_name: &HashMap<&str, &FileDescriptorProto>,
-) -> FileDescriptorSet {
+fn encode_closure(root: &FileDescriptorProto, by_name: &HashMap<&str, &FileDescriptorProto>) -> FileDescriptorSet {
     fn visit<'a>(
         file: &'a FileDescriptorProto,
         by_name: &HashMap<&str, &'a FileDescriptorProto>,

@@ -41,11 +41,7 @@ impl Error {
     }
 
     /// Creates an error that refers to a whole file.
-    pub(crate) fn in_file(
-        kind: io::ErrorKind,
-        file: impl Into<PathBuf>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn in_file(kind: io::ErrorKind, file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error {
             file: Some(file.into()),
             ..Error::new(kind, message)
@@ -75,10 +71,7 @@ impl Error {
         let Some(name) = err.file() else {
             return Error::new(kind, rendered);
         };
-        let Some(rest) = rendered
-            .strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix(':'))
-        else {
+        let Some(rest) = rendered.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')) else {
             return Error::in_file(kind, display_path(name, includes), rendered);
         };
         let (line, column, message) = split_location(rest);
@@ -124,8 +117,7 @@ impl Error {
 /// Parses an optional `line:column:` prefix (as produced by protox).
 fn split_location(rest: &str) -> (Option<usize>, Option<usize>, &str) {
     let mut parts = rest.splitn(3, ':');
-    let (Some(line), Some(column), Some(message)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(line), Some(column), Some(message)) = (parts.next(), parts.next(), parts.next()) else {
         return (None, None, rest);
     };
     match (line.parse::<usize>(), column.parse::<usize>()) {
@@ -181,10 +173,7 @@ mod tests {
 
     #[test]
     fn location_prefix_is_parsed() {
-        assert_eq!(
-            split_location("7:3: expected ';'"),
-            (Some(7), Some(3), " expected ';'")
-        );
+        assert_eq!(split_location("7:3: expected ';'"), (Some(7), Some(3), " expected ';'"));
         assert_eq!(split_location(" no location"), (None, None, " no location"));
         assert_eq!(
             split_location(" a: b: c"),

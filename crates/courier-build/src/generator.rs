@@ -114,8 +114,7 @@ impl<'a> MethodInfo<'a> {
 /// Rewrites a Rust type path produced by prost (relative to the package
 /// module) so that it resolves from a module nested one level deeper.
 fn type_from_submodule(rust_type: &str) -> String {
-    let absolute =
-        rust_type.starts_with("::") || rust_type.starts_with("crate::") || rust_type == "()";
+    let absolute = rust_type.starts_with("::") || rust_type.starts_with("crate::") || rust_type == "()";
     if absolute {
         rust_type.to_owned()
     } else {
@@ -166,13 +165,7 @@ impl ServiceGenerator for CourierServiceGenerator {
     }
 }
 
-fn write_client(
-    buf: &mut String,
-    service: &Service,
-    full_name: &str,
-    module_base: &str,
-    methods: &[MethodInfo<'_>],
-) {
+fn write_client(buf: &mut String, service: &Service, full_name: &str, module_base: &str, methods: &[MethodInfo<'_>]) {
     let client = format!("{}Client", service.name);
     let _ = writeln!(
         buf,
@@ -225,10 +218,7 @@ fn write_client(
             buf,
             &method.comments,
             2,
-            &format!(
-                "Calls the {} method `{path}`.",
-                info.kind.description()
-            ),
+            &format!("Calls the {} method `{path}`.", info.kind.description()),
         );
         let (param, conversion) = if info.kind.streams_requests() {
             (
@@ -322,11 +312,7 @@ fn write_server(
             buf,
             &method.comments,
             2,
-            &format!(
-                "Handles the {} method `{}`.",
-                info.kind.description(),
-                info.path
-            ),
+            &format!("Handles the {} method `{}`.", info.kind.description(), info.path),
         );
         let _ = writeln!(
             buf,
@@ -410,11 +396,7 @@ fn write_server(
              let method = match call.method() {\n",
         );
         for (index, info) in methods.iter().enumerate() {
-            let _ = writeln!(
-                buf,
-                "                {:?} => {index}usize,",
-                info.method.proto_name
-            );
+            let _ = writeln!(buf, "                {:?} => {index}usize,", info.method.proto_name);
         }
         buf.push_str(
             "                _ => usize::MAX,\n            };\n            \
@@ -435,9 +417,7 @@ fn write_server(
                 name = info.method.name,
             );
         }
-        buf.push_str(
-            "                    _ => call.unimplemented().await,\n                }\n            }\n",
-        );
+        buf.push_str("                    _ => call.unimplemented().await,\n                }\n            }\n");
     }
     buf.push_str("        }\n    }\n}\n");
 }

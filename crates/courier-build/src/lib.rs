@@ -61,6 +61,11 @@
 //!   the encoded descriptors of the service's `.proto` file and all of its
 //!   imports (used by server reflection).
 //!
+//! Method names are the `snake_case` form of the RPC names, with Rust keywords
+//! escaped (`rpc Type` becomes `r#type`). A client method that would clash with
+//! `new`, `connect` or `channel` gets an `_rpc` suffix (`rpc Connect` becomes
+//! `connect_rpc` on the client; the server trait keeps `connect`).
+//!
 //! # Errors
 //!
 //! Problems in `.proto` files are reported with the file, line and column, in
@@ -177,12 +182,7 @@ impl Builder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.bytes = Some(
-            paths
-                .into_iter()
-                .map(|path| path.as_ref().to_owned())
-                .collect(),
-        );
+        self.bytes = Some(paths.into_iter().map(|path| path.as_ref().to_owned()).collect());
         self
     }
 
@@ -305,25 +305,17 @@ impl Builder {
 }
 
 /// Parses and type-checks `protos` (and their imports) with protox.
-fn compile_fds(
-    protos: &[PathBuf],
-    includes: &[PathBuf],
-) -> Result<prost_types::FileDescriptorSet, Error> {
+fn compile_fds(protos: &[PathBuf], includes: &[PathBuf]) -> Result<prost_types::FileDescriptorSet, Error> {
     // protox reports an input that does not exist as "not in any include
     // path"; say plainly that the file is missing instead.
     for proto in protos {
         let exists = proto.is_file() || includes.iter().any(|dir| dir.join(proto).is_file());
         if !exists {
-            return Err(Error::in_file(
-                io::ErrorKind::NotFound,
-                proto,
-                "file not found",
-            ));
+            return Err(Error::in_file(io::ErrorKind::NotFound, proto, "file not found"));
         }
     }
 
-    let mut compiler =
-        protox::Compiler::new(includes).map_err(|err| Error::from_protox(&err, includes))?;
+    let mut compiler = protox::Compiler::new(includes).map_err(|err| Error::from_protox(&err, includes))?;
     compiler.include_imports(true).include_source_info(true);
     for proto in protos {
         compiler

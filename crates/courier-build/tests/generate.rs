@@ -97,10 +97,7 @@ fn generates_clients_servers_and_descriptors() {
     courier_build::configure()
         .out_dir(&out)
         .emit_rerun_if_changed(false)
-        .compile(
-            &[proto.join("route.proto"), proto.join("echo.proto")],
-            &[&proto],
-        )
+        .compile(&[proto.join("route.proto"), proto.join("echo.proto")], &[&proto])
         .unwrap();
 
     let code = fs::read_to_string(out.join("routeguide.rs")).unwrap();
@@ -142,7 +139,11 @@ fn generates_clients_servers_and_descriptors() {
 
     // Wire paths for all four call kinds, plus the keyword-named method.
     for (path, client_call, server_call) in [
-        ("/routeguide.RouteGuide/GetFeature", "self.channel.unary(", "call.unary("),
+        (
+            "/routeguide.RouteGuide/GetFeature",
+            "self.channel.unary(",
+            "call.unary(",
+        ),
         (
             "/routeguide.RouteGuide/ListFeatures",
             "self.channel.server_streaming(",
@@ -153,7 +154,11 @@ fn generates_clients_servers_and_descriptors() {
             "self.channel.client_streaming(",
             "call.client_streaming(",
         ),
-        ("/routeguide.RouteGuide/RouteChat", "self.channel.streaming(", "call.streaming("),
+        (
+            "/routeguide.RouteGuide/RouteChat",
+            "self.channel.streaming(",
+            "call.streaming(",
+        ),
         ("/routeguide.RouteGuide/Type", "self.channel.unary(", "call.unary("),
     ] {
         assert!(contains(&code, &format!("\"{path}\"")), "missing path {path}");
@@ -193,10 +198,7 @@ fn generates_clients_servers_and_descriptors() {
     assert_eq!(route.service[0].name(), "RouteGuide");
     assert!(route.source_code_info.is_none());
 
-    let echo_set = FileDescriptorSet::decode(
-        fs::read(out.join("Echo.courier-fds.bin")).unwrap().as_slice(),
-    )
-    .unwrap();
+    let echo_set = FileDescriptorSet::decode(fs::read(out.join("Echo.courier-fds.bin")).unwrap().as_slice()).unwrap();
     let echo_names: Vec<&str> = echo_set.file.iter().map(|f| f.name()).collect();
     assert_eq!(echo_names, ["echo.proto"]);
 }
@@ -352,10 +354,7 @@ fn missing_import_names_the_importing_file() {
 
     let file = proto.join("main.proto");
     for rendered in [err.to_string(), format!("{err:?}")] {
-        assert!(
-            rendered.starts_with(&format!("{}:3:1: ", file.display())),
-            "{rendered}"
-        );
+        assert!(rendered.starts_with(&format!("{}:3:1: ", file.display())), "{rendered}");
         assert!(rendered.contains("does/not/exist.proto"), "{rendered}");
     }
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
