@@ -317,19 +317,27 @@ async fn reconnects_after_the_server_restarts() {
     assert!(ok, "the channel reconnected");
 }
 
-#[tokio::test]
-async fn graceful_shutdown_lets_calls_finish() {
+type ServeTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// A server with the given grace period, and the sender that shuts it down.
+async fn serve_with_grace(grace: Duration) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, ServeTask) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         courier::Server::builder()
             .add_service(EchoServer::new(EchoService::default()))
-            .shutdown_grace_period(Duration::from_secs(10))
+            .shutdown_grace_period(grace)
             .serve_with_listener(listener, async {
                 let _ = rx.await;
             }),
     );
+    (addr, tx, server)
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_calls_finish() {
+    let (addr, tx, server) = serve_with_grace(Duration::from_secs(10)).await;
     let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
     let in_flight = {
         let c = client.clone();
@@ -358,17 +366,7 @@ async fn graceful_shutdown_lets_calls_finish() {
 
 #[tokio::test]
 async fn shutdown_grace_period_is_bounded() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        courier::Server::builder()
-            .add_service(EchoServer::new(EchoService::default()))
-            .shutdown_grace_period(Duration::from_millis(200))
-            .serve_with_listener(listener, async {
-                let _ = rx.await;
-            }),
-    );
+    let (addr, tx, server) = serve_with_grace(Duration::from_millis(200)).await;
     let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
     let stuck = {
         let c = client.clone();

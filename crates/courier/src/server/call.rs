@@ -14,7 +14,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::ServerConfig;
-use crate::codec::{Codec, Decoder as _, Encoder, FrameReader, FrameWriter};
+use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
 use crate::extensions::Extensions;
 use crate::interceptor::{CallHead, split_path};
@@ -216,7 +216,10 @@ impl Responder {
         let mut resp = http::Response::new(());
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, self.content_type.clone());
-        headers.insert("grpc-accept-encoding", HeaderValue::from_static(compression::ACCEPT_ENCODING));
+        headers.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static(compression::ACCEPT_ENCODING),
+        );
         status.write_trailers(headers);
         let _ = respond.send_response(resp, true);
     }
@@ -321,14 +324,6 @@ impl ServerCall {
         self.respond.trailers_only(Status::unimplemented(msg));
     }
 
-    async fn intercept(config: &ServerConfig, head: CallHead) -> Result<CallHead, Status> {
-        if config.interceptors.is_empty() {
-            Ok(head)
-        } else {
-            config.interceptors.run(head).await
-        }
-    }
-
     fn reader(&self) -> FrameReader {
         FrameReader::new(self.config.max_recv_message_size, self.request_encoding)
     }
@@ -356,12 +351,7 @@ impl ServerCall {
         } = self;
         let deadline = head.deadline;
         let work = async {
-            let head = Self::intercept(&config, head).await?;
-            let (bytes, compressed) = read_one(RecvBody::new(body, false), reader).await?;
-            let mut request = request_from(head, decoder.decode(bytes)?);
-            if compressed {
-                request.extensions.insert(crate::MessageCompressed);
-            }
+            let request = single_request(&config, head, body, reader, &mut decoder).await?;
             handler(request).await
         };
         match guarded(&mut respond, deadline, work).await {
@@ -389,7 +379,7 @@ impl ServerCall {
         } = self;
         let deadline = head.deadline;
         let work = async {
-            let head = Self::intercept(&config, head).await?;
+            let head = intercept(&config, head).await?;
             let stream = Streaming::new(RecvBody::new(body, false), reader, decoder, None, None);
             handler(request_from(head, stream)).await
         };
@@ -420,12 +410,7 @@ impl ServerCall {
         } = self;
         let deadline = head.deadline;
         let work = async {
-            let head = Self::intercept(&config, head).await?;
-            let (bytes, compressed) = read_one(RecvBody::new(body, false), reader).await?;
-            let mut request = request_from(head, decoder.decode(bytes)?);
-            if compressed {
-                request.extensions.insert(crate::MessageCompressed);
-            }
+            let request = single_request(&config, head, body, reader, &mut decoder).await?;
             handler(request).await
         };
         match guarded(&mut respond, deadline, work).await {
@@ -459,7 +444,7 @@ impl ServerCall {
         } = self;
         let deadline = head.deadline;
         let work = async {
-            let head = Self::intercept(&config, head).await?;
+            let head = intercept(&config, head).await?;
             let stream = Streaming::new(RecvBody::new(body, false), reader, decoder, None, None);
             handler(request_from(head, stream)).await
         };
@@ -471,6 +456,33 @@ impl ServerCall {
             }
         }
     }
+}
+
+/// Runs the server's interceptors, if it has any.
+async fn intercept(config: &ServerConfig, head: CallHead) -> Result<CallHead, Status> {
+    if config.interceptors.is_empty() {
+        Ok(head)
+    } else {
+        config.interceptors.run(head).await
+    }
+}
+
+/// Intercepts, then reads and decodes the one request message of a unary or
+/// server-streaming call.
+async fn single_request<D: Decoder>(
+    config: &ServerConfig,
+    head: CallHead,
+    body: h2::RecvStream,
+    reader: FrameReader,
+    decoder: &mut D,
+) -> Result<Request<D::Item>, Status> {
+    let head = intercept(config, head).await?;
+    let (bytes, compressed) = read_one(RecvBody::new(body, false), reader).await?;
+    let mut request = request_from(head, decoder.decode(bytes)?);
+    if compressed {
+        request.extensions.insert(crate::MessageCompressed);
+    }
+    Ok(request)
 }
 
 fn request_from<T>(head: CallHead, message: T) -> Request<T> {
