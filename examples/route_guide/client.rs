@@ -10,9 +10,10 @@
 //!
 //! TARGET defaults to http://127.0.0.1:10000.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
-use examples::cli::Args;
+use examples::cli::{Args, exit_code};
 use examples::pb::routeguide::route_guide_client::RouteGuideClient;
 use examples::route_guide::DEFAULT_TARGET;
 use examples::route_guide::client::{
@@ -25,9 +26,15 @@ const USAGE: &str = "usage: route_guide-client [--addr TARGET | TARGET]   (defau
 const PACE: Duration = Duration::from_millis(150);
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    exit_code(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let target = Args::from_env(USAGE).addr_or_first(DEFAULT_TARGET);
-    let client = RouteGuideClient::connect(&target).await?;
+    let client = RouteGuideClient::connect(&target)
+        .await
+        .map_err(|err| format!("cannot connect to {target}: {err}"))?;
     println!("Connected to {target}");
 
     println!("\n*** GetFeature (unary)");

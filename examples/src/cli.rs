@@ -1,7 +1,8 @@
 //! The command line the example programs share: an address, given with
 //! `--addr ADDR` (or `--addr=ADDR`), and positional arguments.
 
-use std::process;
+use std::fmt::Display;
+use std::process::{self, ExitCode};
 
 /// Parsed command-line arguments.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,6 +66,18 @@ impl Args {
             .clone()
             .or_else(|| self.positional.first().cloned())
             .unwrap_or_else(|| default.to_string())
+    }
+}
+
+/// The exit code for a program's outcome, printing the error, if any, in
+/// its readable form (rather than the `Debug` form `main` would print).
+pub fn exit_code(result: Result<(), impl Display>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
