@@ -68,16 +68,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         notes.len()
     );
     for note in &notes {
-        println!("  Sent {:?} at {}", note.message, note.location.unwrap_or_default());
+        println!("  Leaving {:?} at {}", note.message, note.location.unwrap_or_default());
     }
     let replies = route_chat(&client, notes).await?;
     for note in &replies {
         println!(
-            "  Got earlier note {:?} at {}",
+            "  Sent back: earlier note {:?} at {}",
             note.message,
             note.location.unwrap_or_default()
         );
     }
-    println!("{} earlier notes came back", replies.len());
+    println!("{} earlier notes sent back", replies.len());
     Ok(())
 }

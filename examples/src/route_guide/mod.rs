@@ -30,10 +30,10 @@ pub const COORD_FACTOR: f64 = 1e7;
 /// The mean radius of the Earth, in meters.
 pub const EARTH_RADIUS_M: f64 = 6_371_000.0;
 
-/// The map's features lie on a grid with this many rows (south to north)...
+/// The number of rows, south to north, of the grid the map's features lie on.
 pub const GRID_ROWS: usize = 4;
 
-/// ...and this many columns (west to east).
+/// The number of columns, west to east, of the grid the map's features lie on.
 pub const GRID_COLS: usize = 5;
 
 /// The latitude of the grid's southernmost row, in degrees × 10⁷ (46.5°).
