@@ -118,6 +118,10 @@ impl Echo for EchoService {
             .extensions()
             .get::<Identity>()
             .map(|i| i.0.clone())
+            .or_else(|| {
+                let peer = request.extensions().get::<courier::credentials::PeerCertificates>()?;
+                Some(peer.identities().join(","))
+            })
             .unwrap_or_default();
         let mut resp = Response::new(out);
         echo_metadata(&request, &mut resp);

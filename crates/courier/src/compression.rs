@@ -6,6 +6,8 @@
 //! without bound.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -39,6 +41,52 @@ impl Encoding {
     /// for names Courier does not support.
     pub fn from_name(name: &str) -> Option<Encoding> {
         Encoding::ALL.into_iter().find(|e| e.name() == name.trim())
+    }
+}
+
+/// A switch that turns compression on or off message by message, within a
+/// call that has an encoding.
+///
+/// Compression is chosen per channel ([`ChannelBuilder::send_compressed`]),
+/// per server ([`Server::send_compressed`]) and per call
+/// ([`Request::set_compression`], [`Response::set_compression`]). Within a
+/// call, take a switch from [`Request::message_compression`] or
+/// [`Response::message_compression`] and flip it before a message is
+/// produced: each message is compressed only if the switch is on when it is
+/// sent. It starts on. A message is sent uncompressed anyway when
+/// compressing would not make it smaller.
+///
+/// ```
+/// use courier::{Encoding, Request};
+/// let mut request = Request::new(futures_util::stream::iter(vec![1u32, 2]));
+/// request.set_compression(Some(Encoding::Gzip));
+/// let switch = request.message_compression();
+/// switch.set(false); // the messages produced from now on go uncompressed
+/// assert!(!switch.is_on());
+/// ```
+///
+/// [`ChannelBuilder::send_compressed`]: crate::client::ChannelBuilder::send_compressed
+/// [`Server::send_compressed`]: crate::Server::send_compressed
+/// [`Request::set_compression`]: crate::Request::set_compression
+/// [`Response::set_compression`]: crate::Response::set_compression
+/// [`Request::message_compression`]: crate::Request::message_compression
+/// [`Response::message_compression`]: crate::Response::message_compression
+#[derive(Clone, Debug)]
+pub struct MessageCompression(Arc<AtomicBool>);
+
+impl MessageCompression {
+    pub(crate) fn new() -> MessageCompression {
+        MessageCompression(Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Turns compression on or off for the messages sent from now on.
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Release);
+    }
+
+    /// Whether the next message will be compressed.
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::Acquire)
     }
 }
 

@@ -48,6 +48,7 @@
 pub mod client;
 pub mod codec;
 pub mod compression;
+pub mod credentials;
 mod extensions;
 pub mod interceptor;
 pub mod metadata;
@@ -59,7 +60,7 @@ mod streaming;
 mod transport;
 
 pub use client::Channel;
-pub use compression::Encoding;
+pub use compression::{Encoding, MessageCompression};
 pub use extensions::Extensions;
 pub use metadata::Metadata;
 pub use request::{IntoRequest, IntoStreamingRequest, Request};
@@ -75,8 +76,10 @@ pub const DEFAULT_MAX_RECV_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 /// The `user-agent` Courier sends.
 pub const USER_AGENT: &str = concat!("grpc-rust-courier/", env!("CARGO_PKG_VERSION"));
 
-/// Present in a server request's extensions when the request message arrived
-/// compressed.
+/// Marks a message that arrived compressed: present in the extensions of a
+/// server's unary or server-streaming request, and of a client's unary or
+/// client-streaming response, when the one message was compressed on the
+/// wire. For streams, see [`Streaming::last_message_compressed`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageCompressed;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
-use crate::compression::Encoding;
+use crate::compression::{Encoding, MessageCompression};
 use crate::extensions::Extensions;
 use crate::metadata::Metadata;
 
@@ -31,6 +31,7 @@ pub struct Request<T> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) compression: Option<Option<Encoding>>,
+    pub(crate) message_compression: Option<MessageCompression>,
     pub(crate) remote_addr: Option<SocketAddr>,
 }
 
@@ -44,6 +45,7 @@ impl<T> Request<T> {
             timeout: None,
             deadline: None,
             compression: None,
+            message_compression: None,
             remote_addr: None,
         }
     }
@@ -111,6 +113,15 @@ impl<T> Request<T> {
         self.compression = Some(encoding);
     }
 
+    /// Client: a switch that turns compression on and off for each request
+    /// message of this call, in a call that has an encoding (see
+    /// [`MessageCompression`]).
+    pub fn message_compression(&mut self) -> MessageCompression {
+        self.message_compression
+            .get_or_insert_with(MessageCompression::new)
+            .clone()
+    }
+
     /// Server: the address of the client, when known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
@@ -125,6 +136,7 @@ impl<T> Request<T> {
             timeout: self.timeout,
             deadline: self.deadline,
             compression: self.compression,
+            message_compression: self.message_compression,
             remote_addr: self.remote_addr,
         }
     }

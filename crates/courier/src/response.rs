@@ -1,6 +1,8 @@
 //! Responses: a message (or a stream of them) with header and trailer
 //! metadata.
 
+use crate::compression::{Encoding, MessageCompression};
+use crate::extensions::Extensions;
 use crate::metadata::Metadata;
 
 /// A gRPC response: a message, or a stream of messages, with metadata.
@@ -14,6 +16,9 @@ pub struct Response<T> {
     pub(crate) metadata: Metadata,
     pub(crate) message: T,
     pub(crate) trailers: Metadata,
+    pub(crate) extensions: Extensions,
+    pub(crate) compression: Option<Option<Encoding>>,
+    pub(crate) message_compression: Option<MessageCompression>,
 }
 
 impl<T> Response<T> {
@@ -23,6 +28,9 @@ impl<T> Response<T> {
             metadata: Metadata::new(),
             message,
             trailers: Metadata::new(),
+            extensions: Extensions::new(),
+            compression: None,
+            message_compression: None,
         }
     }
 
@@ -46,6 +54,34 @@ impl<T> Response<T> {
         &mut self.trailers
     }
 
+    /// Typed values attached to the response. On the client, a unary
+    /// response whose message arrived compressed holds
+    /// [`MessageCompressed`](crate::MessageCompressed).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// The extensions, to change.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// Server: compress this call's response messages with `encoding`, or
+    /// send them uncompressed with `None`, overriding the server's setting.
+    /// An encoding the client does not accept (by its
+    /// `grpc-accept-encoding`) is not used.
+    pub fn set_compression(&mut self, encoding: Option<Encoding>) {
+        self.compression = Some(encoding);
+    }
+
+    /// Server: a switch that turns compression on and off for each response
+    /// message of this call (see [`MessageCompression`]).
+    pub fn message_compression(&mut self) -> MessageCompression {
+        self.message_compression
+            .get_or_insert_with(MessageCompression::new)
+            .clone()
+    }
+
     /// The message.
     pub fn get_ref(&self) -> &T {
         &self.message
@@ -67,6 +103,9 @@ impl<T> Response<T> {
             metadata: self.metadata,
             message: f(self.message),
             trailers: self.trailers,
+            extensions: self.extensions,
+            compression: self.compression,
+            message_compression: self.message_compression,
         }
     }
 }

@@ -108,6 +108,7 @@ pub(crate) fn encode_timeout(timeout: Duration) -> HeaderValue {
 struct Prepared {
     head: CallHead,
     compression: Option<Encoding>,
+    switch: Option<crate::MessageCompression>,
 }
 
 impl Channel {
@@ -115,6 +116,7 @@ impl Channel {
     async fn prepare<T>(&self, request: Request<T>, path: &'static str) -> Result<(Prepared, T), Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let compression = request.compression.unwrap_or(self.inner.config.compression);
+        let switch = request.message_compression;
         let mut head = CallHead {
             path: PathAndQuery::from_static(path),
             metadata: request.metadata,
@@ -125,11 +127,20 @@ impl Channel {
         if !self.inner.interceptors.is_empty() {
             head = self.inner.interceptors.run(head).await?;
         }
-        Ok((Prepared { head, compression }, request.message))
+        Ok((
+            Prepared {
+                head,
+                compression,
+                switch,
+            },
+            request.message,
+        ))
     }
 
-    fn writer<E: Encoder>(&self, encoder: E, compression: Option<Encoding>) -> FrameWriter<E> {
-        FrameWriter::new(encoder, compression, self.inner.config.max_send_message_size)
+    fn writer<E: Encoder>(&self, encoder: E, prepared: &mut Prepared) -> FrameWriter<E> {
+        let mut writer = FrameWriter::new(encoder, prepared.compression, self.inner.config.max_send_message_size);
+        writer.set_switch(prepared.switch.take());
+        writer
     }
 
     fn reader(&self) -> FrameReader {
@@ -137,7 +148,7 @@ impl Channel {
     }
 
     fn http_request(&self, prepared: Prepared) -> http::Request<()> {
-        let Prepared { head, compression } = prepared;
+        let Prepared { head, compression, .. } = prepared;
         let mut headers: HeaderMap = head.metadata.into_headers();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(TE, HeaderValue::from_static("trailers"));
@@ -203,8 +214,8 @@ impl Channel {
     ) -> Result<Response<C::Decode>, Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (prepared, message) = self.prepare(request, path).await?;
-            let mut writer = self.writer(codec.encoder(), prepared.compression);
+            let (mut prepared, message) = self.prepare(request, path).await?;
+            let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
             let (response, mut send) = self.open(self.http_request(prepared), false).await?;
             // An error here shows up in the response.
@@ -229,8 +240,8 @@ impl Channel {
     {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (prepared, stream) = self.prepare(request, path).await?;
-            let writer = self.writer(codec.encoder(), prepared.compression);
+            let (mut prepared, stream) = self.prepare(request, path).await?;
+            let writer = self.writer(codec.encoder(), &mut prepared);
             let (response, send) = self.open(self.http_request(prepared), false).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
             let receiving = std::pin::pin!(async {
@@ -256,8 +267,8 @@ impl Channel {
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (prepared, message) = self.prepare(request, path).await?;
-            let mut writer = self.writer(codec.encoder(), prepared.compression);
+            let (mut prepared, message) = self.prepare(request, path).await?;
+            let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
             let (response, mut send) = self.open(self.http_request(prepared), false).await?;
             let _ = send.send_data(writer.take(), true);
@@ -301,8 +312,8 @@ impl Channel {
     {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (prepared, stream) = self.prepare(request, path).await?;
-            let writer = self.writer(codec.encoder(), prepared.compression);
+            let (mut prepared, stream) = self.prepare(request, path).await?;
+            let writer = self.writer(codec.encoder(), &mut prepared);
             let (response, send) = self.open(self.http_request(prepared), false).await?;
             let error = Arc::new(Mutex::new(None));
             let slot = error.clone();
@@ -380,7 +391,7 @@ async fn read_unary<D: Decoder>(
                     "server sent more than one response message for a unary call",
                 ));
             }
-            message = Some(bytes);
+            message = Some((bytes, reader.last_compressed()));
         }
         match body.data().await {
             Some(Ok(chunk)) => reader.push(chunk),
@@ -393,12 +404,14 @@ async fn read_unary<D: Decoder>(
     if status.code() != Code::Ok {
         return Err(status);
     }
-    let bytes = message.ok_or_else(|| Status::internal("server sent OK without a response message"))?;
-    Ok(Response {
-        metadata,
-        message: decoder.decode(bytes)?,
-        trailers: status.metadata().clone(),
-    })
+    let (bytes, compressed) = message.ok_or_else(|| Status::internal("server sent OK without a response message"))?;
+    let mut response = Response::new(decoder.decode(bytes)?);
+    response.metadata = metadata;
+    response.trailers = status.metadata().clone();
+    if compressed {
+        response.extensions.insert(crate::MessageCompressed);
+    }
+    Ok(response)
 }
 
 /// Sends every message of `stream`, batching those that are ready together,

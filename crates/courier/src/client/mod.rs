@@ -34,6 +34,7 @@ use http::uri::{Authority, Scheme};
 pub use backoff::BackoffConfig;
 
 use crate::compression::Encoding;
+use crate::credentials::ClientTlsConfig;
 use crate::interceptor::{ClientDyn, ClientInterceptor, Interceptors};
 use crate::status::Status;
 use crate::transport::client::Connection;
@@ -82,8 +83,9 @@ impl fmt::Debug for Channel {
 }
 
 impl Channel {
-    /// A builder for a channel to `target`: `http://host:port`, `host:port`,
-    /// or `unix:/path/to/socket`.
+    /// A builder for a channel to `target`: `http://host:port`,
+    /// `https://host:port` (TLS), `host:port`, `dns:///host:port`, or
+    /// `unix:/path/to/socket`.
     pub fn builder(target: impl AsRef<str>) -> ChannelBuilder {
         ChannelBuilder::new(target.as_ref())
     }
@@ -160,6 +162,7 @@ pub struct ChannelBuilder {
     config: CallConfig,
     interceptors: Interceptors,
     authority: Option<String>,
+    tls: Option<ClientTlsConfig>,
 }
 
 impl ChannelBuilder {
@@ -171,6 +174,7 @@ impl ChannelBuilder {
                 connect_timeout: backoff.min_connect_timeout,
                 tcp_nodelay: true,
                 http2: Http2Settings::default(),
+                tls: None,
             },
             backoff,
             config: CallConfig {
@@ -181,6 +185,7 @@ impl ChannelBuilder {
             },
             interceptors: Interceptors::default(),
             authority: None,
+            tls: None,
         }
     }
 
@@ -207,6 +212,15 @@ impl ChannelBuilder {
     /// The `:authority` to send, instead of the target's host and port.
     pub fn authority(mut self, authority: impl Into<String>) -> Self {
         self.authority = Some(authority.into());
+        self
+    }
+
+    /// Connects over TLS with these settings. An `https://` target uses TLS
+    /// with the system's roots without this. Errors in the settings (no
+    /// system roots, a bad server name) fail `connect` and `connect_lazy`
+    /// with INVALID_ARGUMENT.
+    pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -249,8 +263,24 @@ impl ChannelBuilder {
         self
     }
 
-    fn build(self) -> Result<Channel, Status> {
-        let parsed = target::parse(&self.target)?;
+    fn build(mut self) -> Result<Channel, Status> {
+        let mut parsed = target::parse(&self.target)?;
+        let tls = match (self.tls.take(), parsed.scheme == Scheme::HTTPS) {
+            (Some(tls), _) => Some(tls),
+            (None, true) => Some(ClientTlsConfig::new()),
+            (None, false) => None,
+        };
+        if let Some(tls) = tls {
+            let host = match &parsed.address {
+                Address::Tcp { host, .. } => host.as_str(),
+                Address::Unix(_) => "localhost",
+            };
+            let built = tls
+                .build(host)
+                .map_err(|e| Status::invalid_argument(format!("TLS settings for {}: {e}", self.target)))?;
+            self.connect.tls = Some(built);
+            parsed.scheme = Scheme::HTTPS;
+        }
         let authority_text = self.authority.unwrap_or(parsed.authority);
         let authority = Authority::try_from(authority_text.as_str())
             .map_err(|_| Status::invalid_argument(format!("invalid authority {authority_text:?}")))?;

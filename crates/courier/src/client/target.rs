@@ -27,10 +27,8 @@ pub(crate) fn parse(target: &str) -> Result<Target, Status> {
     }
     let (scheme, rest) = if let Some(rest) = target.strip_prefix("http://") {
         (Scheme::HTTP, rest)
-    } else if target.starts_with("https://") {
-        return Err(bad(
-            "TLS targets need TLS credentials, which this build does not have yet",
-        ));
+    } else if let Some(rest) = target.strip_prefix("https://") {
+        (Scheme::HTTPS, rest)
     } else if let Some(rest) = target.strip_prefix("dns:///") {
         (Scheme::HTTP, rest)
     } else {

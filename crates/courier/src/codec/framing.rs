@@ -4,7 +4,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::Encoder;
-use crate::compression::{self, Encoding};
+use crate::compression::{self, Encoding, MessageCompression};
 use crate::status::Status;
 
 const HEADER_LEN: usize = 5;
@@ -17,6 +17,7 @@ pub(crate) struct FrameWriter<E> {
     buf: BytesMut,
     scratch: BytesMut,
     compression: Option<Encoding>,
+    switch: Option<MessageCompression>,
     max_size: usize,
 }
 
@@ -31,13 +32,24 @@ impl<E: Encoder> FrameWriter<E> {
             buf: BytesMut::new(),
             scratch: BytesMut::new(),
             compression,
+            switch: None,
             max_size,
         }
     }
 
-    /// Whether messages are compressed by default.
+    /// The call's encoding, if messages may be compressed.
     pub(crate) fn compression(&self) -> Option<Encoding> {
         self.compression
+    }
+
+    /// Changes the call's encoding, before the first message is written.
+    pub(crate) fn set_compression(&mut self, compression: Option<Encoding>) {
+        self.compression = compression;
+    }
+
+    /// Lets `switch` turn compression on and off message by message.
+    pub(crate) fn set_switch(&mut self, switch: Option<MessageCompression>) {
+        self.switch = switch;
     }
 
     /// Appends one framed message. `compress` chooses compression for this
@@ -51,7 +63,8 @@ impl<E: Encoder> FrameWriter<E> {
         }
         let mut len = self.buf.len() - start - HEADER_LEN;
         let mut flag = 0u8;
-        if let (Some(enc), true) = (self.compression, compress && len >= MIN_COMPRESS_LEN) {
+        let compress = compress && len >= MIN_COMPRESS_LEN && self.switch.as_ref().is_none_or(|s| s.is_on());
+        if let (Some(enc), true) = (self.compression, compress) {
             self.scratch.clear();
             compression::compress(enc, &self.buf[start + HEADER_LEN..], &mut self.scratch)
                 .map_err(|e| Status::internal(format!("failed to compress message: {e}")))?;

@@ -3,7 +3,6 @@
 //! cancellation enforced throughout.
 
 use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -53,7 +52,7 @@ impl std::fmt::Debug for ServerCall {
 pub(crate) fn accept(
     req: http::Request<h2::RecvStream>,
     respond: h2::server::SendResponse<Bytes>,
-    remote_addr: Option<SocketAddr>,
+    conn: super::ConnInfo,
     config: Arc<ServerConfig>,
 ) -> Option<ServerCall> {
     let (parts, body) = req.into_parts();
@@ -120,15 +119,20 @@ pub(crate) fn accept(
             }
         },
     };
+    respond.accept_encoding = parts.headers.get("grpc-accept-encoding").cloned();
     let response_encoding = config
         .send_compression
-        .filter(|enc| compression::accepts(parts.headers.get("grpc-accept-encoding"), *enc));
+        .filter(|enc| compression::accepts(respond.accept_encoding.as_ref(), *enc));
+    let mut extensions = Extensions::new();
+    if let Some(peer) = conn.peer {
+        extensions.insert(peer);
+    }
     let head = CallHead {
         path,
         metadata: Metadata::from_headers(parts.headers),
-        extensions: Extensions::new(),
+        extensions,
         deadline,
-        remote_addr,
+        remote_addr: conn.remote,
     };
     Some(ServerCall {
         head,
@@ -177,6 +181,8 @@ struct Responder {
     pending: Option<h2::server::SendResponse<Bytes>>,
     stream: Option<h2::SendStream<Bytes>>,
     content_type: HeaderValue,
+    /// The client's `grpc-accept-encoding`.
+    accept_encoding: Option<HeaderValue>,
 }
 
 impl Responder {
@@ -185,6 +191,7 @@ impl Responder {
             pending: Some(respond),
             stream: None,
             content_type: HeaderValue::from_static("application/grpc"),
+            accept_encoding: None,
         }
     }
 
@@ -222,6 +229,20 @@ impl Responder {
         );
         status.write_trailers(headers);
         let _ = respond.send_response(resp, true);
+    }
+
+    /// Applies the handler's compression choices for its responses. An
+    /// encoding the client does not accept is not used.
+    fn settle_compression<E: Encoder>(
+        &self,
+        writer: &mut FrameWriter<E>,
+        choice: Option<Option<Encoding>>,
+        switch: Option<crate::MessageCompression>,
+    ) {
+        if let Some(choice) = choice {
+            writer.set_compression(choice.filter(|enc| compression::accepts(self.accept_encoding.as_ref(), *enc)));
+        }
+        writer.set_switch(switch);
     }
 
     /// Sends the response headers if not sent yet. False if the stream is gone.
@@ -405,7 +426,6 @@ impl ServerCall {
             body,
             mut respond,
             config,
-            response_encoding,
             ..
         } = self;
         let deadline = head.deadline;
@@ -416,9 +436,7 @@ impl ServerCall {
         match guarded(&mut respond, deadline, work).await {
             Outcome::Cancelled => {}
             Outcome::Done(Err(status)) => respond.trailers_only(status),
-            Outcome::Done(Ok(response)) => {
-                respond_stream(&mut respond, writer, response, response_encoding, deadline).await
-            }
+            Outcome::Done(Ok(response)) => respond_stream(&mut respond, writer, response, deadline).await,
         }
     }
 
@@ -439,7 +457,6 @@ impl ServerCall {
             body,
             mut respond,
             config,
-            response_encoding,
             ..
         } = self;
         let deadline = head.deadline;
@@ -451,9 +468,7 @@ impl ServerCall {
         match guarded(&mut respond, deadline, work).await {
             Outcome::Cancelled => {}
             Outcome::Done(Err(status)) => respond.trailers_only(status),
-            Outcome::Done(Ok(response)) => {
-                respond_stream(&mut respond, writer, response, response_encoding, deadline).await
-            }
+            Outcome::Done(Ok(response)) => respond_stream(&mut respond, writer, response, deadline).await,
         }
     }
 }
@@ -494,6 +509,7 @@ fn request_from<T>(head: CallHead, message: T) -> Request<T> {
         timeout,
         deadline: head.deadline,
         compression: None,
+        message_compression: None,
         remote_addr: head.remote_addr,
     }
 }
@@ -532,7 +548,11 @@ fn respond_single<E: Encoder>(
         metadata,
         message,
         trailers,
+        compression,
+        message_compression,
+        ..
     } = response;
+    respond.settle_compression(&mut writer, compression, message_compression);
     if let Err(status) = writer.write(message, true) {
         return respond.trailers_only(status);
     }
@@ -554,7 +574,6 @@ async fn respond_stream<E, S>(
     respond: &mut Responder,
     mut writer: FrameWriter<E>,
     response: Response<S>,
-    encoding: Option<Encoding>,
     deadline: Option<Instant>,
 ) where
     E: Encoder,
@@ -564,7 +583,12 @@ async fn respond_stream<E, S>(
         metadata,
         message: stream,
         trailers,
+        compression,
+        message_compression,
+        ..
     } = response;
+    respond.settle_compression(&mut writer, compression, message_compression);
+    let encoding = writer.compression();
     let mut stream = std::pin::pin!(stream);
     let mut headers = Some(metadata);
     let mut expiry = std::pin::pin!(async {

@@ -1,4 +1,5 @@
-//! Server: serves gRPC services over TCP or a Unix socket.
+//! Server: serves gRPC services over TCP (plaintext or TLS) or a Unix
+//! socket.
 //!
 //! ```no_run
 //! # use courier::server::{Server, Service, ServerCall};
@@ -37,6 +38,7 @@ pub use call::ServerCall;
 pub use routes::{Empty, Route, Routes};
 
 use crate::compression::Encoding;
+use crate::credentials::{self, PeerCertificates, ServerTls, ServerTlsConfig};
 use crate::interceptor::{Interceptors, ServerDyn, ServerInterceptor};
 use crate::transport::Http2Settings;
 use listener::Listener;
@@ -63,6 +65,7 @@ pub(crate) struct ServerConfig {
     pub(crate) http2: Http2Settings,
     pub(crate) shutdown_grace: Duration,
     pub(crate) tcp_nodelay: bool,
+    pub(crate) tls: Option<ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             http2: Http2Settings::default(),
             shutdown_grace: Duration::from_secs(30),
             tcp_nodelay: true,
+            tls: None,
         }
     }
 }
@@ -156,6 +160,15 @@ impl<R: Routes> Server<R> {
         self
     }
 
+    /// Serves TLS only, with this certificate and key, and, if the
+    /// configuration has a client CA, verifies client certificates (mTLS).
+    /// Clients must offer ALPN `h2`. Handlers find a verified client
+    /// certificate in each request's extensions as [`PeerCertificates`].
+    pub fn tls(mut self, tls: ServerTlsConfig) -> Result<Self, credentials::Error> {
+        self.config.tls = Some(tls.build()?);
+        Ok(self)
+    }
+
     /// The names of the services added so far.
     pub fn service_names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
@@ -223,17 +236,13 @@ impl<R: Routes> Server<R> {
                     let routes = routes.clone();
                     let shutdown = shutdown_rx.clone();
                     connections.spawn(async move {
-                        let settings = config.http2.clone();
-                        crate::transport::server::serve_connection(io, &settings, shutdown, |(req, respond)| {
-                            let config = config.clone();
-                            let routes = routes.clone();
-                            tokio::spawn(async move {
-                                if let Some(call) = call::accept(req, respond, remote, config) {
-                                    routes.route(call).await;
-                                }
-                            });
-                        })
-                        .await;
+                        match config.tls.clone() {
+                            None => serve_io(io, ConnInfo { remote, peer: None }, config, routes, shutdown).await,
+                            Some(tls) => {
+                                let Some((io, peer)) = tls_handshake(&tls, io, remote).await else { return };
+                                serve_io(io, ConnInfo { remote, peer }, config, routes, shutdown).await
+                            }
+                        }
                     });
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -250,6 +259,72 @@ impl<R: Routes> Server<R> {
         }
         Ok(())
     }
+}
+
+/// What a call learns about its connection.
+#[derive(Clone)]
+pub(crate) struct ConnInfo {
+    pub(crate) remote: Option<std::net::SocketAddr>,
+    pub(crate) peer: Option<PeerCertificates>,
+}
+
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Completes the TLS handshake on an accepted connection. `None` when it
+/// fails, times out, or does not agree on ALPN `h2`.
+async fn tls_handshake<IO>(
+    tls: &ServerTls,
+    io: IO,
+    remote: Option<std::net::SocketAddr>,
+) -> Option<(tokio_rustls::server::TlsStream<IO>, Option<PeerCertificates>)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let shown = remote.map(|a| a.to_string()).unwrap_or_default();
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(io)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake with {shown} failed: {e}");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake with {shown} timed out");
+            return None;
+        }
+    };
+    let session = stream.get_ref().1;
+    if !credentials::negotiated_h2(session.alpn_protocol()) {
+        tracing::debug!("closing TLS connection from {shown}: the client did not offer ALPN h2");
+        return None;
+    }
+    let peer = session.peer_certificates().and_then(PeerCertificates::new);
+    Some((stream, peer))
+}
+
+/// Serves HTTP/2 on one connection, spawning a task per call.
+async fn serve_io<IO, R>(
+    io: IO,
+    conn: ConnInfo,
+    config: Arc<ServerConfig>,
+    routes: Arc<R>,
+    shutdown: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    R: Routes,
+{
+    let settings = config.http2.clone();
+    crate::transport::server::serve_connection(io, &settings, shutdown, |(req, respond)| {
+        let config = config.clone();
+        let routes = routes.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            if let Some(call) = call::accept(req, respond, conn, config) {
+                routes.route(call).await;
+            }
+        });
+    })
+    .await;
 }
 
 #[cfg(test)]

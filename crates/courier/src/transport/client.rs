@@ -39,13 +39,13 @@ pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions) -> Result<Con
                 if opts.tcp_nodelay {
                     let _ = stream.set_nodelay(true);
                 }
-                handshake(stream, opts).await
+                secure_then_handshake(stream, addr, opts).await
             }
             Address::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|e| Status::unavailable(format!("failed to connect to unix:{}: {e}", path.display())))?;
-                handshake(stream, opts).await
+                secure_then_handshake(stream, addr, opts).await
             }
         }
     };
@@ -57,6 +57,29 @@ pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions) -> Result<Con
             addr.display()
         ))),
     }
+}
+
+/// Runs the TLS handshake first when the channel uses TLS, and insists on
+/// ALPN `h2`.
+async fn secure_then_handshake<IO>(io: IO, addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(tls) = &opts.tls else {
+        return handshake(io, opts).await;
+    };
+    let stream = tls
+        .connector
+        .connect(tls.server_name.clone(), io)
+        .await
+        .map_err(|e| Status::unavailable(format!("TLS handshake with {} failed: {e}", addr.display())))?;
+    if !crate::credentials::negotiated_h2(stream.get_ref().1.alpn_protocol()) {
+        return Err(Status::unavailable(format!(
+            "{} did not agree to HTTP/2 over TLS (ALPN h2), which gRPC requires",
+            addr.display()
+        )));
+    }
+    handshake(stream, opts).await
 }
 
 async fn handshake<IO>(io: IO, opts: &ConnectOptions) -> Result<Connection, Status>

@@ -42,9 +42,10 @@ pub(crate) enum Address {
 }
 
 /// Socket options for client connections.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct ConnectOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) tcp_nodelay: bool,
     pub(crate) http2: Http2Settings,
+    pub(crate) tls: Option<crate::credentials::ClientTls>,
 }
