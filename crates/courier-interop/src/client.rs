@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use courier::credentials::ClientTlsConfig;
-use courier::{Channel, Code, Encoding, MessageCompressed, Metadata, Request, Status, Streaming};
+use courier::{Channel, Code, Encoding, MessageCompressed, MessageCompression, Metadata, Request, Status, Streaming};
 use futures_util::stream::{self, Stream, StreamExt as _};
 use tokio::sync::mpsc;
 
@@ -491,11 +491,14 @@ async fn cancel_after_first_response(client: &TestServiceClient) -> Result<(), S
         .map_err(|_| "the request could not be sent: the call ended".to_string())?;
     let message = next_response("response 1", &mut stream).await?;
     check_payload("response 1", message.payload.as_ref(), 31_415)?;
-    // As in cancel_after_begin: dropping the response stream cancels the
-    // call, which was in progress (it had not ended) until now.
-    drop(stream);
+    stream.cancel();
+    let outcome = stream.message().await;
     drop(tx);
-    Ok(())
+    match outcome {
+        Err(status) if status.code() == Code::Cancelled => Ok(()),
+        Err(status) => Err(format!("after cancel, the call ended with {}", describe(&status))),
+        Ok(m) => Err(format!("after cancel, the stream gave {m:?} instead of CANCELLED")),
+    }
 }
 
 /// The request of status_code_and_message and special_status_message.
@@ -693,19 +696,19 @@ async fn client_compressed_streaming(client: &TestServiceClient) -> Result<(), S
         expect_compressed: expect_compressed(false),
         payload: zeros(45_904),
     };
-    // The switch comes from the request, which has to exist before the
-    // stream that flips it: build the request around `()` first. Each
-    // message sets the switch as the stream yields it, so it is compressed
-    // or not as the message is written.
-    let mut req = request(());
-    req.set_compression(Some(Encoding::Gzip));
-    let switch = req.message_compression();
+    // Each message sets the switch as the stream yields it, so it is
+    // compressed or not as the message is written.
+    let switch = MessageCompression::new();
+    let flip = switch.clone();
     let messages = stream::iter([(true, first), (false, second)]).map(move |(compress, message)| {
-        switch.set(compress);
+        flip.set(compress);
         message
     });
+    let mut req = request(messages);
+    req.set_compression(Some(Encoding::Gzip));
+    req.set_message_compression(switch);
     let response = client
-        .streaming_input_call(req.map(|()| messages))
+        .streaming_input_call(req)
         .await
         .map_err(failed("the compressed call"))?;
     let size = response.get_ref().aggregated_payload_size;

@@ -294,15 +294,13 @@ impl Echo {
         compress: bool,
         make: impl FnOnce(MessageCompression) -> ResponseStream,
     ) -> Response<ResponseStream> {
-        // The switch comes from a response, which has to exist before the
-        // stream that flips it: build the response around `()` first.
-        let mut response = Response::new(());
+        let switch = MessageCompression::new();
+        switch.set(false);
+        let mut response = Response::new(make(switch.clone()));
         if compress {
             response.set_compression(Some(Encoding::Gzip));
         }
-        let switch = response.message_compression();
-        switch.set(false);
-        let mut response = response.map(|()| make(switch));
+        response.set_message_compression(switch);
         self.add_initial(response.metadata_mut());
         self.add_trailing(response.trailers_mut());
         response

@@ -34,8 +34,14 @@ fn free_port() -> u16 {
 
 /// Starts the server on `port` and waits until it accepts connections.
 fn start_server(port: u16) -> Killed {
+    start_server_with(port, &["--use_tls=false"])
+}
+
+/// Starts the server on `port` with more flags.
+fn start_server_with(port: u16, flags: &[&str]) -> Killed {
     let child = Command::new(SERVER)
-        .args(["--port", &port.to_string(), "--use_tls=false"])
+        .args(["--port", &port.to_string()])
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -110,6 +116,67 @@ fn every_case_passes_against_the_courier_server() {
         }
     }
     assert!(failures.is_empty(), "failed cases:\n{}", failures.join("\n"));
+}
+
+/// Writes a test CA and a server certificate for `*.test.example.com`,
+/// made now, into `dir`: `ca.pem`, `server.pem`, `server.key`.
+fn write_test_pki(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "interop test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["*.test.example.com".to_string()]).unwrap();
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn every_case_passes_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_pki(dir.path());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let port = free_port();
+    let cert = format!("--tls_cert_file={}", file("server.pem"));
+    let key = format!("--tls_key_file={}", file("server.key"));
+    let _server = start_server_with(port, &["--use_tls", &cert, &key]);
+    let port = port.to_string();
+    let ca = format!("--ca_file={}", file("ca.pem"));
+    let mut failures = Vec::new();
+    for case in TEST_CASES {
+        let (status, output) = run_client(&[
+            "--server_host=127.0.0.1",
+            "--server_port",
+            &port,
+            "--test_case",
+            case,
+            "--use_tls=true",
+            "--use_test_ca=true",
+            &ca,
+            "--server_host_override=foo.test.example.com",
+        ]);
+        if !status.success() {
+            failures.push(format!("{case} ({status}): {}", output.trim()));
+        }
+    }
+    assert!(failures.is_empty(), "failed cases over TLS:\n{}", failures.join("\n"));
+
+    // The wrong server name fails verification: one line, exit 1.
+    let (status, output) = run_client(&[
+        "--server_port",
+        &port,
+        "--test_case=empty_unary",
+        "--use_tls",
+        &ca,
+        "--server_host_override=other.example.com",
+    ]);
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("TLS handshake"), "{output}");
 }
 
 #[test]

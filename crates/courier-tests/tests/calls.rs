@@ -239,6 +239,29 @@ async fn metadata_both_ways() {
     let mut stream = client.bidi(req).await.unwrap().into_inner();
     assert_eq!(stream.headers().await.unwrap().get("echo-b"), Some("bv"));
     assert_eq!(stream.message().await.unwrap().unwrap().text, "b");
+
+    // A stream that ends before any message still sends the headers the
+    // handler set, with OK or with an error.
+    for fail_code in [0, Code::Aborted as i32] {
+        let mut req = Request::new(EchoRequest {
+            count: 0,
+            fail_code,
+            ..text("empty")
+        });
+        req.metadata_mut().insert("echo-empty", "ev").unwrap();
+        req.metadata_mut().insert("trailer-empty", "tv").unwrap();
+        let resp = client.server_stream(req).await.unwrap();
+        assert_eq!(resp.metadata().get("echo-empty"), Some("ev"), "fail_code {fail_code}");
+        let mut stream = resp.into_inner();
+        match stream.message().await {
+            Ok(None) => assert_eq!(stream.trailers().unwrap().get("trailer-empty"), Some("tv")),
+            Err(status) => {
+                assert_eq!(status.code(), Code::Aborted);
+                assert_eq!(status.metadata().get("trailer-empty"), Some("tv"));
+            }
+            Ok(Some(m)) => panic!("unexpected message {m:?}"),
+        }
+    }
 }
 
 #[tokio::test]

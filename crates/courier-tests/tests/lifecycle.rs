@@ -394,3 +394,50 @@ async fn shutdown_grace_period_is_bounded() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 }
+
+#[tokio::test]
+async fn cancel_ends_the_stream_with_cancelled_and_cancels_the_handler() {
+    let server = start_server().await;
+    let client = EchoClient::connect(server.url()).await.unwrap();
+
+    // Server streaming, after the first message.
+    let req = EchoRequest {
+        count: 1000,
+        sleep_ms: 20,
+        ..text("x")
+    };
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    stream.message().await.unwrap().unwrap();
+    stream.cancel();
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
+    assert!(stream.message().await.unwrap().is_none(), "the status comes once");
+    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+
+    // Bidirectional, with the request stream still open.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut stream = client
+        .bidi(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(text("one")).await.unwrap();
+    stream.message().await.unwrap().unwrap();
+    stream.cancel();
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
+    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 2).await);
+    // The sending task is gone too: the request channel is closed.
+    assert!(wait_for(|| tx.is_closed()).await);
+
+    // Cancelling a stream that already ended changes nothing.
+    let mut stream = client
+        .server_stream(EchoRequest { count: 1, ..text("y") })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().unwrap();
+    assert!(stream.message().await.unwrap().is_none());
+    stream.cancel();
+    assert!(stream.message().await.unwrap().is_none());
+    assert!(stream.trailers().is_some());
+    assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
+}

@@ -74,8 +74,17 @@ impl Encoding {
 #[derive(Clone, Debug)]
 pub struct MessageCompression(Arc<AtomicBool>);
 
+impl Default for MessageCompression {
+    fn default() -> Self {
+        MessageCompression::new()
+    }
+}
+
 impl MessageCompression {
-    pub(crate) fn new() -> MessageCompression {
+    /// A switch, on. Attach it to a call with
+    /// [`Request::set_message_compression`](crate::Request::set_message_compression)
+    /// or [`Response::set_message_compression`](crate::Response::set_message_compression).
+    pub fn new() -> MessageCompression {
         MessageCompression(Arc::new(AtomicBool::new(true)))
     }
 

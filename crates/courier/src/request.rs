@@ -122,6 +122,13 @@ impl<T> Request<T> {
             .clone()
     }
 
+    /// Uses `switch` to turn compression on and off for each request message
+    /// of this call. Made before the message stream, a switch can be moved
+    /// into the code that produces the messages.
+    pub fn set_message_compression(&mut self, switch: MessageCompression) {
+        self.message_compression = Some(switch);
+    }
+
     /// Server: the address of the client, when known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr

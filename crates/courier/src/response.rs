@@ -82,6 +82,13 @@ impl<T> Response<T> {
             .clone()
     }
 
+    /// Uses `switch` to turn compression on and off for each response message
+    /// of this call. Made before the message stream, a switch can be moved
+    /// into the code that produces the messages.
+    pub fn set_message_compression(&mut self, switch: MessageCompression) {
+        self.message_compression = Some(switch);
+    }
+
     /// The message.
     pub fn get_ref(&self) -> &T {
         &self.message

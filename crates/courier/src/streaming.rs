@@ -42,6 +42,8 @@ enum State {
     Head(h2::client::ResponseFuture),
     Reading,
     Trailers,
+    /// Cancelled by [`Streaming::cancel`]: CANCELLED is the next item.
+    Cancelled,
     Done,
 }
 
@@ -135,6 +137,22 @@ impl<T: 'static> Streaming<T> {
         self.trailers.as_ref()
     }
 
+    /// Client: cancels the call, as grpc-go's context cancellation does. The
+    /// stream is reset with RST_STREAM(CANCEL), a request stream stops being
+    /// sent, the server sees the call cancelled, and the next
+    /// [`Streaming::message`] returns CANCELLED. A stream that has already
+    /// ended is left as it is. Dropping the stream also cancels the call,
+    /// without the status.
+    pub fn cancel(&mut self) {
+        if matches!(self.state, State::Done) {
+            return;
+        }
+        self.state = State::Cancelled;
+        self.body = None;
+        self.sender = None;
+        self.deadline = None;
+    }
+
     /// Whether the last message received was compressed on the wire.
     pub fn last_message_compressed(&self) -> bool {
         self.reader.last_compressed()
@@ -220,6 +238,7 @@ impl<T: 'static> Stream for Streaming<T> {
         loop {
             match this.state {
                 State::Done => return Poll::Ready(None),
+                State::Cancelled => return this.fail(Status::cancelled("the call was cancelled by the client")),
                 State::Head(_) => match this.poll_head(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(status)) => return this.fail(status),

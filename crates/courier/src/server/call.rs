@@ -652,5 +652,13 @@ async fn respond_stream<E, S>(
             break status;
         }
     };
+    // Headers the handler set are sent even when no message was: only a
+    // call with no custom headers ends as trailers-only.
+    if let Some(md) = headers.take()
+        && !md.is_empty()
+        && !respond.start(md, encoding)
+    {
+        return;
+    }
     respond.trailers(status, trailers);
 }
