@@ -40,7 +40,7 @@
 //! # Layout
 //!
 //! One module per concept: [`status`], [`metadata`], [`codec`],
-//! [`compression`], [`client`], [`server`], [`interceptor`]; the HTTP/2
+//! [`compression`], [`credentials`], [`client`], [`server`], [`interceptor`]; the HTTP/2
 //! transport is private.
 
 #![warn(missing_docs)]
