@@ -1,4 +1,4 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    courier_build::compile_protos("proto/echo.proto")?;
+    courier_build::configure().compile(&["proto/echo.proto", "proto/reflect.proto"], &["proto"])?;
     Ok(())
 }

@@ -137,6 +137,10 @@ async fn verification_failures_are_unavailable_and_the_server_keeps_serving() {
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("TLS handshake"), "{err}");
 
+    // Skipping verification connects despite the unknown CA and name.
+    let tls = ClientTlsConfig::new().insecure_skip_verify();
+    call(builder(port).tls(tls).connect().await).await.unwrap();
+
     // A plaintext call to a TLS port fails; it does not hang.
     let plain = Channel::builder(format!("http://127.0.0.1:{port}")).connect_lazy();
     let mut request = courier::Request::new(text("plaintext"));
@@ -251,4 +255,29 @@ async fn optional_client_auth_accepts_both() {
         call(builder(port).tls(tls).connect().await).await.unwrap(),
         "client.example.com,c"
     );
+}
+
+#[tokio::test]
+async fn https_targets_trust_the_system_roots_by_default() {
+    let pki = Pki::new("private CA");
+    let leaf = pki.leaf(&["localhost"], "server");
+    let server = start_with(|b| {
+        b.tls(server_tls(&leaf))
+            .unwrap()
+            .add_service(courier_tests::echo_with(Default::default()))
+    })
+    .await;
+    // No TLS settings: an https:// target uses TLS with the system's roots,
+    // which do not include this test's private CA.
+    let err = Channel::builder(format!("https://localhost:{}", server.addr.port()))
+        .connect()
+        .await
+        .unwrap_err();
+    if std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        assert_eq!(err.code(), Code::Unavailable, "{err}");
+        assert!(err.message().contains("UnknownIssuer"), "{err}");
+    } else {
+        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+        assert!(err.message().contains("no system root certificates"), "{err}");
+    }
 }

@@ -104,6 +104,50 @@ pub(crate) fn encode_timeout(timeout: Duration) -> HeaderValue {
     HeaderValue::from_static("99999999H")
 }
 
+/// The path of a method, `/package.Service/Method`, as calls take it.
+///
+/// Generated clients pass a `&'static str`, which converts without a copy;
+/// tools that learn methods at run time parse a string.
+///
+/// ```
+/// use courier::client::MethodPath;
+/// let path = MethodPath::parse("/helloworld.Greeter/SayHello").unwrap();
+/// assert_eq!(path.as_str(), "/helloworld.Greeter/SayHello");
+/// assert!(MethodPath::parse("helloworld.Greeter").is_err());
+/// ```
+#[derive(Clone, Debug)]
+pub struct MethodPath(PathAndQuery);
+
+impl MethodPath {
+    /// Checks and takes a path of the form `/package.Service/Method`.
+    pub fn parse(path: impl Into<String>) -> Result<MethodPath, Status> {
+        let path = path.into();
+        let well_formed = path
+            .strip_prefix('/')
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(service, method)| !service.is_empty() && !method.is_empty() && !method.contains('/'));
+        if !well_formed {
+            return Err(Status::invalid_argument(format!(
+                "invalid method path {path:?}: expected /package.Service/Method"
+            )));
+        }
+        PathAndQuery::try_from(path.as_str())
+            .map(MethodPath)
+            .map_err(|_| Status::invalid_argument(format!("invalid method path {path:?}")))
+    }
+
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl From<&'static str> for MethodPath {
+    fn from(path: &'static str) -> MethodPath {
+        MethodPath(PathAndQuery::from_static(path))
+    }
+}
+
 /// A call's prepared head and options.
 struct Prepared {
     head: CallHead,
@@ -113,12 +157,12 @@ struct Prepared {
 
 impl Channel {
     /// Runs interceptors and settles the call's options.
-    async fn prepare<T>(&self, request: Request<T>, path: &'static str) -> Result<(Prepared, T), Status> {
+    async fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> Result<(Prepared, T), Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let compression = request.compression.unwrap_or(self.inner.config.compression);
         let switch = request.message_compression;
         let mut head = CallHead {
-            path: PathAndQuery::from_static(path),
+            path: path.0,
             metadata: request.metadata,
             extensions: request.extensions,
             deadline,
@@ -209,12 +253,12 @@ impl Channel {
     pub async fn unary<C: Codec>(
         &self,
         request: Request<C::Encode>,
-        path: &'static str,
+        path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (mut prepared, message) = self.prepare(request, path).await?;
+            let (mut prepared, message) = self.prepare(request, path.into()).await?;
             let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
             let (response, mut send) = self.open(self.http_request(prepared), false).await?;
@@ -231,7 +275,7 @@ impl Channel {
     pub async fn client_streaming<C, S>(
         &self,
         request: Request<S>,
-        path: &'static str,
+        path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status>
     where
@@ -240,7 +284,7 @@ impl Channel {
     {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (mut prepared, stream) = self.prepare(request, path).await?;
+            let (mut prepared, stream) = self.prepare(request, path.into()).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             let (response, send) = self.open(self.http_request(prepared), false).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
@@ -262,12 +306,12 @@ impl Channel {
     pub async fn server_streaming<C: Codec>(
         &self,
         request: Request<C::Encode>,
-        path: &'static str,
+        path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (mut prepared, message) = self.prepare(request, path).await?;
+            let (mut prepared, message) = self.prepare(request, path.into()).await?;
             let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
             let (response, mut send) = self.open(self.http_request(prepared), false).await?;
@@ -303,7 +347,7 @@ impl Channel {
     pub async fn streaming<C, S>(
         &self,
         request: Request<S>,
-        path: &'static str,
+        path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status>
     where
@@ -312,7 +356,7 @@ impl Channel {
     {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (mut prepared, stream) = self.prepare(request, path).await?;
+            let (mut prepared, stream) = self.prepare(request, path.into()).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             let (response, send) = self.open(self.http_request(prepared), false).await?;
             let error = Arc::new(Mutex::new(None));

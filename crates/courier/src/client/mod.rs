@@ -32,6 +32,7 @@ use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
 pub use backoff::BackoffConfig;
+pub use call::MethodPath;
 
 use crate::compression::Encoding;
 use crate::credentials::ClientTlsConfig;

@@ -174,6 +174,7 @@ pub struct ClientTlsConfig {
     roots: Vec<CertificateDer<'static>>,
     server_name: Option<String>,
     identity: Option<Identity>,
+    skip_verify: bool,
 }
 
 impl ClientTlsConfig {
@@ -216,8 +217,20 @@ impl ClientTlsConfig {
         Ok(self)
     }
 
+    /// Accepts any server certificate, without checking who signed it or
+    /// whom it names. The connection is encrypted but not authenticated:
+    /// anyone on the path can impersonate the server. For trying out a
+    /// server with a self-signed certificate (the CLI's
+    /// `--insecure-skip-verify`), never for production.
+    pub fn insecure_skip_verify(mut self) -> ClientTlsConfig {
+        self.skip_verify = true;
+        self
+    }
+
     pub(crate) fn build(&self, host: &str) -> Result<ClientTls, Error> {
-        let roots = if self.roots.is_empty() {
+        let roots = if self.skip_verify {
+            RootCertStore::empty()
+        } else if self.roots.is_empty() {
             let found = rustls_native_certs::load_native_certs();
             if found.certs.is_empty() {
                 let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
@@ -244,6 +257,11 @@ impl ClientTlsConfig {
                     .map_err(|e| Error::new(format!("invalid client certificate or key: {e}")))?
             }
         };
+        if self.skip_verify {
+            config
+                .dangerous()
+                .set_certificate_verifier(Arc::new(AcceptAnyServer(provider())));
+        }
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = name.trim_start_matches('[').trim_end_matches(']');
@@ -253,6 +271,47 @@ impl ClientTlsConfig {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
         })
+    }
+}
+
+/// The verifier of [`ClientTlsConfig::insecure_skip_verify`]: every
+/// certificate passes; handshake signatures are still checked, so the
+/// session keys belong to whoever holds the certificate's key.
+#[derive(Debug)]
+struct AcceptAnyServer(Arc<CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -334,6 +334,11 @@ impl ServerCall {
         split_path(self.head.path()).1
     }
 
+    /// The services of the server this call came to, for reflection.
+    pub(crate) fn registered_services(&self) -> &[super::RegisteredService] {
+        &self.config.services
+    }
+
     /// Answers UNIMPLEMENTED: no such service or method.
     pub async fn unimplemented(mut self) {
         let path = self.head.path();

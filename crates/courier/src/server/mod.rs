@@ -66,7 +66,13 @@ pub(crate) struct ServerConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) tcp_nodelay: bool,
     pub(crate) tls: Option<ServerTls>,
+    /// Every service the server hosts, with its descriptors; filled in when
+    /// serving starts. The reflection service reads it.
+    pub(crate) services: Arc<[RegisteredService]>,
 }
+
+/// A hosted service's name and encoded `FileDescriptorSet`.
+pub(crate) type RegisteredService = (&'static str, &'static [u8]);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -79,6 +85,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             tcp_nodelay: true,
             tls: None,
+            services: Arc::new([]),
         }
     }
 }
@@ -214,7 +221,12 @@ impl<R: Routes> Server<R> {
     }
 
     async fn run<L: Listener>(self, mut listener: L, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let config = Arc::new(self.config);
+        let mut config = self.config;
+        let mut services = Vec::new();
+        self.routes
+            .for_each_service(&mut |name, fds| services.push((name, fds)));
+        config.services = services.into();
+        let config = Arc::new(config);
         let routes = Arc::new(self.routes);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
