@@ -1,0 +1,126 @@
+//! A smoke run of the benchmark harness: the load generator drives both
+//! bench servers briefly in every mode and gets answers without errors. It
+//! asserts no timing: benchmarks are not tests.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use courier_bench::loadgen::{Args, Mode, Report, Target, run_blocking};
+
+/// A bench server process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(exe: &str) -> Server {
+        let mut child = Command::new(exe)
+            .args(["--port", "0", "--threads", "1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the bench server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("an address on the listening line")
+            .to_string();
+        Server { child, addr }
+    }
+
+    fn args(&self, mode: Mode, target: Target, payload: usize) -> Args {
+        let mut args = Args::new(self.addr.clone());
+        args.mode = mode;
+        args.target = target;
+        args.payload = payload;
+        args.duration = Some(0.5);
+        args.warmup = 0.1;
+        args.threads = Some(1);
+        args.server_pid = Some(self.child.id());
+        args
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn check(report: &Report) {
+    let summary = report.summary();
+    assert!(report.ok > 0, "no successful calls:\n{summary}");
+    assert_eq!(report.error_count(), 0, "errors:\n{summary}");
+    assert!(report.latency.is_some(), "no latency:\n{summary}");
+    assert!(report.server_peak_rss_kib.is_some_and(|kib| kib > 0), "{summary}");
+    assert!(report.server_cpu.is_some(), "{summary}");
+    let json = report.to_json();
+    assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
+}
+
+fn every_mode(server: &Server, target: Target) {
+    for (mode, payload) in [
+        (Mode::Unary, 0),
+        (Mode::Unary, 1024),
+        (Mode::PingPong, 16),
+        (Mode::Streaming, 1024),
+        (Mode::Streaming, 256 * 1024),
+    ] {
+        let mut args = server.args(mode, target, payload);
+        args.connections = 2;
+        args.streams = 4;
+        check(&run_blocking(&args).unwrap_or_else(|e| panic!("{mode:?}: {e}")));
+    }
+}
+
+#[test]
+fn courier_server_every_mode() {
+    let server = Server::start(env!("CARGO_BIN_EXE_courier-bench-server"));
+    every_mode(&server, Target::Benchmark);
+    every_mode(&server, Target::Test);
+    check(&run_blocking(&server.args(Mode::EmptyCall, Target::Test, 0)).unwrap());
+
+    // An exact number of calls, as the callgrind runs make them.
+    let mut args = server.args(Mode::Unary, Target::Benchmark, 0);
+    args.duration = None;
+    args.requests = Some(100);
+    args.streams = 3;
+    let report = run_blocking(&args).unwrap();
+    assert_eq!(report.ok, 100, "{}", report.summary());
+    let mut args = server.args(Mode::PingPong, Target::Benchmark, 0);
+    args.duration = None;
+    args.requests = Some(50);
+    let report = run_blocking(&args).unwrap();
+    assert_eq!(report.ok, 50, "{}", report.summary());
+
+    // Idle connections: all held, memory read.
+    let mut args = server.args(Mode::IdleConnections, Target::Benchmark, 0);
+    args.connections = 20;
+    args.hold = 0.2;
+    let report = run_blocking(&args).unwrap();
+    assert_eq!(report.ok, 20, "{}", report.summary());
+    assert_eq!(report.connections_held, Some(20), "{}", report.summary());
+    assert!(report.rss_per_connection_kib().is_some(), "{}", report.summary());
+}
+
+#[test]
+fn tonic_server_every_mode() {
+    let server = Server::start(env!("CARGO_BIN_EXE_tonic-bench-server"));
+    every_mode(&server, Target::Benchmark);
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let mut args = Args::new("127.0.0.1:1");
+    args.mode = Mode::EmptyCall;
+    assert!(run_blocking(&args).is_err());
+    let mut args = Args::new("127.0.0.1:1");
+    args.streams = 0;
+    assert!(run_blocking(&args).is_err());
+}

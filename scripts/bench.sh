@@ -1,0 +1,530 @@
+#!/usr/bin/env bash
+# Courier's benchmark suite: every scenario against every implementation in
+# one run, and a table of scenario x implementation with the Courier/tonic
+# ratios. See docs/PERFORMANCE.md for what it measures and how.
+#
+#   scripts/bench.sh               # everything: Courier, tonic, grpc-go, grpcio
+#   scripts/bench.sh --smoke       # 1 s, one run, Courier and tonic only
+#   scripts/bench.sh --callgrind   # server instructions per RPC under callgrind
+#   scripts/bench.sh --table       # only print the table of the last run again
+#
+# Environment:
+#   BENCH_SECS=5        measured seconds per run (after BENCH_WARMUP=1)
+#   BENCH_RUNS=3        runs per scenario and implementation (median reported)
+#   BENCH_IMPLS="courier tonic courier-test go python"   which servers
+#   BENCH_SCENARIOS="..."   a subset of the scenario names below
+#   CALLGRIND_RPCS=2000 calls per callgrind run (the second run makes twice as many)
+#
+# Every server is pinned to core 0 with taskset and runs one worker thread
+# (Courier and tonic: a tokio multi-thread runtime with 1 worker; grpc-go:
+# GOMAXPROCS follows the one-core affinity; grpcio: one core, its default
+# thread pool). The load generator (courier-bench, on the Courier client) and
+# h2load run on core 1. Each measurement starts a fresh server, and the
+# implementations are interleaved within each run of each scenario.
+#
+# Outputs go to target/bench/: results.jsonl (every run), table.md (the
+# medians and ratios), logs/, and callgrind/ for --callgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=full
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) MODE=smoke ;;
+    --callgrind) MODE=callgrind ;;
+    --table) MODE=table ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+OUT=target/bench
+mkdir -p "$OUT/logs"
+BIN=target/release
+SECS=${BENCH_SECS:-5}
+RUNS=${BENCH_RUNS:-3}
+WARMUP=${BENCH_WARMUP:-1}
+if [ "$MODE" = smoke ]; then
+  SECS=${BENCH_SECS:-1}
+  RUNS=1
+  WARMUP=${BENCH_WARMUP:-0.5}
+fi
+
+GO_SERVER=target/interop/go/bin/interop-server
+PY=target/interop/python/venv/bin/python
+PY_GEN=target/interop/python/gen
+PY_SERVER=crates/courier-interop/peers/interop_server.py
+
+# Cores: servers on 0, load generators on 1 (on a one-core machine, both on 0).
+if [ "$(nproc)" -ge 2 ]; then
+  SERVER_CPU=0
+  CLIENT_CPU=1
+else
+  echo "warning: one core only; server and load generator share it" >&2
+  SERVER_CPU=0
+  CLIENT_CPU=0
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "bench.sh needs $1" >&2; exit 1; }
+}
+need cargo
+need jq
+need taskset
+
+if [ "$MODE" != table ]; then
+  echo "building courier-bench (release)..." >&2
+  cargo build -q --release -p courier-bench
+fi
+
+# h2load (Debian's nghttp2-client), the second load generator.
+if ! command -v h2load >/dev/null 2>&1 && [ "$MODE" = full ] && [ "$(id -u)" = 0 ]; then
+  echo "installing nghttp2-client for h2load..." >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client) \
+    >"$OUT/logs/apt.log" 2>&1 || echo "warning: could not install nghttp2-client" >&2
+fi
+HAVE_H2LOAD=0
+command -v h2load >/dev/null 2>&1 && HAVE_H2LOAD=1
+
+SERVER_PID=
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    # A server that does not stop within 10 s is killed.
+    for _ in $(seq 1 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
+trap stop_server EXIT
+
+wait_for_port() {
+  local port=$1 pid=$2 tries=${3:-200}
+  for _ in $(seq 1 "$tries"); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# The gRPC service an implementation's server is driven through.
+target_of() {
+  case "$1" in
+    courier|tonic) echo benchmark ;;
+    *) echo test ;;
+  esac
+}
+
+service_path() {
+  case "$(target_of "$1")" in
+    benchmark) echo /grpc.testing.BenchmarkService/UnaryCall ;;
+    test) echo /grpc.testing.TestService/UnaryCall ;;
+  esac
+}
+
+available() {
+  case "$1" in
+    courier|tonic|courier-test) return 0 ;;
+    go) [ -x "$GO_SERVER" ] ;;
+    python) [ -x "$PY" ] && [ -d "$PY_GEN" ] ;;
+    *) return 1 ;;
+  esac
+}
+
+# start_server IMPL PORT [WRAPPER...]: starts the server pinned to the
+# server core; sets SERVER_PID. With a wrapper (valgrind), the wrapper's
+# process is the server's.
+start_server() {
+  local impl=$1 port=$2
+  shift 2
+  local log="$OUT/logs/server-$impl-$port.log"
+  local -a cmd
+  case "$impl" in
+    courier|courier-test) cmd=("$BIN/courier-bench-server" --port "$port" --threads 1) ;;
+    tonic) cmd=("$BIN/tonic-bench-server" --port "$port" --threads 1) ;;
+    go) cmd=("$GO_SERVER" --port="$port") ;;
+    python) cmd=(env "PYTHONPATH=$PY_GEN" "$PY" "$PY_SERVER" --port="$port") ;;
+  esac
+  taskset -c "$SERVER_CPU" "$@" "${cmd[@]}" >"$log" 2>&1 &
+  SERVER_PID=$!
+  if ! wait_for_port "$port" "$SERVER_PID" 1200; then
+    echo "the $impl server did not start on port $port:" >&2
+    tail -n 5 "$log" >&2
+    SERVER_PID=
+    return 1
+  fi
+}
+
+# Listening ports below Linux's default ephemeral range (32768-60999), so
+# that the load generators' own connections never hold one.
+PORT=$((20000 + RANDOM % 10000))
+next_port() {
+  PORT=$((PORT + 1))
+  if [ "$PORT" -ge 32000 ]; then PORT=20000; fi
+}
+
+# Scenarios: NAME|KIND|ARGS. KIND is loadgen (courier-bench) or h2load
+# (CONNECTIONS STREAMS PAYLOAD).
+SCENARIOS=(
+  "unary-empty-1x1|loadgen|--mode unary --connections 1 --streams 1 --payload 0"
+  "unary-1k-1x1|loadgen|--mode unary --connections 1 --streams 1 --payload 1024"
+  "unary-empty-4x64|loadgen|--mode unary --connections 4 --streams 64 --payload 0"
+  "unary-1k-4x64|loadgen|--mode unary --connections 4 --streams 64 --payload 1024"
+  "ping-pong|loadgen|--mode ping-pong --connections 1 --streams 1 --payload 0"
+  "stream-1k|loadgen|--mode streaming --connections 1 --streams 1 --payload 1024"
+  "stream-1m|loadgen|--mode streaming --connections 1 --streams 1 --payload 1048576"
+  "idle-1000|loadgen|--mode idle-connections --connections 1000 --hold 3"
+  "streams-10k|loadgen|--mode unary --connections 1 --streams 10000 --payload 0"
+  "h2load-unary-empty-1x1|h2load|1 1 0"
+  "h2load-unary-empty-4x64|h2load|4 64 0"
+  "h2load-unary-1k-4x64|h2load|4 64 1024"
+  "h2load-streams-10k|h2load|1 10000 0"
+)
+
+# The gRPC body h2load sends: a SimpleRequest asking for PAYLOAD bytes back
+# and carrying PAYLOAD bytes, behind the 5-byte message prefix.
+request_body() {
+  local payload=$1 file="$OUT/request-$1.grpc"
+  if [ ! -f "$file" ]; then
+    {
+      if [ "$payload" -eq 0 ]; then
+        printf '\x00\x00\x00\x00\x00'
+      else
+        # Written for 128 <= payload < 16384 (two-byte varints):
+        # response_size (field 2, varint) + payload (field 3) { body (field 2) }.
+        local v1=$(( (payload & 0x7f) | 0x80 )) v2=$(( payload >> 7 ))
+        local inner=$(( 1 + 2 + payload ))
+        local i1=$(( (inner & 0x7f) | 0x80 )) i2=$(( inner >> 7 ))
+        local total=$(( 3 + 1 + 2 + inner ))
+        printf '\x00'
+        printf "\\x$(printf %02x $(( (total >> 24) & 255 )))\\x$(printf %02x $(( (total >> 16) & 255 )))"
+        printf "\\x$(printf %02x $(( (total >> 8) & 255 )))\\x$(printf %02x $(( total & 255 )))"
+        printf "\\x10\\x$(printf %02x $v1)\\x$(printf %02x $v2)"
+        printf "\\x1a\\x$(printf %02x $i1)\\x$(printf %02x $i2)"
+        printf "\\x12\\x$(printf %02x $v1)\\x$(printf %02x $v2)"
+        head -c "$payload" /dev/zero
+      fi
+    } >"$file"
+  fi
+  echo "$file"
+}
+
+# CPU ticks (utime + stime) of a process.
+cpu_ticks() {
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+record() {
+  # record SCENARIO IMPL RUN: reads one JSON object on stdin, appends it.
+  jq -c --arg s "$1" --arg i "$2" --argjson r "$3" '. + {scenario: $s, impl: $i, run: $r}' >>"$RESULTS"
+}
+
+run_loadgen() {
+  local scenario=$1 impl=$2 run=$3 args=$4
+  local log="$OUT/logs/$scenario-$impl-$run.log"
+  # shellcheck disable=SC2086
+  if taskset -c "$CLIENT_CPU" "$BIN/courier-bench" --server "127.0.0.1:$PORT" --target "$(target_of "$impl")" \
+      --server-pid "$SERVER_PID" --duration "$SECS" --warmup "$WARMUP" --threads 1 --json \
+      --label "$scenario/$impl/$run" $args >"$log.json" 2>"$log"; then
+    record "$scenario" "$impl" "$run" <"$log.json"
+  else
+    echo "  courier-bench failed for $scenario on $impl; see $log" >&2
+    FAILED=$((FAILED + 1))
+  fi
+}
+
+# Converts an h2load time ("123.45us", "1.2ms", "2s") to microseconds.
+to_us() {
+  awk -v t="$1" 'BEGIN {
+    if (t ~ /us$/) { sub(/us$/, "", t); print t + 0 }
+    else if (t ~ /ms$/) { sub(/ms$/, "", t); print t * 1000 }
+    else if (t ~ /s$/) { sub(/s$/, "", t); print t * 1000000 }
+    else print "null" }'
+}
+
+run_h2load() {
+  local scenario=$1 impl=$2 run=$3 conns=$4 streams=$5 payload=$6
+  local log="$OUT/logs/$scenario-$impl-$run.log"
+  local body url
+  body=$(request_body "$payload")
+  url="http://127.0.0.1:$PORT$(service_path "$impl")"
+  local -a common=(-d "$body" -H 'content-type: application/grpc' -H 'te: trailers')
+  # Warm-up, not counted.
+  taskset -c "$CLIENT_CPU" h2load -c "$conns" -m "$streams" -D "$WARMUP" "${common[@]}" "$url" >/dev/null 2>&1 || true
+  local before after
+  before=$(cpu_ticks "$SERVER_PID")
+  if ! taskset -c "$CLIENT_CPU" h2load -c "$conns" -m "$streams" -D "$SECS" "${common[@]}" "$url" >"$log" 2>&1; then
+    echo "  h2load failed for $scenario on $impl; see $log" >&2
+    FAILED=$((FAILED + 1))
+    return
+  fi
+  after=$(cpu_ticks "$SERVER_PID")
+  local secs rps ok failed errored mean peak
+  secs=$(awk '/^finished in/ { sub(/s,$/, "", $3); print $3 }' "$log")
+  rps=$(awk '/^finished in/ { print $4 }' "$log")
+  read -r ok failed errored < <(awk '/^requests:/ { print $8, $10, $12 }' "$log")
+  mean=$(to_us "$(awk '/^time for request:/ { print $6 }' "$log")")
+  peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
+  jq -n -c --argjson secs "$secs" --argjson rps "$rps" --argjson ok "$ok" \
+    --argjson failed "$failed" --argjson errored "$errored" --argjson mean "$mean" \
+    --argjson ticks "$((after - before))" --argjson tck "$CLK_TCK" --argjson peak "$peak" \
+    --argjson c "$conns" --argjson m "$streams" --argjson p "$payload" '{
+      mode: "h2load", connections: $c, streams: $m, payload: $p, elapsed_s: $secs,
+      ok: $ok, errors_total: ($failed + $errored), qps: $rps, mean_us: $mean,
+      p50_us: null, p99_us: null,
+      server_cpu_us_per_rpc: (if $ok > 0 then $ticks * 1000000 / $tck / $ok else null end),
+      server_peak_rss_kib: $peak }' | record "$scenario" "$impl" "$run"
+}
+
+# ---------------------------------------------------------------------------
+# --callgrind: server instructions per RPC, Courier and tonic.
+# ---------------------------------------------------------------------------
+callgrind_total() {
+  # The "summary:" (or "totals:") line of a callgrind output file: Ir.
+  awk '/^(summary|totals):/ { print $2; exit }' "$1"
+}
+
+if [ "$MODE" = callgrind ]; then
+  need valgrind
+  N1=${CALLGRIND_RPCS:-2000}
+  N2=$((2 * N1))
+  CG="$OUT/callgrind"
+  mkdir -p "$CG"
+  # NAME|LOADGEN ARGS (one connection, one stream: a fixed amount of work)
+  WORKLOADS=(
+    "unary-empty|--mode unary --payload 0"
+    "unary-1k|--mode unary --payload 1024"
+    "ping-pong|--mode ping-pong --payload 0"
+    "stream-1k|--mode streaming --payload 1024"
+  )
+  : >"$CG/results.tsv"
+  for w in "${WORKLOADS[@]}"; do
+    name=${w%%|*}
+    args=${w#*|}
+    for impl in courier tonic; do
+      for n in "$N1" "$N2"; do
+        next_port
+        out="$CG/$impl-$name-$n.out"
+        rm -f "$out"
+        start_server "$impl" "$PORT" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no
+        # shellcheck disable=SC2086
+        if ! taskset -c "$CLIENT_CPU" "$BIN/courier-bench" --server "127.0.0.1:$PORT" --target benchmark \
+            --requests "$n" --threads 1 $args >"$CG/$impl-$name-$n.loadgen.txt" 2>&1; then
+          echo "courier-bench failed under callgrind; see $CG/$impl-$name-$n.loadgen.txt" >&2
+          exit 1
+        fi
+        stop_server
+        ir=$(callgrind_total "$out")
+        printf '%s\t%s\t%s\t%s\n' "$name" "$impl" "$n" "$ir" >>"$CG/results.tsv"
+        echo "  $name $impl $n calls: $ir instructions" >&2
+      done
+      # The profile of the longer run, for reading.
+      callgrind_annotate --inclusive=no "$CG/$impl-$name-$N2.out" 2>/dev/null | head -60 >"$CG/$impl-$name.top.txt" || true
+      callgrind_annotate --inclusive=yes "$CG/$impl-$name-$N2.out" 2>/dev/null | head -80 >"$CG/$impl-$name.inclusive.txt" || true
+    done
+  done
+  {
+    echo "Server instructions per RPC under callgrind (Ir of a run with $N2 calls minus one with $N1,"
+    echo "divided by $((N2 - N1)): start-up, connection set-up and shutdown cancel out)."
+    echo
+    echo "| workload | Courier instr/RPC | tonic instr/RPC | Courier/tonic |"
+    echo "|---|---:|---:|---:|"
+    for w in "${WORKLOADS[@]}"; do
+      name=${w%%|*}
+      awk -F'\t' -v w="$name" -v n1="$N1" -v n2="$N2" '
+        $1 == w { ir[$2 "-" $3] = $4 }
+        END {
+          c = (ir["courier-" n2] - ir["courier-" n1]) / (n2 - n1)
+          t = (ir["tonic-" n2] - ir["tonic-" n1]) / (n2 - n1)
+          printf "| %s | %.0f | %.0f | %.2f |\n", w, c, t, (t > 0 ? c / t : 0)
+        }' "$CG/results.tsv"
+    done
+  } | tee "$CG/table.md"
+  echo
+  echo "Profiles: $CG/*.out; top functions: $CG/*.top.txt"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------
+# The load runs.
+# ---------------------------------------------------------------------------
+RESULTS="$OUT/results.jsonl"
+FAILED=0
+if [ "$MODE" != table ]; then
+if [ "$MODE" = smoke ]; then
+  IMPLS=(courier tonic)
+else
+  read -r -a IMPLS <<<"${BENCH_IMPLS:-courier tonic courier-test go python}"
+  # The third-party peers, built by the interop install scripts when absent.
+  for impl in "${IMPLS[@]}"; do
+    if [ "$impl" = go ] && ! available go; then
+      bash scripts/interop/install-go.sh >"$OUT/logs/install-go.log" 2>&1 ||
+        echo "warning: grpc-go's interop server could not be built; see $OUT/logs/install-go.log" >&2
+    fi
+    if [ "$impl" = python ] && ! available python; then
+      bash scripts/interop/install-python.sh >"$OUT/logs/install-python.log" 2>&1 ||
+        echo "warning: grpcio could not be installed; see $OUT/logs/install-python.log" >&2
+    fi
+  done
+fi
+ACTIVE=()
+for impl in "${IMPLS[@]}"; do
+  if available "$impl"; then ACTIVE+=("$impl"); else echo "skipping $impl: not installed" >&2; fi
+done
+
+if [ -n "${BENCH_SCENARIOS:-}" ]; then
+  read -r -a WANT <<<"$BENCH_SCENARIOS"
+  SELECTED=()
+  for s in "${SCENARIOS[@]}"; do
+    for w in "${WANT[@]}"; do
+      [ "${s%%|*}" = "$w" ] && SELECTED+=("$s")
+    done
+  done
+  SCENARIOS=("${SELECTED[@]}")
+fi
+
+: >"$RESULTS"
+{
+  echo "runs=$RUNS secs=$SECS warmup=$WARMUP server_cpu=$SERVER_CPU client_cpu=$CLIENT_CPU"
+} >"$OUT/run-settings.txt"
+for s in "${SCENARIOS[@]}"; do
+  name=${s%%|*}
+  rest=${s#*|}
+  kind=${rest%%|*}
+  args=${rest#*|}
+  if [ "$kind" = h2load ] && [ "$HAVE_H2LOAD" = 0 ]; then
+    echo "skipping $name: h2load is not installed" >&2
+    continue
+  fi
+  for run in $(seq 1 "$RUNS"); do
+    # Interleaved: each run goes through every implementation, starting
+    # from a different one each time.
+    n=${#ACTIVE[@]}
+    for k in $(seq 0 $((n - 1))); do
+      impl=${ACTIVE[$(((k + run - 1) % n))]}
+      echo "$name run $run/$RUNS: $impl" >&2
+      next_port
+      start_server "$impl" "$PORT" || { FAILED=$((FAILED + 1)); continue; }
+      if [ "$kind" = loadgen ]; then
+        run_loadgen "$name" "$impl" "$run" "$args"
+      else
+        read -r c m p <<<"$args"
+        run_h2load "$name" "$impl" "$run" "$c" "$m" "$p"
+      fi
+      stop_server
+    done
+  done
+done
+fi
+
+# ---------------------------------------------------------------------------
+# The table: medians per scenario and implementation, then the ratios.
+# ---------------------------------------------------------------------------
+if [ ! -s "$RESULTS" ]; then
+  echo "no results in $RESULTS" >&2
+  exit 1
+fi
+# Scenarios and implementations in the order they ran.
+scenarios_json=$(jq -s -c 'reduce .[].scenario as $s ([]; if index([$s]) then . else . + [$s] end)' "$RESULTS")
+impls_json=$(jq -s -c 'reduce .[].impl as $s ([]; if index([$s]) then . else . + [$s] end)
+  | (["courier", "tonic", "courier-test", "go", "python"] as $order | sort_by(($order | index(.)) // 99))' "$RESULTS")
+# shellcheck disable=SC1091
+settings=$(cat "$OUT/run-settings.txt" 2>/dev/null || echo "runs=? secs=? warmup=? server_cpu=0 client_cpu=1")
+eval "$settings"
+{
+  echo "Medians of $runs run(s) of ${secs} s (after ${warmup} s of warm-up), $(date -u -r "$RESULTS" +%Y-%m-%d)."
+  echo "Servers pinned to core $server_cpu with one worker thread; load generators on core $client_cpu."
+  echo "\"QPS range\" is the lowest and highest QPS of the runs: this machine is a shared VM and noisy."
+  echo
+  jq -s -r --argjson scen "$scenarios_json" --argjson impls "$impls_json" -f /dev/stdin "$RESULTS" <<'JQ'
+def median: map(select(. != null)) | sort
+  | if length == 0 then null
+    elif length % 2 == 1 then .[(length - 1) / 2]
+    else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+def r(d): if . == null then "—" else (. * pow(10; d) | round) / pow(10; d) | tostring end;
+def ratio(a; b): if a == null or b == null or b == 0 then null else a / b end;
+def cell(d): if . == null then "—" else r(d) end;
+def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (TestService)",
+            "go": "grpc-go 1.33", "python": "grpcio (Python)"}[.] // .;
+# The medians.
+(group_by(.scenario + "|" + .impl) | map({
+   key: (.[0].scenario + "|" + .[0].impl),
+   value: {
+     qps: (map(.qps) | median),
+     qps_lo: (map(.qps) | min),
+     qps_hi: (map(.qps) | max),
+     n: length,
+     p50: (map(.p50_us) | median),
+     p99: (map(.p99_us) | median),
+     mean: (map(.mean_us) | median),
+     cpu: (map(.server_cpu_us_per_rpc) | median),
+     rss: (map(.server_peak_rss_kib) | median),
+     per_conn: (map(.rss_per_connection_kib) | median),
+     mibs: (map(if .bytes_received != null and .elapsed_s > 0 then .bytes_received / 1048576 / .elapsed_s else null end) | median),
+     errors: (map(.errors_total // 0) | add),
+     samples: (map(.error_samples // {} | to_entries[] | "\(.key): \(.value)") | unique | join("; "))
+   }}) | from_entries) as $m
+| "| scenario | implementation | QPS | QPS range | p50 µs | p99 µs | server CPU µs/RPC | server peak RSS MiB | notes |",
+  "|---|---|---:|---:|---:|---:|---:|---:|---|",
+  ( $scen[] as $s | $impls[] as $i | $m[$s + "|" + $i] | select(. != null) |
+    "| \($s) | \($i | name) | \(.qps | cell(0)) | \(if .n > 1 then "\(.qps_lo | r(0))–\(.qps_hi | r(0))" else "—" end) | \(if .p50 == null and .mean != null then "mean \(.mean | r(0))" else .p50 | cell(1) end) | \(.p99 | cell(1)) | \(.cpu | cell(2)) | \(if .rss == null then "—" else .rss / 1024 | r(1) end) | \(
+      [ (if .mibs != null and .mibs > 1 then "\(.mibs | r(0)) MiB/s" else empty end),
+        (if .per_conn != null then "\(.per_conn | r(1)) KiB/conn" else empty end),
+        (if .errors > 0 then "\(.errors) errors (\(.samples))" else empty end) ] | join("; ")) |"
+  ),
+  "",
+  "Ratios Courier/tonic (QPS and MiB/s: higher is better for Courier; latency, CPU and memory: lower is better):",
+  "",
+  "| scenario | QPS | p50 | p99 | CPU/RPC | peak RSS | KiB/conn |",
+  "|---|---:|---:|---:|---:|---:|---:|",
+  ( $scen[] as $s | $m[$s + "|courier"] as $c | $m[$s + "|tonic"] as $t | select($c != null and $t != null) |
+    "| \($s) | \(ratio($c.qps; $t.qps) | cell(2)) | \(ratio($c.p50 // $c.mean; $t.p50 // $t.mean) | cell(2)) | \(ratio($c.p99; $t.p99) | cell(2)) | \(ratio($c.cpu; $t.cpu) | cell(2)) | \(ratio($c.rss; $t.rss) | cell(2)) | \(ratio($c.per_conn; $t.per_conn) | cell(2)) |"
+  ),
+  "",
+  ( if ($impls | index("go")) then
+      "Courier against grpc-go, both driven through TestService (Courier/grpc-go):",
+      "",
+      "| scenario | QPS | p50 | p99 | CPU/RPC | peak RSS | KiB/conn |",
+      "|---|---:|---:|---:|---:|---:|---:|",
+      ( $scen[] as $s | ($m[$s + "|courier-test"] // $m[$s + "|courier"]) as $c | $m[$s + "|go"] as $g | select($c != null and $g != null) |
+        "| \($s) | \(ratio($c.qps; $g.qps) | cell(2)) | \(ratio($c.p50 // $c.mean; $g.p50 // $g.mean) | cell(2)) | \(ratio($c.p99; $g.p99) | cell(2)) | \(ratio($c.cpu; $g.cpu) | cell(2)) | \(ratio($c.rss; $g.rss) | cell(2)) | \(ratio($c.per_conn; $g.per_conn) | cell(2)) |"
+      ),
+      ""
+    else empty end ),
+  "Targets (issue 4):",
+  "",
+  ( def verdict(x; ok): if x == null then "not measured" elif ok then "met" else "NOT met" end;
+    ($scen | map(select(startswith("unary") or startswith("h2load-unary")))) as $unary
+    | ( $unary[] as $s | ratio($m[$s + "|courier"].cpu; $m[$s + "|tonic"].cpu) as $x
+        | "- server CPU per unary RPC <= 0.6 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x <= 0.6))" ),
+      ( ["stream-1k", "stream-1m"][] as $s | ratio($m[$s + "|courier"].qps; $m[$s + "|tonic"].qps) as $x
+        | "- streaming throughput >= 1.5 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x >= 1.5))" ),
+      ( ratio($m["ping-pong|courier"].p50; $m["ping-pong|tonic"].p50) as $x
+        | "- ping-pong p50 <= 0.8 x tonic: \($x | cell(2)) x: \(verdict($x; $x <= 0.8))" ),
+      ( ratio($m["idle-1000|courier"].per_conn; $m["idle-1000|tonic"].per_conn) as $x
+        | "- memory per idle connection <= 0.5 x tonic: \($x | cell(2)) x: \(verdict($x; $x <= 0.5))" ),
+      ( if ($impls | index("go")) then
+          ( $scen[] as $s | ($m[$s + "|courier-test"] // $m[$s + "|courier"]) as $c | $m[$s + "|go"] as $g
+            | select($c != null and $g != null)
+            | (if $s == "idle-1000" then ($c.per_conn < $g.per_conn)
+               elif ($s | test("1x1|ping-pong")) then (($c.p50 // $c.mean) < ($g.p50 // $g.mean))
+               else ($c.qps > $g.qps) end) as $ahead
+            | "- ahead of grpc-go, \($s) (\(if $s == "idle-1000" then "KiB/conn" elif ($s | test("1x1|ping-pong")) then "p50" else "QPS" end)): \(if $ahead then "met" else "NOT met" end)" )
+        else "- ahead of grpc-go: not measured (grpc-go not installed)" end )
+  )
+JQ
+} | tee "$OUT/table.md"
+
+echo
+echo "Every run: $RESULTS; table: $OUT/table.md"
+if [ "$FAILED" -gt 0 ]; then
+  echo "$FAILED measurement(s) failed" >&2
+  exit 1
+fi
