@@ -392,7 +392,7 @@ fn write_server(
         buf.push_str("            async move { call.unimplemented().await }\n");
     } else {
         buf.push_str(
-            "            let inner = ::courier::codegen::Arc::clone(&self.inner);\n            \
+            "            let inner: &T = &self.inner;\n            \
              let method = match call.method() {\n",
         );
         for (index, info) in methods.iter().enumerate() {
@@ -408,10 +408,7 @@ fn write_server(
                 buf,
                 r#"                    {index}usize => {{
                         let codec = ::courier::codec::ProstCodec::<{output}, {input}>::new();
-                        call.{call_fn}(codec, move |request| async move {{
-                            inner.{name}(request).await
-                        }})
-                        .await
+                        call.{call_fn}(codec, move |request| inner.{name}(request)).await
                     }}"#,
                 call_fn = info.kind.call_fn(),
                 name = info.method.name,

@@ -112,6 +112,10 @@ impl Echo for EchoService {
         if msg.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(msg.sleep_ms as u64)).await;
         }
+        if msg.text == "panic" {
+            // The handler fails as badly as it can (bad_input.rs).
+            panic!("the echo handler was asked to panic");
+        }
         let mut out = answer(msg, 0)?;
         out.deadline_ms = deadline_ms(&request);
         out.identity = request

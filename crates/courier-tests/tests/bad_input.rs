@@ -401,3 +401,41 @@ async fn configured_decoding_limit_is_enforced() {
         .unwrap();
     assert_eq!(resp.get_ref().payload.len(), 900);
 }
+
+#[tokio::test]
+async fn a_panicking_handler_fails_only_its_own_call() {
+    let server = start_server().await;
+    let client = EchoClient::new(Channel::connect(server.url()).await.unwrap());
+    // One panics at once, while the server first polls the call; the other
+    // after a sleep, in the call's own task. A call in flight alongside is
+    // not disturbed.
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .unary(EchoRequest {
+                    sleep_ms: 300,
+                    ..text("alongside")
+                })
+                .await
+        }
+    });
+    for sleep_ms in [0, 50] {
+        let panics = EchoRequest {
+            sleep_ms,
+            ..text("panic")
+        };
+        let err = tokio::time::timeout(LIMIT, client.unary(panics))
+            .await
+            .expect("no hang")
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "panic after {sleep_ms} ms: {err:?}");
+        let resp = tokio::time::timeout(LIMIT, client.unary(text("after")))
+            .await
+            .expect("no hang")
+            .unwrap();
+        assert_eq!(resp.get_ref().text, "after");
+    }
+    let slow = tokio::time::timeout(LIMIT, slow).await.expect("no hang").unwrap().unwrap();
+    assert_eq!(slow.get_ref().text, "alongside");
+}

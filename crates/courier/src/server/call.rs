@@ -3,6 +3,7 @@
 //! cancellation enforced throughout.
 
 use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -183,6 +184,25 @@ struct Responder {
     content_type: HeaderValue,
     /// The client's `grpc-accept-encoding`.
     accept_encoding: Option<HeaderValue>,
+    /// Whether the call's status (or an HTTP error) has been sent.
+    finished: bool,
+}
+
+impl Drop for Responder {
+    /// A call dropped before its status was sent (its handler panicked, or
+    /// the server is closing) resets the stream with INTERNAL_ERROR, which the
+    /// client reports as INTERNAL. After a reset by the client this does
+    /// nothing.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            stream.send_reset(h2::Reason::INTERNAL_ERROR);
+        } else if let Some(pending) = self.pending.as_mut() {
+            pending.send_reset(h2::Reason::INTERNAL_ERROR);
+        }
+    }
 }
 
 impl Responder {
@@ -192,6 +212,7 @@ impl Responder {
             stream: None,
             content_type: HeaderValue::from_static("application/grpc"),
             accept_encoding: None,
+            finished: false,
         }
     }
 
@@ -206,6 +227,7 @@ impl Responder {
     }
 
     fn reply_http(&mut self, status: http::StatusCode, message: &str) {
+        self.finished = true;
         let Some(mut respond) = self.pending.take() else { return };
         let mut resp = http::Response::new(());
         *resp.status_mut() = status;
@@ -216,6 +238,7 @@ impl Responder {
     }
 
     fn trailers_only(&mut self, status: Status) {
+        self.finished = true;
         let Some(mut respond) = self.pending.take() else {
             self.trailers(status, Metadata::new());
             return;
@@ -283,6 +306,7 @@ impl Responder {
             self.trailers_only(status);
             return;
         }
+        self.finished = true;
         if let Some(stream) = self.stream.as_mut() {
             let mut trailers = HeaderMap::new();
             status.write_trailers(&mut trailers);
@@ -298,24 +322,58 @@ enum Outcome<T> {
     Cancelled,
 }
 
-/// Runs `work` until it finishes, the client cancels, or the deadline passes.
-async fn guarded<T>(
-    respond: &mut Responder,
-    deadline: Option<Instant>,
-    work: impl Future<Output = Result<T, Status>>,
-) -> Outcome<T> {
-    let expiry = async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        biased;
-        out = work => Outcome::Done(out),
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => Outcome::Cancelled,
-        _ = expiry => Outcome::Done(Err(Status::deadline_exceeded("deadline exceeded while handling the call"))),
+/// The call's deadline as a timer, allocated only for calls that have one.
+struct Expiry(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl Expiry {
+    fn new(deadline: Option<Instant>) -> Expiry {
+        Expiry(deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))))
     }
+
+    /// Ready once the deadline has passed; never for a call without one.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Runs `work` until it finishes, the client cancels, or the deadline passes.
+/// It borrows everything, so the call's state is stored once, in the caller.
+fn guarded<'a, T, W>(
+    respond: &'a mut Responder,
+    expiry: &'a mut Expiry,
+    mut work: Pin<&'a mut W>,
+) -> impl Future<Output = Outcome<T>> + 'a
+where
+    W: Future<Output = Result<T, Status>>,
+{
+    poll_fn(move |cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Outcome::Done(out));
+        }
+        if respond.poll_reset(cx).is_ready() {
+            return Poll::Ready(Outcome::Cancelled);
+        }
+        if expiry.poll(cx).is_ready() {
+            return Poll::Ready(Outcome::Done(Err(Status::deadline_exceeded(
+                "deadline exceeded while handling the call",
+            ))));
+        }
+        Poll::Pending
+    })
+}
+
+/// A call taken apart for running, with its reader and writer set up.
+struct Parts<E> {
+    head: CallHead,
+    body: RecvBody,
+    respond: Responder,
+    config: Arc<ServerConfig>,
+    reader: FrameReader,
+    writer: FrameWriter<E>,
+    expiry: Expiry,
 }
 
 impl ServerCall {
@@ -350,140 +408,167 @@ impl ServerCall {
         self.respond.trailers_only(Status::unimplemented(msg));
     }
 
-    fn reader(&self) -> FrameReader {
-        FrameReader::new(self.config.max_recv_message_size, self.request_encoding)
+    fn into_parts<E: Encoder>(self, encoder: E) -> Parts<E> {
+        let ServerCall {
+            head,
+            body,
+            respond,
+            config,
+            request_encoding,
+            response_encoding,
+        } = self;
+        Parts {
+            reader: FrameReader::new(config.max_recv_message_size, request_encoding),
+            writer: FrameWriter::new(encoder, response_encoding, config.max_send_message_size),
+            expiry: Expiry::new(head.deadline),
+            body: RecvBody::new(body, false),
+            head,
+            respond,
+            config,
+        }
     }
 
-    fn writer<E: Encoder>(&self, encoder: E) -> FrameWriter<E> {
-        FrameWriter::new(encoder, self.response_encoding, self.config.max_send_message_size)
-    }
+    // The four runners below are plain functions that take the call apart
+    // and return one `async move` block owning the parts. What it awaits
+    // borrows them: an `async fn` stores its arguments, then each nested
+    // future stores its own copy, and every move of the call's future copies
+    // all of that.
 
     /// Runs a unary handler: one request message, one response message.
-    pub async fn unary<C, F, Fut>(self, mut codec: C, handler: F)
+    pub fn unary<C, F, Fut>(self, mut codec: C, handler: F) -> impl Future<Output = ()>
     where
         C: Codec,
         F: FnOnce(Request<C::Decode>) -> Fut + Send,
         Fut: Future<Output = Result<Response<C::Encode>, Status>> + Send,
     {
-        let reader = self.reader();
-        let writer = self.writer(codec.encoder());
         let mut decoder = codec.decoder();
-        let ServerCall {
+        let Parts {
             head,
-            body,
+            mut body,
             mut respond,
             config,
-            ..
-        } = self;
-        let deadline = head.deadline;
-        let work = async {
-            let request = single_request(&config, head, body, reader, &mut decoder).await?;
-            handler(request).await
-        };
-        match guarded(&mut respond, deadline, work).await {
-            Outcome::Cancelled => {}
-            Outcome::Done(result) => respond_single(&mut respond, writer, result),
+            mut reader,
+            mut writer,
+            mut expiry,
+        } = self.into_parts(codec.encoder());
+        async move {
+            let work = std::pin::pin!(async {
+                let request = single_request(&config, head, &mut body, &mut reader, &mut decoder).await?;
+                handler(request).await
+            });
+            if let Outcome::Done(result) = guarded(&mut respond, &mut expiry, work).await {
+                respond_single(&mut respond, &mut writer, result);
+            }
         }
     }
 
     /// Runs a client-streaming handler: a stream of requests, one response.
-    pub async fn client_streaming<C, F, Fut>(self, mut codec: C, handler: F)
+    pub fn client_streaming<C, F, Fut>(self, mut codec: C, handler: F) -> impl Future<Output = ()>
     where
         C: Codec,
         F: FnOnce(Request<Streaming<C::Decode>>) -> Fut + Send,
         Fut: Future<Output = Result<Response<C::Encode>, Status>> + Send,
     {
-        let reader = self.reader();
-        let writer = self.writer(codec.encoder());
         let decoder = codec.decoder();
-        let ServerCall {
+        let Parts {
             head,
             body,
             mut respond,
             config,
-            ..
-        } = self;
-        let deadline = head.deadline;
-        let work = async {
-            let head = intercept(&config, head).await?;
-            let stream = Streaming::new(RecvBody::new(body, false), reader, decoder, None, None);
-            handler(request_from(head, stream)).await
-        };
-        match guarded(&mut respond, deadline, work).await {
-            Outcome::Cancelled => {}
-            Outcome::Done(result) => respond_single(&mut respond, writer, result),
-        }
+            reader,
+            mut writer,
+            mut expiry,
+        } = self.into_parts(codec.encoder());
+        // Boxed: a streaming call lives long and pays one allocation, so
+        // that a service's unary calls need not carry its streaming state.
+        Box::pin(async move {
+            let work = std::pin::pin!(async {
+                let head = intercept(&config, head).await?;
+                let stream = Streaming::new(body, reader, decoder, None, None);
+                handler(request_from(head, stream)).await
+            });
+            if let Outcome::Done(result) = guarded(&mut respond, &mut expiry, work).await {
+                respond_single(&mut respond, &mut writer, result);
+            }
+        })
     }
 
     /// Runs a server-streaming handler: one request, a stream of responses.
-    pub async fn server_streaming<C, F, Fut, S>(self, mut codec: C, handler: F)
+    pub fn server_streaming<C, F, Fut, S>(self, mut codec: C, handler: F) -> impl Future<Output = ()>
     where
         C: Codec,
         F: FnOnce(Request<C::Decode>) -> Fut + Send,
         Fut: Future<Output = Result<Response<S>, Status>> + Send,
         S: Stream<Item = Result<C::Encode, Status>> + Send + 'static,
     {
-        let reader = self.reader();
-        let writer = self.writer(codec.encoder());
         let mut decoder = codec.decoder();
-        let ServerCall {
+        let Parts {
             head,
-            body,
+            mut body,
             mut respond,
             config,
-            ..
-        } = self;
-        let deadline = head.deadline;
-        let work = async {
-            let request = single_request(&config, head, body, reader, &mut decoder).await?;
-            handler(request).await
-        };
-        match guarded(&mut respond, deadline, work).await {
-            Outcome::Cancelled => {}
-            Outcome::Done(Err(status)) => respond.trailers_only(status),
-            Outcome::Done(Ok(response)) => respond_stream(&mut respond, writer, response, deadline).await,
-        }
+            mut reader,
+            mut writer,
+            mut expiry,
+        } = self.into_parts(codec.encoder());
+        // Boxed: a streaming call lives long and pays one allocation, so
+        // that a service's unary calls need not carry its streaming state.
+        Box::pin(async move {
+            let work = std::pin::pin!(async {
+                let request = single_request(&config, head, &mut body, &mut reader, &mut decoder).await?;
+                handler(request).await
+            });
+            match guarded(&mut respond, &mut expiry, work).await {
+                Outcome::Cancelled => {}
+                Outcome::Done(Err(status)) => respond.trailers_only(status),
+                Outcome::Done(Ok(response)) => respond_stream(&mut respond, &mut writer, response, &mut expiry).await,
+            }
+        })
     }
 
     /// Runs a bidirectional handler: streams both ways. The handler may read
     /// requests while its response stream is being sent.
-    pub async fn streaming<C, F, Fut, S>(self, mut codec: C, handler: F)
+    pub fn streaming<C, F, Fut, S>(self, mut codec: C, handler: F) -> impl Future<Output = ()>
     where
         C: Codec,
         F: FnOnce(Request<Streaming<C::Decode>>) -> Fut + Send,
         Fut: Future<Output = Result<Response<S>, Status>> + Send,
         S: Stream<Item = Result<C::Encode, Status>> + Send + 'static,
     {
-        let reader = self.reader();
-        let writer = self.writer(codec.encoder());
         let decoder = codec.decoder();
-        let ServerCall {
+        let Parts {
             head,
             body,
             mut respond,
             config,
-            ..
-        } = self;
-        let deadline = head.deadline;
-        let work = async {
-            let head = intercept(&config, head).await?;
-            let stream = Streaming::new(RecvBody::new(body, false), reader, decoder, None, None);
-            handler(request_from(head, stream)).await
-        };
-        match guarded(&mut respond, deadline, work).await {
-            Outcome::Cancelled => {}
-            Outcome::Done(Err(status)) => respond.trailers_only(status),
-            Outcome::Done(Ok(response)) => respond_stream(&mut respond, writer, response, deadline).await,
-        }
+            reader,
+            mut writer,
+            mut expiry,
+        } = self.into_parts(codec.encoder());
+        // Boxed: a streaming call lives long and pays one allocation, so
+        // that a service's unary calls need not carry its streaming state.
+        Box::pin(async move {
+            let work = std::pin::pin!(async {
+                let head = intercept(&config, head).await?;
+                let stream = Streaming::new(body, reader, decoder, None, None);
+                handler(request_from(head, stream)).await
+            });
+            match guarded(&mut respond, &mut expiry, work).await {
+                Outcome::Cancelled => {}
+                Outcome::Done(Err(status)) => respond.trailers_only(status),
+                Outcome::Done(Ok(response)) => respond_stream(&mut respond, &mut writer, response, &mut expiry).await,
+            }
+        })
     }
 }
 
-/// Runs the server's interceptors, if it has any.
+/// Runs the server's interceptors, if it has any. Their future is boxed, so
+/// a call on a server without interceptors carries none of it.
 async fn intercept(config: &ServerConfig, head: CallHead) -> Result<CallHead, Status> {
     if config.interceptors.is_empty() {
         Ok(head)
     } else {
-        config.interceptors.run(head).await
+        Box::pin(config.interceptors.run(head)).await
     }
 }
 
@@ -492,12 +577,12 @@ async fn intercept(config: &ServerConfig, head: CallHead) -> Result<CallHead, St
 async fn single_request<D: Decoder>(
     config: &ServerConfig,
     head: CallHead,
-    body: h2::RecvStream,
-    reader: FrameReader,
+    body: &mut RecvBody,
+    reader: &mut FrameReader,
     decoder: &mut D,
 ) -> Result<Request<D::Item>, Status> {
     let head = intercept(config, head).await?;
-    let (bytes, compressed) = read_one(RecvBody::new(body, false), reader).await?;
+    let (bytes, compressed) = read_one(body, reader).await?;
     let mut request = request_from(head, decoder.decode(bytes)?);
     if compressed {
         request.extensions.insert(crate::MessageCompressed);
@@ -521,28 +606,33 @@ fn request_from<T>(head: CallHead, message: T) -> Request<T> {
 
 /// Reads the single request message of a unary or server-streaming call. It
 /// does not wait for END_STREAM once the message is whole.
-async fn read_one(mut body: RecvBody, mut reader: FrameReader) -> Result<(Bytes, bool), Status> {
-    loop {
-        if let Some(msg) = reader.next()? {
-            return Ok((msg, reader.last_compressed()));
-        }
-        match body.data().await {
-            Some(Ok(chunk)) => reader.push(chunk),
-            Some(Err(status)) => return Err(status),
-            None => {
-                reader.finish()?;
-                return Err(Status::internal(
-                    "the client sent no request message for a call that needs one",
-                ));
+fn read_one<'a>(
+    body: &'a mut RecvBody,
+    reader: &'a mut FrameReader,
+) -> impl Future<Output = Result<(Bytes, bool), Status>> + 'a {
+    poll_fn(move |cx| {
+        loop {
+            if let Some(msg) = reader.next()? {
+                return Poll::Ready(Ok((msg, reader.last_compressed())));
+            }
+            match std::task::ready!(body.poll_data(cx)) {
+                Some(Ok(chunk)) => reader.push(chunk),
+                Some(Err(status)) => return Poll::Ready(Err(status)),
+                None => {
+                    reader.finish()?;
+                    return Poll::Ready(Err(Status::internal(
+                        "the client sent no request message for a call that needs one",
+                    )));
+                }
             }
         }
-    }
+    })
 }
 
 /// Sends a single response message with its status, or the error status.
 fn respond_single<E: Encoder>(
     respond: &mut Responder,
-    mut writer: FrameWriter<E>,
+    writer: &mut FrameWriter<E>,
     result: Result<Response<E::Item>, Status>,
 ) {
     let response = match result {
@@ -557,7 +647,7 @@ fn respond_single<E: Encoder>(
         message_compression,
         ..
     } = response;
-    respond.settle_compression(&mut writer, compression, message_compression);
+    respond.settle_compression(writer, compression, message_compression);
     if let Err(status) = writer.write(message, true) {
         return respond.trailers_only(status);
     }
@@ -577,9 +667,9 @@ fn respond_single<E: Encoder>(
 /// together, then the status.
 async fn respond_stream<E, S>(
     respond: &mut Responder,
-    mut writer: FrameWriter<E>,
+    writer: &mut FrameWriter<E>,
     response: Response<S>,
-    deadline: Option<Instant>,
+    expiry: &mut Expiry,
 ) where
     E: Encoder,
     S: Stream<Item = Result<E::Item, Status>> + Send,
@@ -592,22 +682,16 @@ async fn respond_stream<E, S>(
         message_compression,
         ..
     } = response;
-    respond.settle_compression(&mut writer, compression, message_compression);
+    respond.settle_compression(writer, compression, message_compression);
     let encoding = writer.compression();
     let mut stream = std::pin::pin!(stream);
     let mut headers = Some(metadata);
-    let mut expiry = std::pin::pin!(async {
-        match deadline {
-            Some(d) => tokio::time::sleep_until(d.into()).await,
-            None => std::future::pending().await,
-        }
-    });
     let status = loop {
         let first = tokio::select! {
             biased;
             item = stream.next() => item,
             _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
-            _ = &mut expiry => break Status::deadline_exceeded("deadline exceeded while sending responses"),
+            _ = poll_fn(|cx| expiry.poll(cx)) => break Status::deadline_exceeded("deadline exceeded while sending responses"),
         };
         let mut end = None;
         match first {
@@ -648,7 +732,7 @@ async fn respond_stream<E, S>(
         let data = writer.take();
         let sent = tokio::select! {
             r = body::send_data(send, data, false) => r,
-            _ = &mut expiry => break Status::deadline_exceeded("deadline exceeded while sending responses"),
+            _ = poll_fn(|cx| expiry.poll(cx)) => break Status::deadline_exceeded("deadline exceeded while sending responses"),
         };
         if sent.is_err() {
             return;

@@ -250,10 +250,12 @@ impl<R: Routes> Server<R> {
                     connections.spawn(async move {
                         match config.tls.clone() {
                             None => serve_io(io, ConnInfo { remote, peer: None }, config, routes, shutdown).await,
-                            Some(tls) => {
+                            // Boxed, so that a plaintext connection's task is not
+                            // as large as a TLS one's.
+                            Some(tls) => Box::pin(async move {
                                 let Some((io, peer)) = tls_handshake(&tls, io, remote).await else { return };
                                 serve_io(io, ConnInfo { remote, peer }, config, routes, shutdown).await
-                            }
+                            }).await,
                         }
                     });
                 }
@@ -314,7 +316,8 @@ where
     Some((stream, peer))
 }
 
-/// Serves HTTP/2 on one connection, spawning a task per call.
+/// Serves HTTP/2 on one connection; calls that do not finish at once get a
+/// task each.
 async fn serve_io<IO, R>(
     io: IO,
     conn: ConnInfo,
@@ -327,14 +330,9 @@ async fn serve_io<IO, R>(
 {
     let settings = config.http2.clone();
     crate::transport::server::serve_connection(io, &settings, shutdown, |(req, respond)| {
-        let config = config.clone();
+        let call = call::accept(req, respond, conn.clone(), config.clone())?;
         let routes = routes.clone();
-        let conn = conn.clone();
-        tokio::spawn(async move {
-            if let Some(call) = call::accept(req, respond, conn, config) {
-                routes.route(call).await;
-            }
-        });
+        Some(async move { routes.route(call).await })
     })
     .await;
 }

@@ -1,0 +1,54 @@
+//! The sizes of the server's per-call futures, which every move of a call
+//! pays for (see docs/PERFORMANCE.md): printed with
+//! `cargo test --release -p courier-bench --test future_sizes -- --nocapture`,
+//! and held under a bound so that a change that bloats them again is seen.
+
+use courier::codec::ProstCodec;
+use courier::server::{ServerCall, Service};
+use courier_bench::pb::benchmark_service_server::BenchmarkService;
+use courier_bench::pb::{SimpleRequest, SimpleResponse};
+use courier_bench::courier_server::Bench;
+use courier_bench::pb::benchmark_service_server::BenchmarkServiceServer;
+use courier_bench::pb::test_service_server::TestServiceServer;
+
+fn size_of_call<F, R>(_: F) -> usize
+where
+    F: FnOnce(ServerCall) -> R,
+{
+    std::mem::size_of::<R>()
+}
+
+#[test]
+fn per_call_future_sizes() {
+    let bench = BenchmarkServiceServer::new(Bench);
+    let test = TestServiceServer::new(Bench);
+    let sizes = [
+        ("ServerCall", std::mem::size_of::<ServerCall>()),
+        ("BenchmarkService call future", size_of_call(|c| bench.call(c))),
+        ("TestService call future", size_of_call(|c| test.call(c))),
+        (
+            "ServerCall::unary future",
+            size_of_call(|c| c.unary(ProstCodec::<SimpleResponse, SimpleRequest>::new(), |r| Bench.unary_call(r))),
+        ),
+        (
+            "ServerCall::streaming future",
+            size_of_call(|c| {
+                c.streaming(ProstCodec::<SimpleResponse, SimpleRequest>::new(), |r| {
+                    Bench.streaming_call(r)
+                })
+            }),
+        ),
+        (
+            "BenchmarkService::unary_call future",
+            size_of_call(|_c| Bench.unary_call(courier::Request::new(SimpleRequest::default()))),
+        ),
+    ];
+    for (what, size) in sizes {
+        println!("{what}: {size} bytes");
+    }
+    // 5,424 bytes before the runners stopped nesting by-value futures and
+    // streaming calls were boxed; 1,872 after.
+    let bound = 3072;
+    let (what, size) = sizes[1];
+    assert!(size <= bound, "{what} is {size} bytes, over {bound}: see docs/PERFORMANCE.md");
+}
