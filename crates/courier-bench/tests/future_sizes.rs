@@ -5,11 +5,11 @@
 
 use courier::codec::ProstCodec;
 use courier::server::{ServerCall, Service};
-use courier_bench::pb::benchmark_service_server::BenchmarkService;
-use courier_bench::pb::{SimpleRequest, SimpleResponse};
 use courier_bench::courier_server::Bench;
+use courier_bench::pb::benchmark_service_server::BenchmarkService;
 use courier_bench::pb::benchmark_service_server::BenchmarkServiceServer;
 use courier_bench::pb::test_service_server::TestServiceServer;
+use courier_bench::pb::{SimpleRequest, SimpleResponse};
 
 fn size_of_call<F, R>(_: F) -> usize
 where
@@ -28,7 +28,11 @@ fn per_call_future_sizes() {
         ("TestService call future", size_of_call(|c| test.call(c))),
         (
             "ServerCall::unary future",
-            size_of_call(|c| c.unary(ProstCodec::<SimpleResponse, SimpleRequest>::new(), |r| Bench.unary_call(r))),
+            size_of_call(|c| {
+                c.unary(ProstCodec::<SimpleResponse, SimpleRequest>::new(), |r| {
+                    Bench.unary_call(r)
+                })
+            }),
         ),
         (
             "ServerCall::streaming future",
@@ -50,5 +54,8 @@ fn per_call_future_sizes() {
     // streaming calls were boxed; 1,872 after.
     let bound = 3072;
     let (what, size) = sizes[1];
-    assert!(size <= bound, "{what} is {size} bytes, over {bound}: see docs/PERFORMANCE.md");
+    assert!(
+        size <= bound,
+        "{what} is {size} bytes, over {bound}: see docs/PERFORMANCE.md"
+    );
 }
