@@ -436,6 +436,10 @@ async fn a_panicking_handler_fails_only_its_own_call() {
             .unwrap();
         assert_eq!(resp.get_ref().text, "after");
     }
-    let slow = tokio::time::timeout(LIMIT, slow).await.expect("no hang").unwrap().unwrap();
+    let slow = tokio::time::timeout(LIMIT, slow)
+        .await
+        .expect("no hang")
+        .unwrap()
+        .unwrap();
     assert_eq!(slow.get_ref().text, "alongside");
 }

@@ -1,10 +1,12 @@
 //! The four kinds of call, metadata, status and details, over real loopback
 //! sockets.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use courier::status::details::{BadRequest, ErrorInfo, FieldViolation};
-use courier::{Channel, Code, Request, Status};
+use courier::{Channel, Code, Request, Response, Status, Streaming};
 use courier_tests::*;
 use futures_util::StreamExt;
 
@@ -119,6 +121,116 @@ async fn many_concurrent_calls_share_one_connection() {
     for t in tasks {
         t.await.unwrap();
     }
+    assert!(client.channel().is_connected());
+}
+
+/// The Echo service, with unary calls held back until `calls` of them have
+/// arrived, so that all their responses leave the server in one burst. A
+/// unary call with the text `marker` is answered once all the others have
+/// been (or were cancelled).
+struct GatedEcho {
+    inner: EchoService,
+    calls: usize,
+    arrived: AtomicUsize,
+    settled: AtomicUsize,
+    /// True once every held-back call has arrived.
+    all_arrived: tokio::sync::watch::Sender<bool>,
+    /// True once every held-back call has been answered or cancelled.
+    all_settled: tokio::sync::watch::Sender<bool>,
+}
+
+/// Counts a held-back call as settled when its handler ends either way.
+struct Settled<'a>(&'a GatedEcho);
+
+impl Drop for Settled<'_> {
+    fn drop(&mut self) {
+        if self.0.settled.fetch_add(1, Ordering::SeqCst) + 1 == self.0.calls {
+            self.0.all_settled.send_replace(true);
+        }
+    }
+}
+
+impl Echo for GatedEcho {
+    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        if request.get_ref().text == "marker" {
+            let _ = self.all_settled.subscribe().wait_for(|&all| all).await;
+            return self.inner.unary(request).await;
+        }
+        let _settled = Settled(self);
+        if self.arrived.fetch_add(1, Ordering::SeqCst) + 1 == self.calls {
+            self.all_arrived.send_replace(true);
+        }
+        let _ = self.all_arrived.subscribe().wait_for(|&all| all).await;
+        self.inner.unary(request).await
+    }
+
+    async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoResponse>, Status> {
+        self.inner.client_stream(request).await
+    }
+
+    type ServerStreamStream = ResponseStream;
+
+    async fn server_stream(&self, request: Request<EchoRequest>) -> Result<Response<ResponseStream>, Status> {
+        self.inner.server_stream(request).await
+    }
+
+    type BidiStream = ResponseStream;
+
+    async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ResponseStream>, Status> {
+        self.inner.bidi(request).await
+    }
+}
+
+/// Ten thousand small responses waiting at once on one connection to be read
+/// by their calls are legitimate load: the client must not take them for a
+/// flood of small DATA frames and close its own connection with GOAWAY
+/// `ENHANCE_YOUR_CALM`.
+#[tokio::test]
+async fn ten_thousand_concurrent_unary_calls_on_one_channel() {
+    const CALLS: usize = 10_000;
+    let gated = Arc::new(GatedEcho {
+        inner: EchoService::default(),
+        calls: CALLS,
+        arrived: AtomicUsize::new(0),
+        settled: AtomicUsize::new(0),
+        all_arrived: tokio::sync::watch::Sender::new(false),
+        all_settled: tokio::sync::watch::Sender::new(false),
+    });
+    let server = start_with(|b| b.add_service(EchoServer::from_arc(gated.clone()))).await;
+    let client = client(&server).await;
+
+    let mut calls = futures_util::stream::FuturesUnordered::new();
+    for i in 0..CALLS {
+        let c = &client;
+        calls.push(async move { (i, c.unary(text(&i.to_string())).await) });
+    }
+    // Send every request, and stop polling the calls once the server has
+    // them all: from here on their responses pile up in the connection.
+    let mut all_arrived = gated.all_arrived.subscribe();
+    tokio::select! {
+        biased;
+        _ = all_arrived.wait_for(|&all| all) => {}
+        done = calls.next() => panic!("a call ended before all had arrived: {done:?}"),
+    }
+    // The marker's response comes after all the others: once it is here, the
+    // connection has received every response, none of them read yet.
+    let marker = client.unary(text("marker")).await;
+
+    let mut ok = 0;
+    let mut first_error = None;
+    while let Some((i, result)) = calls.next().await {
+        match result {
+            Ok(resp) => {
+                assert_eq!(resp.get_ref().text, i.to_string());
+                ok += 1;
+            }
+            Err(status) => {
+                first_error.get_or_insert(status);
+            }
+        }
+    }
+    assert_eq!(ok, CALLS, "first failure: {first_error:?}");
+    assert!(marker.is_ok(), "{marker:?}");
     assert!(client.channel().is_connected());
 }
 

@@ -9,14 +9,14 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::future::{Either, select};
 use futures_util::{FutureExt as _, StreamExt as _};
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, TE, USER_AGENT};
+use http::header::{HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 
 use super::Channel;
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
 use crate::interceptor::CallHead;
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, names};
 use crate::request::Request;
 use crate::response::Response;
 use crate::status::{Code, Status};
@@ -45,25 +45,25 @@ pub(crate) fn check_response(response: http::Response<h2::RecvStream>) -> Result
     if parts.status != http::StatusCode::OK {
         let code = Code::from_http_status(parts.status.as_u16());
         let mut message = format!("unexpected HTTP status {} from server", parts.status);
-        if let Some(m) = parts.headers.get("grpc-message") {
+        if let Some(m) = parts.headers.get(&names::GRPC_MESSAGE) {
             message.push_str(": ");
             message.push_str(&crate::status::decode_message(m.as_bytes()));
         }
         return Err(Status::new(code, message));
     }
-    if body.is_end_stream() || parts.headers.contains_key("grpc-status") {
+    if body.is_end_stream() || parts.headers.contains_key(&names::GRPC_STATUS) {
         return Status::from_trailers(&parts.headers)
             .map(ResponseHead::TrailersOnly)
             .ok_or_else(|| Status::internal("server ended the response without a grpc-status"));
     }
-    match parts.headers.get(CONTENT_TYPE) {
+    match parts.headers.get(&names::CONTENT_TYPE) {
         Some(ct) if ct.as_bytes().starts_with(b"application/grpc") => {}
         other => {
             let got = other.and_then(|v| v.to_str().ok()).unwrap_or("none");
             return Err(Status::internal(format!("server sent non-gRPC content-type {got:?}")));
         }
     }
-    let encoding = match parts.headers.get("grpc-encoding").map(|v| v.as_bytes()) {
+    let encoding = match parts.headers.get(&names::GRPC_ENCODING).map(|v| v.as_bytes()) {
         None | Some(b"identity") => None,
         Some(name) => Some(
             std::str::from_utf8(name)
@@ -194,20 +194,20 @@ impl Channel {
     fn http_request(&self, prepared: Prepared) -> http::Request<()> {
         let Prepared { head, compression, .. } = prepared;
         let mut headers: HeaderMap = head.metadata.into_headers();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(TE, HeaderValue::from_static("trailers"));
-        headers.insert(USER_AGENT, self.inner.config.user_agent.clone());
+        headers.insert(&names::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(&names::TE, HeaderValue::from_static("trailers"));
+        headers.insert(&names::USER_AGENT, self.inner.config.user_agent.clone());
         if let Some(deadline) = head.deadline {
             headers.insert(
-                "grpc-timeout",
+                &names::GRPC_TIMEOUT,
                 encode_timeout(deadline.saturating_duration_since(Instant::now())),
             );
         }
         if let Some(enc) = compression {
-            headers.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
+            headers.insert(&names::GRPC_ENCODING, HeaderValue::from_static(enc.name()));
         }
         headers.insert(
-            "grpc-accept-encoding",
+            &names::GRPC_ACCEPT_ENCODING,
             HeaderValue::from_static(compression::ACCEPT_ENCODING),
         );
         let uri = http::Uri::builder()

@@ -16,6 +16,8 @@
 //! assert!(md.insert("grpc-status", "0").is_err());
 //! ```
 
+pub(crate) mod names;
+
 use std::fmt;
 
 use base64::Engine as _;
@@ -82,6 +84,19 @@ fn is_protocol_header(key: &str) -> bool {
     key.starts_with("grpc-") || matches!(key, "content-type" | "te")
 }
 
+/// The protocol headers that calls send, which received metadata leaves out;
+/// any other `grpc-*` header is found by its prefix.
+static PROTOCOL_HEADERS: [&HeaderName; 8] = [
+    &names::CONTENT_TYPE,
+    &names::TE,
+    &names::GRPC_TIMEOUT,
+    &names::GRPC_ENCODING,
+    &names::GRPC_ACCEPT_ENCODING,
+    &names::GRPC_STATUS,
+    &names::GRPC_MESSAGE,
+    &names::GRPC_STATUS_DETAILS_BIN,
+];
+
 fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key
@@ -135,19 +150,30 @@ impl Metadata {
 
     /// Metadata taken from received headers, leaving out the protocol's own.
     pub(crate) fn from_headers(mut headers: HeaderMap) -> Metadata {
-        for key in [
-            http::header::CONTENT_TYPE.as_str(),
-            "te",
-            "grpc-timeout",
-            "grpc-encoding",
-            "grpc-accept-encoding",
-            "grpc-status",
-            "grpc-message",
-            "grpc-status-details-bin",
-        ] {
-            headers.remove(key);
+        // One pass over the keys, which hashes nothing, finds what to take
+        // out; only the headers present are then removed, by static name.
+        let mut known = 0u32; // Bit i: PROTOCOL_HEADERS[i] is present.
+        let mut other_protocol = false;
+        let mut metadata = false;
+        for key in headers.keys() {
+            if !is_protocol_header(key.as_str()) {
+                metadata = true;
+            } else if let Some(i) = PROTOCOL_HEADERS.iter().position(|&name| name == key) {
+                known |= 1 << i;
+            } else {
+                other_protocol = true;
+            }
         }
-        if headers.keys().any(|k| is_protocol_header(k.as_str())) {
+        if !metadata {
+            // Only the protocol's headers, as in most trailers.
+            return Metadata::new();
+        }
+        for (i, &name) in PROTOCOL_HEADERS.iter().enumerate() {
+            if known & (1 << i) != 0 {
+                headers.remove(name);
+            }
+        }
+        if other_protocol {
             let keys: Vec<HeaderName> = headers
                 .keys()
                 .filter(|k| is_protocol_header(k.as_str()))
@@ -158,6 +184,15 @@ impl Metadata {
             }
         }
         Metadata { headers }
+    }
+
+    /// Like [`Metadata::from_headers`], for borrowed headers, which are
+    /// copied only when they hold metadata.
+    pub(crate) fn from_headers_ref(headers: &HeaderMap) -> Metadata {
+        if headers.keys().all(|k| is_protocol_header(k.as_str())) {
+            return Metadata::new();
+        }
+        Metadata::from_headers(headers.clone())
     }
 
     /// The underlying header map, to be sent.
@@ -192,7 +227,8 @@ impl Metadata {
         HeaderValue::from_str(value).map_err(|_| MetadataError::InvalidValue(key.to_string()))
     }
 
-    fn bin_value(value: &[u8]) -> HeaderValue {
+    /// A binary value, base64-encoded for the wire.
+    pub(crate) fn bin_value(value: &[u8]) -> HeaderValue {
         let encoded = BASE64_OUT.encode(value);
         HeaderValue::from_maybe_shared(bytes::Bytes::from(encoded)).expect("base64 is a valid header value")
     }
@@ -360,5 +396,36 @@ mod tests {
         let md = Metadata::from_headers(h);
         assert_eq!(md.len(), 1);
         assert_eq!(md.get("x-a"), Some("b"));
+    }
+
+    #[test]
+    fn received_headers_hide_every_protocol_one() {
+        let mut h = HeaderMap::new();
+        for name in PROTOCOL_HEADERS {
+            h.append(name, HeaderValue::from_static("1"));
+            h.append(name, HeaderValue::from_static("2"));
+        }
+        h.insert("grpc-previous-rpc-attempts", HeaderValue::from_static("1"));
+        h.insert("user-agent", HeaderValue::from_static("ua"));
+        h.append("x-a", HeaderValue::from_static("b"));
+        h.append("x-a", HeaderValue::from_static("c"));
+        h.insert("x-bin", HeaderValue::from_static("AAE"));
+        for md in [Metadata::from_headers_ref(&h), Metadata::from_headers(h)] {
+            assert_eq!(md.len(), 4, "{md:?}");
+            assert_eq!(md.get("user-agent"), Some("ua"));
+            assert_eq!(md.get_all("x-a").collect::<Vec<_>>(), ["b", "c"]);
+            assert_eq!(md.get_bin("x-bin").unwrap().unwrap(), [0, 1]);
+        }
+    }
+
+    #[test]
+    fn received_headers_of_only_the_protocol_are_no_metadata() {
+        let mut h = HeaderMap::new();
+        h.insert(&names::GRPC_STATUS, HeaderValue::from_static("0"));
+        h.insert(&names::GRPC_MESSAGE, HeaderValue::from_static("ok"));
+        h.insert("grpc-retry-pushback-ms", HeaderValue::from_static("10"));
+        assert!(Metadata::from_headers_ref(&h).is_empty());
+        assert!(Metadata::from_headers(h).is_empty());
+        assert!(Metadata::from_headers(HeaderMap::new()).is_empty());
     }
 }

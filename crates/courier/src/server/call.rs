@@ -18,7 +18,7 @@ use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
 use crate::extensions::Extensions;
 use crate::interceptor::{CallHead, split_path};
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, names};
 use crate::request::Request;
 use crate::response::Response;
 use crate::status::Status;
@@ -74,7 +74,7 @@ pub(crate) fn accept(
         }
     };
     respond.content_type = content_type;
-    if parts.headers.get("te").map(|v| v.as_bytes()) != Some(b"trailers") {
+    if parts.headers.get(&names::TE).map(|v| v.as_bytes()) != Some(b"trailers") {
         respond.trailers_only(Status::internal(
             "request is missing the 'te: trailers' header gRPC requires",
         ));
@@ -91,13 +91,17 @@ pub(crate) fn accept(
         )));
         return None;
     }
-    let deadline = match parts.headers.get("grpc-timeout").map(|v| parse_timeout(v.as_bytes())) {
+    let deadline = match parts
+        .headers
+        .get(&names::GRPC_TIMEOUT)
+        .map(|v| parse_timeout(v.as_bytes()))
+    {
         None => None,
         Some(Ok(timeout)) => Instant::now().checked_add(timeout),
         Some(Err(())) => {
             let raw = parts
                 .headers
-                .get("grpc-timeout")
+                .get(&names::GRPC_TIMEOUT)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             respond.trailers_only(Status::internal(format!(
                 "malformed grpc-timeout {:?}: expected up to 8 digits and a unit (H, M, S, m, u, n)",
@@ -106,7 +110,7 @@ pub(crate) fn accept(
             return None;
         }
     };
-    let request_encoding = match parts.headers.get("grpc-encoding").map(|v| v.as_bytes()) {
+    let request_encoding = match parts.headers.get(&names::GRPC_ENCODING).map(|v| v.as_bytes()) {
         None | Some(b"identity") => None,
         Some(name) => match std::str::from_utf8(name).ok().and_then(Encoding::from_name) {
             Some(enc) => Some(enc),
@@ -120,7 +124,7 @@ pub(crate) fn accept(
             }
         },
     };
-    respond.accept_encoding = parts.headers.get("grpc-accept-encoding").cloned();
+    respond.accept_encoding = parts.headers.get(&names::GRPC_ACCEPT_ENCODING).cloned();
     let response_encoding = config
         .send_compression
         .filter(|enc| compression::accepts(respond.accept_encoding.as_ref(), *enc));
@@ -247,7 +251,7 @@ impl Responder {
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, self.content_type.clone());
         headers.insert(
-            "grpc-accept-encoding",
+            names::GRPC_ACCEPT_ENCODING.clone(),
             HeaderValue::from_static(compression::ACCEPT_ENCODING),
         );
         status.write_trailers(headers);
@@ -277,10 +281,10 @@ impl Responder {
         let mut headers = metadata.into_headers();
         headers.insert(CONTENT_TYPE, self.content_type.clone());
         if let Some(enc) = encoding {
-            headers.insert("grpc-encoding", HeaderValue::from_static(enc.name()));
+            headers.insert(names::GRPC_ENCODING.clone(), HeaderValue::from_static(enc.name()));
         }
         headers.insert(
-            "grpc-accept-encoding",
+            names::GRPC_ACCEPT_ENCODING.clone(),
             HeaderValue::from_static(compression::ACCEPT_ENCODING),
         );
         *resp.headers_mut() = headers;

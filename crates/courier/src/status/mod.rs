@@ -26,15 +26,11 @@ use prost::Message as _;
 
 pub use code::Code;
 
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, names};
 
 /// Bytes that `grpc-message` carries percent-encoded: everything outside
 /// 0x20..=0x7E, and `%` itself.
 const MESSAGE_ENCODE: &AsciiSet = &CONTROLS.add(b'%');
-
-pub(crate) const GRPC_STATUS: &str = "grpc-status";
-pub(crate) const GRPC_MESSAGE: &str = "grpc-message";
-pub(crate) const GRPC_STATUS_DETAILS: &str = "grpc-status-details-bin";
 
 /// The outcome of a gRPC call.
 ///
@@ -224,17 +220,17 @@ impl Status {
     /// Reads a status from trailers (or a trailers-only response). `None`
     /// when there is no `grpc-status`.
     pub(crate) fn from_trailers(trailers: &HeaderMap) -> Option<Status> {
-        let code = Code::from_header(trailers.get(GRPC_STATUS)?.as_bytes());
+        let code = Code::from_header(trailers.get(&names::GRPC_STATUS)?.as_bytes());
         let message = trailers
-            .get(GRPC_MESSAGE)
+            .get(&names::GRPC_MESSAGE)
             .map(|v| decode_message(v.as_bytes()))
             .unwrap_or_default();
         let details = trailers
-            .get(GRPC_STATUS_DETAILS)
+            .get(&names::GRPC_STATUS_DETAILS_BIN)
             .and_then(|v| crate::metadata::MetadataValue::Binary(v.as_bytes()).to_bytes().ok())
             .map(Bytes::from)
             .unwrap_or_default();
-        let metadata = Metadata::from_headers(trailers.clone());
+        let metadata = Metadata::from_headers_ref(trailers);
         let rest = (!message.is_empty() || !details.is_empty() || !metadata.is_empty()).then(|| {
             Box::new(Rest {
                 message,
@@ -248,20 +244,15 @@ impl Status {
     /// Writes `grpc-status`, `grpc-message`, details and metadata into a
     /// header map.
     pub(crate) fn write_trailers(&self, out: &mut HeaderMap) {
-        out.insert(GRPC_STATUS, self.code.header_value());
+        out.insert(&names::GRPC_STATUS, self.code.header_value());
         let Some(rest) = &self.rest else { return };
         if !rest.message.is_empty()
             && let Ok(v) = http::HeaderValue::from_str(&encode_message(&rest.message))
         {
-            out.insert(GRPC_MESSAGE, v);
+            out.insert(&names::GRPC_MESSAGE, v);
         }
         if !rest.details.is_empty() {
-            let mut md = Metadata::new();
-            if md.insert_bin("x-details-bin", &rest.details).is_ok()
-                && let Some(v) = md.into_headers().remove("x-details-bin")
-            {
-                out.insert(GRPC_STATUS_DETAILS, v);
-            }
+            out.insert(&names::GRPC_STATUS_DETAILS_BIN, Metadata::bin_value(&rest.details));
         }
         rest.metadata.append_to(out);
     }

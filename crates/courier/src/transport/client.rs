@@ -82,6 +82,39 @@ where
     handshake(stream, opts).await
 }
 
+/// The payload size under which h2 0.4 charges a received DATA frame
+/// against its small-frame budget, `SMALL_DATA_FRAME - len` bytes a frame
+/// (h2's `DEFAULT_DATA_FRAME_OVERHEAD_THRESHOLD`, which it does not export).
+const SMALL_DATA_FRAME: usize = 256;
+
+/// How many calls on one connection may each have a small response message
+/// received and not yet read, within the small-frame budget.
+const BUDGETED_CALLS: usize = 1 << 16;
+
+/// The client's budget for received small DATA frames: 16 MiB, or half the
+/// connection window if that is more.
+///
+/// h2 charges each small DATA frame that is not the last of its stream
+/// against a connection-wide budget until the application reads it, and
+/// closes the connection with GOAWAY `ENHANCE_YOUR_CALM` when the budget
+/// runs out. This guards against a peer flooding tiny frames: flow control
+/// counts only payload bytes, so 1-byte frames filling our 4 MiB connection
+/// window would cost about 1 GiB of per-frame bookkeeping. But h2's default,
+/// half the connection window (2 MiB), is only about 8,000 small frames, and
+/// a client with 10,000 unary calls in flight legitimately holds that many
+/// small responses (one DATA frame each, then trailers) received before the
+/// calls' tasks get to read them: it would tear its own connection down.
+///
+/// A client receives DATA only on streams it opened, so the small frames
+/// waiting legitimately grow with the calls the application makes, not with
+/// anything the server chooses. The budget covers one small frame for each
+/// of [`BUDGETED_CALLS`]: 256 bytes a call, little next to what each call
+/// already holds (its h2 stream, its future, its response headers), while a
+/// server flooding tiny frames is still cut off, at 16 MiB of bookkeeping.
+fn data_frame_budget(connection_window: u32) -> usize {
+    (SMALL_DATA_FRAME * BUDGETED_CALLS).max(connection_window as usize / 2)
+}
+
 async fn handshake<IO>(io: IO, opts: &ConnectOptions) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -91,6 +124,7 @@ where
     builder
         .initial_window_size(s.initial_stream_window)
         .initial_connection_window_size(s.initial_connection_window)
+        .data_frame_budget(data_frame_budget(s.initial_connection_window))
         .max_frame_size(s.max_frame_size)
         .max_header_list_size(s.max_header_list_size)
         .max_send_buffer_size(s.max_send_buffer)
