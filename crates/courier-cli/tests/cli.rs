@@ -20,7 +20,7 @@ use courier::interceptor::CallHead;
 use courier::status::details::{BadRequest, ErrorInfo, FieldViolation};
 use courier::{Code, Status};
 use courier_tests::pb::other_server::OtherServer;
-use courier_tests::{OtherService, TestServer, echo_with, start_server, start_with};
+use courier_tests::{OtherService, TestServer, echo_with, grpcio_python, start_server, start_with};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -786,52 +786,11 @@ async fn proto_files_instead_of_reflection() {
 
 // --- a grpcio server ------------------------------------------------------
 
-/// The Python interpreter of the interop venv, if it has grpcio with its
-/// reflection, health and tools packages.
-fn python() -> Result<PathBuf, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = match std::env::var_os("COURIER_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => root.join("target/interop/python/venv/bin/python"),
-    };
-    if !python.exists() {
-        return Err(format!(
-            "{} does not exist (run scripts/interop/install-python.sh)",
-            python.display()
-        ));
-    }
-    let probe = std::process::Command::new(&python)
-        .args([
-            "-c",
-            "import grpc_tools.protoc, grpc_health.v1.health, grpc_reflection.v1alpha.reflection",
-        ])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if !probe.status.success() {
-        return Err(format!(
-            "{} lacks grpcio-tools, grpcio-health-checking or grpcio-reflection: {}",
-            python.display(),
-            String::from_utf8_lossy(&probe.stderr)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or_default()
-        ));
-    }
-    Ok(python)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn grpcio_server_with_reflection_and_health() {
-    let python = match python() {
-        Ok(python) => python,
-        Err(why) if std::env::var("COURIER_REQUIRE_PEERS").as_deref() == Ok("1") => {
-            panic!("COURIER_REQUIRE_PEERS=1 but the grpcio peer is unavailable: {why}")
-        }
-        Err(why) => {
-            eprintln!("note: skipping the grpcio peer test: {why}");
-            return;
-        }
+    let Some(python) = grpcio_python("grpc_tools.protoc, grpc_health.v1.health, grpc_reflection.v1alpha.reflection")
+    else {
+        return;
     };
     let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
     let stubs = tempfile::tempdir().unwrap();

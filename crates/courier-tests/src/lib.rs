@@ -361,3 +361,46 @@ pub fn text(s: &str) -> EchoRequest {
         ..Default::default()
     }
 }
+
+/// The Python interpreter of the interop venv that
+/// `scripts/interop/install-python.sh` makes (or `COURIER_PYTHON`), for tests
+/// against grpcio peers. `None` means skip the test: the venv is missing or
+/// cannot import the `modules` (comma-separated) the test needs. With
+/// `COURIER_REQUIRE_PEERS=1`, as in CI, a missing peer fails the test
+/// instead.
+pub fn grpcio_python(modules: &str) -> Option<std::path::PathBuf> {
+    match find_python(modules) {
+        Ok(python) => Some(python),
+        Err(why) if std::env::var("COURIER_REQUIRE_PEERS").as_deref() == Ok("1") => {
+            panic!("COURIER_REQUIRE_PEERS=1 but the grpcio peer is unavailable: {why}")
+        }
+        Err(why) => {
+            eprintln!("note: skipping a grpcio peer test: {why}");
+            None
+        }
+    }
+}
+
+fn find_python(modules: &str) -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = match std::env::var_os("COURIER_PYTHON") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => root.join("target/interop/python/venv/bin/python"),
+    };
+    if !python.exists() {
+        return Err(format!(
+            "{} does not exist (run scripts/interop/install-python.sh)",
+            python.display()
+        ));
+    }
+    let probe = std::process::Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !probe.status.success() {
+        let stderr = String::from_utf8_lossy(&probe.stderr);
+        let last = stderr.trim().lines().last().unwrap_or_default().to_string();
+        return Err(format!("{} cannot import {modules}: {last}", python.display()));
+    }
+    Ok(python)
+}

@@ -9,7 +9,7 @@
 //! `COURIER_PYTHON` names another interpreter to use.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use courier::reflection::pb::v1::server_reflection_response::MessageResponse;
 use courier::reflection::pb::v1::{ExtensionRequest, ServerReflectionRequest, ServerReflectionResponse};
 use courier::reflection::pb::{v1, v1alpha};
 use courier::{Code, Request, Response, Status, Streaming};
-use courier_tests::{EchoService, TestServer, start_with};
+use courier_tests::{EchoService, TestServer, grpcio_python, start_with};
 use prost::Message as _;
 use prost_types::FileDescriptorProto;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -569,52 +569,12 @@ async fn reflection_added_on_its_own() {
     assert_eq!(stream.message().await.unwrap_err().code(), Code::Unimplemented);
 }
 
-/// The Python interpreter of the interop venv, if it has grpcio's health and
-/// reflection packages.
-fn python() -> Result<PathBuf, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = match std::env::var_os("COURIER_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => root.join("target/interop/python/venv/bin/python"),
-    };
-    if !python.exists() {
-        return Err(format!(
-            "{} does not exist (run scripts/interop/install-python.sh)",
-            python.display()
-        ));
-    }
-    let probe = std::process::Command::new(&python)
-        .args([
-            "-c",
-            "import grpc_health.v1.health_pb2_grpc, grpc_reflection.v1alpha.proto_reflection_descriptor_database",
-        ])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if !probe.status.success() {
-        return Err(format!(
-            "{} lacks grpcio-health-checking or grpcio-reflection: {}",
-            python.display(),
-            String::from_utf8_lossy(&probe.stderr)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or_default()
-        ));
-    }
-    Ok(python)
-}
-
 #[tokio::test]
 async fn grpcio_health_and_reflection_clients() {
-    let python = match python() {
-        Ok(python) => python,
-        Err(why) if std::env::var("COURIER_REQUIRE_PEERS").as_deref() == Ok("1") => {
-            panic!("COURIER_REQUIRE_PEERS=1 but the grpcio peer is unavailable: {why}")
-        }
-        Err(why) => {
-            eprintln!("note: skipping the grpcio health and reflection test: {why}");
-            return;
-        }
+    let Some(python) =
+        grpcio_python("grpc_health.v1.health_pb2_grpc, grpc_reflection.v1alpha.proto_reflection_descriptor_database")
+    else {
+        return;
     };
     let health = HealthReporter::new();
     health.set_serving(ECHO);
