@@ -1,6 +1,8 @@
 //! gRPC message framing: a compressed flag, a four-byte big-endian length and
 //! the message, in DATA frames whose boundaries mean nothing.
 
+use std::collections::VecDeque;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::Encoder;
@@ -18,8 +20,13 @@ pub(crate) struct FrameWriter<E> {
     scratch: BytesMut,
     compression: Option<Encoding>,
     switch: Option<MessageCompression>,
+    /// The size of the last batch taken, which the next one reserves.
+    batch_hint: usize,
     max_size: usize,
 }
+
+/// The most a batch reserves up front, from the size of the one before.
+const MAX_BATCH_HINT: usize = 128 * 1024;
 
 /// Below this size a message is never compressed: the prefix and the
 /// compressor's own header cost more than they save.
@@ -33,6 +40,7 @@ impl<E: Encoder> FrameWriter<E> {
             scratch: BytesMut::new(),
             compression,
             switch: None,
+            batch_hint: 0,
             max_size,
         }
     }
@@ -56,6 +64,11 @@ impl<E: Encoder> FrameWriter<E> {
     /// message; it only takes effect with an encoding negotiated for the call.
     pub(crate) fn write(&mut self, item: E::Item, compress: bool) -> Result<(), Status> {
         let start = self.buf.len();
+        let need = HEADER_LEN + self.encoder.size_hint(&item);
+        // A batch starts with room for as much as the last one held, so that
+        // it does not grow (reallocate and copy) message by message.
+        self.buf
+            .reserve(if start == 0 { need.max(self.batch_hint) } else { need });
         self.buf.put_bytes(0, HEADER_LEN);
         if let Err(e) = self.encoder.encode(item, &mut self.buf) {
             self.buf.truncate(start);
@@ -102,18 +115,24 @@ impl<E: Encoder> FrameWriter<E> {
     /// Takes the framed messages written so far. The buffer's spare capacity
     /// is kept for the next messages.
     pub(crate) fn take(&mut self) -> Bytes {
-        self.buf.split().freeze()
+        let taken = self.buf.split().freeze();
+        self.batch_hint = taken.len().min(MAX_BATCH_HINT);
+        taken
     }
 }
 
-/// Splits received bytes into messages. A message that arrives whole inside
-/// one chunk is sliced out of it without a copy; only a message spanning
-/// chunks is gathered into a buffer.
+/// Splits received bytes into messages. Received chunks are queued as they
+/// are; a message that lies inside one chunk is sliced out of it without a
+/// copy, and only a message that spans chunks is gathered into a buffer of
+/// its own, so one unaligned message does not make the rest copies.
 pub(crate) struct FrameReader {
-    /// Unparsed bytes of the latest chunk, while `pending` is empty.
-    chunk: Bytes,
-    /// A partial message gathered across chunks.
-    pending: BytesMut,
+    /// Received bytes not yet returned, oldest first; none is empty.
+    chunks: VecDeque<Bytes>,
+    /// The total length of `chunks`.
+    buffered: usize,
+    /// The prefix of the message being received, once read: whether it is
+    /// compressed and its length.
+    header: Option<(bool, usize)>,
     max_size: usize,
     encoding: Option<Encoding>,
     /// Whether the last message returned was compressed on the wire.
@@ -123,8 +142,9 @@ pub(crate) struct FrameReader {
 impl FrameReader {
     pub(crate) fn new(max_size: usize, encoding: Option<Encoding>) -> Self {
         FrameReader {
-            chunk: Bytes::new(),
-            pending: BytesMut::new(),
+            chunks: VecDeque::new(),
+            buffered: 0,
+            header: None,
             max_size,
             encoding,
             last_compressed: false,
@@ -133,17 +153,9 @@ impl FrameReader {
 
     /// Adds a received chunk.
     pub(crate) fn push(&mut self, data: Bytes) {
-        if data.is_empty() {
-            return;
-        }
-        if self.pending.is_empty() && self.chunk.is_empty() {
-            self.chunk = data;
-        } else {
-            if !self.chunk.is_empty() {
-                let rest = std::mem::take(&mut self.chunk);
-                self.pending.extend_from_slice(&rest);
-            }
-            self.pending.extend_from_slice(&data);
+        if !data.is_empty() {
+            self.buffered += data.len();
+            self.chunks.push_back(data);
         }
     }
 
@@ -157,8 +169,9 @@ impl FrameReader {
         self.last_compressed
     }
 
-    /// Checks a prefix, returning the whole frame's length.
-    fn check_header(&self, header: &[u8]) -> Result<(bool, usize), Status> {
+    /// Checks a prefix, returning whether the message is compressed and its
+    /// length.
+    fn check_header(&self, header: &[u8; HEADER_LEN]) -> Result<(bool, usize), Status> {
         let flag = header[0];
         let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
         let compressed = match flag {
@@ -181,35 +194,73 @@ impl FrameReader {
                 self.max_size
             )));
         }
-        Ok((compressed, HEADER_LEN + len))
+        Ok((compressed, len))
+    }
+
+    /// Takes the next `len` buffered bytes: a slice of the oldest chunk when
+    /// it holds them all, else a copy gathered from as many chunks as needed.
+    /// The caller has checked that `len` bytes are buffered.
+    fn take(&mut self, len: usize) -> Bytes {
+        self.buffered -= len;
+        if let Some(front) = self.chunks.front_mut()
+            && front.len() >= len
+        {
+            let taken = front.split_to(len);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+            return taken;
+        }
+        let mut gathered = BytesMut::with_capacity(len);
+        while gathered.len() < len {
+            let Some(front) = self.chunks.front_mut() else { break };
+            let n = front.len().min(len - gathered.len());
+            gathered.extend_from_slice(&front[..n]);
+            front.advance(n);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+        gathered.freeze()
+    }
+
+    /// Copies out and consumes the next message prefix. The caller has
+    /// checked that it is buffered.
+    fn read_prefix(&mut self, prefix: &mut [u8; HEADER_LEN]) {
+        self.buffered -= HEADER_LEN;
+        let mut filled = 0;
+        while filled < HEADER_LEN {
+            let Some(front) = self.chunks.front_mut() else { break };
+            let n = front.len().min(HEADER_LEN - filled);
+            prefix[filled..filled + n].copy_from_slice(&front[..n]);
+            front.advance(n);
+            filled += n;
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
     }
 
     /// The next whole message, if one has arrived.
     pub(crate) fn next(&mut self) -> Result<Option<Bytes>, Status> {
-        let (compressed, mut frame) = if !self.chunk.is_empty() {
-            if self.chunk.len() < HEADER_LEN {
-                self.pending.extend_from_slice(&std::mem::take(&mut self.chunk));
-                return Ok(None);
+        let (compressed, len) = match self.header {
+            Some(header) => header,
+            None => {
+                if self.buffered < HEADER_LEN {
+                    return Ok(None);
+                }
+                let mut prefix = [0u8; HEADER_LEN];
+                self.read_prefix(&mut prefix);
+                let header = self.check_header(&prefix)?;
+                self.header = Some(header);
+                header
             }
-            let (compressed, total) = self.check_header(&self.chunk[..HEADER_LEN])?;
-            if self.chunk.len() < total {
-                self.pending.reserve(total);
-                self.pending.extend_from_slice(&std::mem::take(&mut self.chunk));
-                return Ok(None);
-            }
-            (compressed, self.chunk.split_to(total))
-        } else {
-            if self.pending.len() < HEADER_LEN {
-                return Ok(None);
-            }
-            let (compressed, total) = self.check_header(&self.pending[..HEADER_LEN])?;
-            if self.pending.len() < total {
-                self.pending.reserve(total - self.pending.len());
-                return Ok(None);
-            }
-            (compressed, self.pending.split_to(total).freeze())
         };
-        frame.advance(HEADER_LEN);
+        if self.buffered < len {
+            return Ok(None);
+        }
+        self.header = None;
+        let frame = self.take(len);
         self.last_compressed = compressed;
         match (compressed, self.encoding) {
             (true, Some(enc)) => compression::decompress(enc, &frame, self.max_size).map(Some),
@@ -219,7 +270,7 @@ impl FrameReader {
 
     /// Checks that the stream did not end inside a message.
     pub(crate) fn finish(&self) -> Result<(), Status> {
-        let left = self.chunk.len() + self.pending.len();
+        let left = self.buffered + if self.header.is_some() { HEADER_LEN } else { 0 };
         if left == 0 {
             Ok(())
         } else {
@@ -294,5 +345,34 @@ mod tests {
         // Random-looking small data stays uncompressed.
         w.write((0..40u8).collect(), true).unwrap();
         assert_eq!(w.take()[0], 0);
+    }
+
+    #[test]
+    fn messages_inside_a_chunk_are_not_copied_after_one_that_spans() {
+        // Three 10-byte messages framed back to back (45 bytes), cut so that
+        // the second spans the cut and the third lies inside the second chunk.
+        let mut wire = Vec::new();
+        for fill in [1u8, 2, 3] {
+            wire.push(0);
+            wire.extend_from_slice(&10u32.to_be_bytes());
+            wire.extend_from_slice(&[fill; 10]);
+        }
+        let first = Bytes::copy_from_slice(&wire[..20]);
+        let second = Bytes::copy_from_slice(&wire[20..]);
+        let second_range = second.as_ptr() as usize..second.as_ptr() as usize + second.len();
+        let mut reader = FrameReader::new(1024, None);
+        reader.push(first);
+        assert_eq!(reader.next().unwrap().unwrap(), Bytes::from_static(&[1; 10]));
+        assert_eq!(reader.next().unwrap(), None);
+        reader.push(second);
+        assert_eq!(reader.next().unwrap().unwrap(), Bytes::from_static(&[2; 10]));
+        let third = reader.next().unwrap().unwrap();
+        assert_eq!(third, Bytes::from_static(&[3; 10]));
+        assert!(
+            second_range.contains(&(third.as_ptr() as usize)),
+            "the third message is a slice of the chunk it arrived in"
+        );
+        assert_eq!(reader.next().unwrap(), None);
+        reader.finish().unwrap();
     }
 }

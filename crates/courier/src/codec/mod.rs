@@ -20,6 +20,14 @@ pub trait Encoder: Send + 'static {
     type Item;
     /// Appends the encoded message to `dst`.
     fn encode(&mut self, item: Self::Item, dst: &mut BytesMut) -> Result<(), Status>;
+
+    /// How many bytes `item` will take once encoded, if that is cheap to
+    /// know; 0 if not. The framer reserves room for the prefix and the
+    /// message together, so the buffer grows once.
+    fn size_hint(&self, item: &Self::Item) -> usize {
+        let _ = item;
+        0
+    }
 }
 
 /// Deserializes one message from the bytes of one gRPC frame.
@@ -86,9 +94,15 @@ pub struct ProstEncoder<T>(PhantomData<fn(T)>);
 impl<T: prost::Message + 'static> Encoder for ProstEncoder<T> {
     type Item = T;
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), Status> {
-        dst.reserve(item.encoded_len());
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))
+        // A `BytesMut` grows as needed, so the capacity check of
+        // `Message::encode` (another `encoded_len` pass) is not needed; the
+        // framer has reserved room from `size_hint`.
+        item.encode_raw(dst);
+        Ok(())
+    }
+
+    fn size_hint(&self, item: &T) -> usize {
+        item.encoded_len()
     }
 }
 
