@@ -508,3 +508,44 @@ async fn oversized_response_is_refused_by_client() {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     assert_eq!(client.unary(text("after")).await.unwrap().get_ref().text, "after");
 }
+
+#[tokio::test]
+async fn large_messages_with_any_http2_frame_size() {
+    // 1 is raised to HTTP/2's 16 KiB minimum and u32::MAX lowered to its
+    // 16 MiB - 1 maximum; 1 MiB frames carry a message in a few frames. The
+    // two sides may also differ.
+    for (server_frames, client_frames) in [(1, 1), (1 << 20, 1 << 20), (u32::MAX, 1), (1, u32::MAX)] {
+        let server = start_with(move |b| {
+            b.http2_max_frame_size(server_frames)
+                .add_service(EchoServer::new(EchoService::default()))
+        })
+        .await;
+        let channel = Channel::builder(server.url())
+            .http2_max_frame_size(client_frames)
+            .connect()
+            .await
+            .unwrap();
+        let client = EchoClient::new(channel);
+        let big = EchoRequest {
+            payload: (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect(),
+            ..text("big")
+        };
+        let resp = client.unary(big.clone()).await.unwrap();
+        assert_eq!(
+            resp.get_ref().payload,
+            big.payload,
+            "frames {server_frames}/{client_frames}"
+        );
+        let mut s = client
+            .bidi(tokio_stream::iter(vec![big.clone(), big.clone()]))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut n = 0;
+        while let Some(m) = s.message().await.unwrap() {
+            assert_eq!(m.payload, big.payload, "frames {server_frames}/{client_frames}");
+            n += 1;
+        }
+        assert_eq!(n, 2);
+    }
+}

@@ -258,6 +258,16 @@ impl ChannelBuilder {
         self
     }
 
+    /// The largest HTTP/2 frame this channel accepts, which it advertises
+    /// in `SETTINGS_MAX_FRAME_SIZE`: clamped to what HTTP/2 allows, 16 KiB to
+    /// 16 MiB - 1. Default 16 KiB, as other gRPC implementations use. Larger
+    /// frames let a server send a large response in fewer frames, and so in
+    /// fewer writes and reads.
+    pub fn http2_max_frame_size(mut self, bytes: u32) -> Self {
+        self.connect.http2.set_max_frame_size(bytes);
+        self
+    }
+
     /// Sets `TCP_NODELAY`. Default on.
     pub fn tcp_nodelay(mut self, on: bool) -> Self {
         self.connect.tcp_nodelay = on;

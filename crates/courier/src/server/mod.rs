@@ -154,6 +154,16 @@ impl<R: Routes> Server<R> {
         self
     }
 
+    /// The largest HTTP/2 frame this server accepts, which it advertises in
+    /// `SETTINGS_MAX_FRAME_SIZE`: clamped to what HTTP/2 allows, 16 KiB to
+    /// 16 MiB - 1. Default 16 KiB, as other gRPC implementations use. Larger
+    /// frames let a client send a large message in fewer frames, and so in
+    /// fewer writes and reads.
+    pub fn http2_max_frame_size(mut self, bytes: u32) -> Self {
+        self.config.http2.set_max_frame_size(bytes);
+        self
+    }
+
     /// How long graceful shutdown waits for calls in flight before closing
     /// connections. Default 30 seconds.
     pub fn shutdown_grace_period(mut self, grace: Duration) -> Self {

@@ -34,6 +34,16 @@ impl Default for Http2Settings {
     }
 }
 
+impl Http2Settings {
+    /// The smallest and largest `SETTINGS_MAX_FRAME_SIZE` HTTP/2 allows.
+    const FRAME_SIZE_RANGE: (u32, u32) = (16 * 1024, (1 << 24) - 1);
+
+    pub(crate) fn set_max_frame_size(&mut self, bytes: u32) {
+        let (min, max) = Self::FRAME_SIZE_RANGE;
+        self.max_frame_size = bytes.clamp(min, max);
+    }
+}
+
 /// Where a client connects: a TCP host and port, or a Unix socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Address {
