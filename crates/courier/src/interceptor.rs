@@ -46,6 +46,18 @@ pub struct CallHead {
 }
 
 impl CallHead {
+    /// An empty head that holds a call's place while interceptors own the
+    /// real one. It allocates nothing.
+    pub(crate) fn placeholder() -> CallHead {
+        CallHead {
+            path: http::uri::PathAndQuery::from_static("/"),
+            metadata: Metadata::new(),
+            extensions: Extensions::default(),
+            deadline: None,
+            remote_addr: None,
+        }
+    }
+
     /// The full method path, e.g. `/helloworld.Greeter/SayHello`.
     pub fn path(&self) -> &str {
         self.path.path()

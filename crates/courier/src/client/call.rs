@@ -2,7 +2,9 @@
 //! interceptors, compression and cancellation.
 
 use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -156,29 +158,38 @@ struct Prepared {
 }
 
 impl Channel {
-    /// Runs interceptors and settles the call's options.
-    async fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> Result<(Prepared, T), Status> {
+    /// Settles the call's head and options. Interceptors run separately
+    /// ([`Channel::intercept`]), so a channel without them awaits nothing.
+    fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> (Prepared, T) {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let compression = request.compression.unwrap_or(self.inner.config.compression);
         let switch = request.message_compression;
-        let mut head = CallHead {
+        let head = CallHead {
             path: path.0,
             metadata: request.metadata,
             extensions: request.extensions,
             deadline,
             remote_addr: None,
         };
-        if !self.inner.interceptors.is_empty() {
-            head = self.inner.interceptors.run(head).await?;
-        }
-        Ok((
+        (
             Prepared {
                 head,
                 compression,
                 switch,
             },
             request.message,
-        ))
+        )
+    }
+
+    /// Runs the channel's interceptors on the call's head, if it has any.
+    /// Their future is boxed, so calls on a channel without interceptors do
+    /// not carry it.
+    async fn intercept(&self, prepared: &mut Prepared) -> Result<(), Status> {
+        if !self.inner.interceptors.is_empty() {
+            let head = std::mem::replace(&mut prepared.head, CallHead::placeholder());
+            prepared.head = Box::pin(self.inner.interceptors.run(head)).await?;
+        }
+        Ok(())
     }
 
     fn writer<E: Encoder>(&self, encoder: E, prepared: &mut Prepared) -> FrameWriter<E> {
@@ -191,9 +202,10 @@ impl Channel {
         FrameReader::new(self.inner.config.max_recv_message_size, None)
     }
 
-    fn http_request(&self, prepared: Prepared) -> http::Request<()> {
-        let Prepared { head, compression, .. } = prepared;
-        let mut headers: HeaderMap = head.metadata.into_headers();
+    fn http_request(&self, prepared: &mut Prepared) -> http::Request<()> {
+        let head = &mut prepared.head;
+        let compression = prepared.compression;
+        let mut headers: HeaderMap = std::mem::take(&mut head.metadata).into_headers();
         headers.insert(&names::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(&names::TE, HeaderValue::from_static("trailers"));
         headers.insert(&names::USER_AGENT, self.inner.config.user_agent.clone());
@@ -213,7 +225,7 @@ impl Channel {
         let uri = http::Uri::builder()
             .scheme(self.inner.scheme.clone())
             .authority(self.inner.authority.clone())
-            .path_and_query(head.path)
+            .path_and_query(head.path.clone())
             .build()
             .expect("scheme, authority and path are valid");
         let mut request = http::Request::new(());
@@ -223,12 +235,13 @@ impl Channel {
         request
     }
 
-    /// Opens the HTTP/2 stream. A connection that is closing (GOAWAY) is
-    /// replaced once: the call was not sent on it, so this is safe.
+    /// Opens the call's HTTP/2 stream. A connection that is closing
+    /// (GOAWAY) is replaced once: the call was not sent on it, so this is
+    /// safe. The request is built only once a connection is ready, so the
+    /// future holds the call's head rather than a built request as well.
     async fn open(
         &self,
-        request: http::Request<()>,
-        end_of_stream: bool,
+        prepared: &mut Prepared,
     ) -> Result<(h2::client::ResponseFuture, h2::SendStream<Bytes>), Status> {
         let mut attempt = 0;
         let mut send = loop {
@@ -245,7 +258,7 @@ impl Channel {
                 }
             }
         };
-        send.send_request(request, end_of_stream)
+        send.send_request(self.http_request(prepared), false)
             .map_err(|e| Status::from_h2(&e))
     }
 
@@ -257,17 +270,21 @@ impl Channel {
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
-        let call = async {
-            let (mut prepared, message) = self.prepare(request, path.into()).await?;
-            let mut writer = self.writer(codec.encoder(), &mut prepared);
+        let (mut prepared, message) = self.prepare(request, path.into());
+        let mut writer = self.writer(codec.encoder(), &mut prepared);
+        let mut decoder = codec.decoder();
+        let call = async move {
+            self.intercept(&mut prepared).await?;
             writer.write(message, true)?;
-            let (response, mut send) = self.open(self.http_request(prepared), false).await?;
+            let (response, mut send) = self.open(&mut prepared).await?;
             // An error here shows up in the response.
             let _ = send.send_data(writer.take(), true);
+            drop(send);
             let response = response.await.map_err(|e| Status::from_h2(&e))?;
-            read_unary(check_response(response)?, self.reader(), codec.decoder()).await
+            let mut reader = self.reader();
+            read_unary(check_response(response)?, &mut reader, &mut decoder).await
         };
-        with_deadline(deadline, call).await
+        WithDeadline::new(deadline, call).await
     }
 
     /// Makes a client-streaming call: sends every message of the request
@@ -284,13 +301,14 @@ impl Channel {
     {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (mut prepared, stream) = self.prepare(request, path.into()).await?;
+            let (mut prepared, stream) = self.prepare(request, path.into());
+            self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
-            let (response, send) = self.open(self.http_request(prepared), false).await?;
+            let (response, send) = self.open(&mut prepared).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
             let receiving = std::pin::pin!(async {
                 let response = response.await.map_err(|e| Status::from_h2(&e))?;
-                read_unary(check_response(response)?, self.reader(), codec.decoder()).await
+                read_unary(check_response(response)?, &mut self.reader(), &mut codec.decoder()).await
             });
             match select(sending, receiving).await {
                 Either::Left((Err(status), _)) => Err(status),
@@ -298,7 +316,7 @@ impl Channel {
                 Either::Right((result, _)) => result,
             }
         };
-        with_deadline(deadline, call).await
+        WithDeadline::new(deadline, call).await
     }
 
     /// Makes a server-streaming call: sends one message, then returns the
@@ -311,10 +329,11 @@ impl Channel {
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (mut prepared, message) = self.prepare(request, path.into()).await?;
+            let (mut prepared, message) = self.prepare(request, path.into());
+            self.intercept(&mut prepared).await?;
             let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
-            let (response, mut send) = self.open(self.http_request(prepared), false).await?;
+            let (response, mut send) = self.open(&mut prepared).await?;
             let _ = send.send_data(writer.take(), true);
             let response = response.await.map_err(|e| Status::from_h2(&e))?;
             let mut reader = self.reader();
@@ -336,7 +355,7 @@ impl Channel {
                 }
             }
         };
-        with_deadline(deadline, call).await
+        WithDeadline::new(deadline, call).await
     }
 
     /// Makes a bidirectional call. It returns as soon as the call is sent:
@@ -356,9 +375,10 @@ impl Channel {
     {
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let call = async {
-            let (mut prepared, stream) = self.prepare(request, path.into()).await?;
+            let (mut prepared, stream) = self.prepare(request, path.into());
+            self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
-            let (response, send) = self.open(self.http_request(prepared), false).await?;
+            let (response, send) = self.open(&mut prepared).await?;
             let error = Arc::new(Mutex::new(None));
             let slot = error.clone();
             let task = tokio::spawn(async move {
@@ -381,37 +401,60 @@ impl Channel {
             );
             Ok(Response::new(stream))
         };
-        with_deadline(deadline, call).await
+        WithDeadline::new(deadline, call).await
     }
 }
 
-/// Fails the call with DEADLINE_EXCEEDED once the deadline passes. Dropping
-/// the call's future resets its stream with CANCEL.
-async fn with_deadline<T>(
-    deadline: Option<Instant>,
-    call: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    let result = match deadline {
-        None => return call.await,
-        Some(d) => match tokio::time::timeout_at(d.into(), call).await {
-            Ok(result) => result,
-            Err(_) => return Err(Status::deadline_exceeded("deadline exceeded")),
-        },
-    };
-    // A CANCELLED racing the deadline is reported as the deadline.
-    match result {
-        Err(s) if s.code() == Code::Cancelled && deadline.is_some_and(|d| Instant::now() >= d) => {
-            Err(Status::deadline_exceeded("deadline exceeded"))
+pin_project_lite::pin_project! {
+    /// Fails the call with DEADLINE_EXCEEDED once the deadline passes.
+    /// Dropping the call's future resets its stream with CANCEL. A struct
+    /// rather than an `async fn`, which would store the call's future twice.
+    struct WithDeadline<F> {
+        #[pin]
+        call: F,
+        deadline: Option<Instant>,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F> WithDeadline<F> {
+    fn new(deadline: Option<Instant>, call: F) -> Self {
+        WithDeadline {
+            call,
+            deadline,
+            timer: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
         }
-        other => other,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, Status>>> Future for WithDeadline<F> {
+    type Output = Result<T, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.call.poll(cx) {
+            // A CANCELLED racing the deadline is reported as the deadline.
+            return Poll::Ready(match result {
+                Err(s) if s.code() == Code::Cancelled && this.deadline.is_some_and(|d| Instant::now() >= d) => {
+                    Err(Status::deadline_exceeded("deadline exceeded"))
+                }
+                other => other,
+            });
+        }
+        if let Some(timer) = this.timer
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded")));
+        }
+        Poll::Pending
     }
 }
 
 /// Reads exactly one response message and the status after it.
 async fn read_unary<D: Decoder>(
     head: ResponseHead,
-    mut reader: FrameReader,
-    mut decoder: D,
+    reader: &mut FrameReader,
+    decoder: &mut D,
 ) -> Result<Response<D::Item>, Status> {
     let (metadata, mut body) = match head {
         ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => {

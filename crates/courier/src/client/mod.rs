@@ -118,7 +118,9 @@ impl Channel {
         {
             return Ok(c.clone());
         }
-        self.dial().await
+        // Boxed: dialing (TCP, TLS and HTTP/2 handshakes) is rare and its
+        // future is large; unboxed, every call's future would carry it.
+        Box::pin(self.dial()).await
     }
 
     async fn dial(&self) -> Result<Arc<Connection>, Status> {
