@@ -52,7 +52,11 @@ SRC_PKG=golang-google-grpc
 # The interop packages import, besides grpc itself, only
 # github.com/golang/protobuf/proto and golang.org/x/oauth2{,/google}; the
 # rest (x/net, genproto, go-cmp, glog, ...) comes in as grpc-dev dependencies.
+# dpkg-dev provides dpkg-source, which unpacks the source package (step 3),
+# and xz-utils its .tar.xz; a minimal Debian image has neither.
 PACKAGES=(
+    dpkg-dev
+    xz-utils
     golang-go
     protobuf-compiler
     protoc-gen-go-1-3
