@@ -129,14 +129,14 @@ where
         .max_header_list_size(s.max_header_list_size)
         .max_send_buffer_size(s.max_send_buffer)
         .enable_push(false);
-    let (send, conn) = builder
-        .handshake::<_, Bytes>(io)
+    let (io, flusher) = super::io::buffered(io);
+    let (send, conn) = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io))
         .await
         .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
+        if let Err(e) = super::io::flushed(&flusher, conn).await {
             tracing::debug!("client connection ended: {e}");
         }
         flag.store(false, Ordering::Release);

@@ -4,6 +4,7 @@
 
 pub(crate) mod body;
 pub(crate) mod client;
+pub(crate) mod io;
 pub(crate) mod server;
 
 use std::time::Duration;

@@ -51,7 +51,8 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
     if let Some(n) = settings.max_concurrent_streams {
         builder.max_concurrent_streams(n);
     }
-    let mut conn = match builder.handshake::<_, Bytes>(io).await {
+    let (io, flusher) = super::io::buffered(io);
+    let mut conn = match super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io)).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!("HTTP/2 handshake failed: {e}");
@@ -65,7 +66,15 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
     let mut batch: Vec<Accepted> = Vec::new();
     loop {
         tokio::select! {
-            open = poll_fn(|cx| poll_batch(&mut conn, &mut batch, cx)) => {
+            open = poll_fn(|cx| {
+                let polled = poll_batch(&mut conn, &mut batch, cx);
+                if polled.is_pending() {
+                    // What h2 wrote while accepting (the responses of calls
+                    // that finished, window updates) leaves in one write.
+                    let _ = flusher.poll_flush(cx);
+                }
+                polled
+            }) => {
                 if !open {
                     break;
                 }
