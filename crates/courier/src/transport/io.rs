@@ -63,8 +63,7 @@ struct State<T> {
     busy: bool,
     /// Bytes h2 wrote that have not reached the socket yet.
     write: BytesMut,
-    /// How many bytes the last flush wrote: the next buffer's size, so that
-    /// a steady stream of writes is gathered without growing the buffer.
+    /// How many bytes the last flush wrote.
     last_flush: usize,
     /// The error of a write the flusher made, for h2's next write.
     write_error: Option<io::ErrorKind>,
@@ -128,9 +127,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for BufferedIo<T> {
                 state.busy = room > 0 && dst.filled().len() - before == room;
                 return Poll::Ready(Ok(()));
             }
-            if state.read.capacity() < READ_CHUNK {
-                state.read = BytesMut::with_capacity(READ_CHUNK);
-            }
+            // Empty, so this moves no bytes: it only takes back the room
+            // that earlier reads used up.
+            state.read.reserve(READ_CHUNK);
             if tokio_util::io::poll_read_buf(Pin::new(&mut state.io), cx, &mut state.read)?.is_pending() {
                 // Waiting for the peer: hold no buffer meanwhile.
                 state.read = BytesMut::new();
@@ -166,7 +165,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BufferedIo<T> {
             }
         }
         if state.write.capacity() == 0 {
-            // Only the pages written to are ever touched.
+            // As large as the last batch, so a steady flow of writes seldom
+            // grows the buffer by copying, while a quiet connection's small
+            // writes take a small one.
             state.write = BytesMut::with_capacity(len.max(state.last_flush).min(WRITE_LIMIT));
         }
         for b in bufs {
