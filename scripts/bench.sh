@@ -189,8 +189,20 @@ SCENARIOS=(
   "h2load-unary-empty-4x64|h2load|4 64 0"
   "h2load-unary-1k-4x64|h2load|4 64 1024"
   "h2load-stream-1k|h2load|1 1 1024 1000"
+  "h2load-stream-1m|h2load|1 1 1048576 20"
   "h2load-streams-10k|h2load|1 10000 0"
 )
+
+# A protobuf varint, as printf escapes.
+varint() {
+  local v=$1 out=""
+  while [ "$v" -ge 128 ]; do
+    out+="\\x$(printf %02x $(( (v & 0x7f) | 0x80 )))"
+    v=$(( v >> 7 ))
+  done
+  out+="\\x$(printf %02x "$v")"
+  echo "$out"
+}
 
 # The gRPC body h2load sends: a SimpleRequest asking for PAYLOAD bytes back
 # and carrying PAYLOAD bytes, behind the 5-byte message prefix.
@@ -201,18 +213,17 @@ request_body() {
       if [ "$payload" -eq 0 ]; then
         printf '\x00\x00\x00\x00\x00'
       else
-        # Written for 128 <= payload < 16384 (two-byte varints):
         # response_size (field 2, varint) + payload (field 3) { body (field 2) }.
-        local v1=$(( (payload & 0x7f) | 0x80 )) v2=$(( payload >> 7 ))
-        local inner=$(( 1 + 2 + payload ))
-        local i1=$(( (inner & 0x7f) | 0x80 )) i2=$(( inner >> 7 ))
-        local total=$(( 3 + 1 + 2 + inner ))
+        local size body inner
+        size=$(varint "$payload")
+        body="\\x12$size"
+        local inner_len=$(( 1 + ${#size} / 4 + payload ))
+        inner=$(varint "$inner_len")
+        local total=$(( 1 + ${#size} / 4 + 1 + ${#inner} / 4 + inner_len ))
         printf '\x00'
         printf "\\x$(printf %02x $(( (total >> 24) & 255 )))\\x$(printf %02x $(( (total >> 16) & 255 )))"
         printf "\\x$(printf %02x $(( (total >> 8) & 255 )))\\x$(printf %02x $(( total & 255 )))"
-        printf "\\x10\\x$(printf %02x $v1)\\x$(printf %02x $v2)"
-        printf "\\x1a\\x$(printf %02x $i1)\\x$(printf %02x $i2)"
-        printf "\\x12\\x$(printf %02x $v1)\\x$(printf %02x $v2)"
+        printf "\\x10$size\\x1a$inner$body"
         head -c "$payload" /dev/zero
       fi
     } >"$file"
