@@ -164,6 +164,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BufferedIo<T> {
                 return Pin::new(&mut state.io).poll_write_vectored(cx, bufs);
             }
         }
+        if state.write.is_empty() && bufs.iter().filter(|b| !b.is_empty()).count() <= 1 {
+            // h2 writing out its own buffer with no DATA payload chained to
+            // it: the end of a poll that made only small frames, such as a
+            // unary call's response. There is nothing to gather it with, so
+            // it goes out as it is, without a copy.
+            return Pin::new(&mut state.io).poll_write_vectored(cx, bufs);
+        }
         if state.write.capacity() == 0 {
             // As large as the last batch, so a steady flow of writes seldom
             // grows the buffer by copying, while a quiet connection's small
@@ -259,13 +266,24 @@ mod tests {
         (0..len).map(|i| (i % 251) as u8).collect()
     }
 
+    /// Writes `bytes` the way h2 writes a DATA frame whose payload it did
+    /// not copy: a frame header and the payload, as two slices.
+    async fn write_frame(h: &mut BufferedIo<TcpStream>, bytes: &[u8]) -> io::Result<()> {
+        let (head, payload) = bytes.split_at(9.min(bytes.len()));
+        let n = h
+            .write_vectored(&[io::IoSlice::new(head), io::IoSlice::new(payload)])
+            .await?;
+        assert_eq!(n, bytes.len(), "a gathered write was taken in part");
+        Ok(())
+    }
+
     #[tokio::test]
     async fn writes_wait_for_the_flusher_then_leave_together_in_order() {
         let (a, mut b) = pair().await;
         let (mut h, flusher) = buffered(a);
         let data = pattern(40_000);
         for chunk in data.chunks(1_000) {
-            h.write_all(chunk).await.unwrap();
+            write_frame(&mut h, chunk).await.unwrap();
             // h2's own flush: gathers, writes nothing.
             h.flush().await.unwrap();
         }
@@ -288,6 +306,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lone_write_with_nothing_to_gather_goes_straight_out() {
+        let (a, mut b) = pair().await;
+        let (mut h, flusher) = buffered(a);
+        // h2 writing its own buffer, no payload chained: a unary response.
+        let data = pattern(300);
+        h.write_all(&data).await.unwrap();
+        let mut got = vec![0u8; data.len()];
+        tokio::time::timeout(Duration::from_secs(5), b.read_exact(&mut got))
+            .await
+            .expect("the write waited for the flusher")
+            .unwrap();
+        assert_eq!(got, data);
+        assert_eq!(lock(&flusher.shared).write.capacity(), 0, "the write was copied");
+    }
+
+    #[tokio::test]
     async fn mixed_writes_against_a_slow_reader_lose_and_reorder_nothing() {
         let (a, mut b) = pair().await;
         let (mut h, flusher) = buffered(a);
@@ -306,8 +340,17 @@ mod tests {
             flushed(&flusher, async {
                 let mut at = 0;
                 for _ in 0..6 {
-                    for size in sizes {
-                        h.write_all(&data[at..at + size]).await.unwrap();
+                    for (i, size) in sizes.into_iter().enumerate() {
+                        // Both shapes h2 writes: its own buffer alone, and a
+                        // frame with its payload chained.
+                        let bytes = &data[at..at + size];
+                        if i % 2 == 0 {
+                            h.write_all(bytes).await.unwrap();
+                        } else if size <= WRITE_LIMIT {
+                            write_frame(&mut h, bytes).await.unwrap();
+                        } else {
+                            h.write_all(bytes).await.unwrap();
+                        }
                         at += size;
                     }
                 }
@@ -359,7 +402,7 @@ mod tests {
         let block = vec![7u8; 1024];
         let mut failed = None;
         for _ in 0..200 {
-            if let Err(e) = h.write_all(&block).await {
+            if let Err(e) = write_frame(&mut h, &block).await {
                 failed = Some(e);
                 break;
             }
