@@ -202,19 +202,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BufferedIo<T> {
 }
 
 /// Runs `fut` (h2's handshake or connection), flushing after each poll.
-pub(crate) async fn flushed<T, F>(flusher: &Flusher<T>, fut: F) -> F::Output
+pub(crate) fn flushed<T, F>(flusher: &Flusher<T>, fut: F) -> Flushed<'_, T, F> {
+    Flushed { flusher, fut }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`flushed`]: a struct, so that `fut` is stored once
+    /// (an `async fn` would hold it both as its argument and as its local).
+    pub(crate) struct Flushed<'a, T, F> {
+        flusher: &'a Flusher<T>,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<T, F> Future for Flushed<'_, T, F>
 where
     T: AsyncWrite + Unpin,
     F: Future,
 {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| {
-        let polled = fut.as_mut().poll(cx);
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = this.fut.poll(cx);
         // Pending here means the socket is full; its readiness wakes the task.
-        let _ = flusher.poll_flush(cx);
+        let _ = this.flusher.poll_flush(cx);
         polled
-    })
-    .await
+    }
 }
 
 impl<T: AsyncWrite + Unpin> Flusher<T> {
