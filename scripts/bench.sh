@@ -550,7 +550,7 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
     ($scen | map(select(startswith("unary") or startswith("h2load-unary")))) as $unary
     | ( $unary[] as $s | ratio($m[$s + "|courier"].cpu; $m[$s + "|tonic"].cpu) as $x
         | "- server CPU per unary RPC <= 0.6 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x <= 0.6))" ),
-      ( ($scen | map(select(startswith("stream-") or startswith("h2load-stream"))))[] as $s | ratio($m[$s + "|courier"].qps; $m[$s + "|tonic"].qps) as $x
+      ( ($scen | map(select(startswith("stream-") or startswith("h2load-stream-"))))[] as $s | ratio($m[$s + "|courier"].qps; $m[$s + "|tonic"].qps) as $x
         | "- streaming throughput >= 1.5 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x >= 1.5))" ),
       ( ratio($m["ping-pong|courier"].p50; $m["ping-pong|tonic"].p50) as $x
         | "- ping-pong p50 <= 0.8 x tonic: \($x | cell(2)) x: \(verdict($x; $x <= 0.8))" ),
