@@ -11,9 +11,11 @@
 //! h2, which sends everything h2 wrote in that poll in one system call.
 //!
 //! Both buffers are taken when needed and given back as soon as they are
-//! empty, so an idle connection holds neither. Writes larger than the buffer
-//! go straight to the socket; a write error is kept and returned to h2 on its
-//! next write.
+//! empty, so an idle connection holds neither. A write of h2's own buffer
+//! with nothing chained to it and nothing gathered yet (a poll that answered
+//! only unary calls) goes straight to the socket, as do writes larger than
+//! the buffer. A write error is kept and returned to h2 on its next write
+//! and read.
 
 use std::future::Future;
 use std::io;
@@ -37,7 +39,6 @@ pub(crate) fn buffered<T>(io: T) -> (BufferedIo<T>, Flusher<T>) {
         read: BytesMut::new(),
         busy: false,
         write: BytesMut::new(),
-        last_flush: 0,
         write_error: None,
     }));
     (BufferedIo { shared: shared.clone() }, Flusher { shared })
@@ -63,8 +64,6 @@ struct State<T> {
     busy: bool,
     /// Bytes h2 wrote that have not reached the socket yet.
     write: BytesMut,
-    /// How many bytes the last flush wrote.
-    last_flush: usize,
     /// The error of a write the flusher made, for h2's next write.
     write_error: Option<io::ErrorKind>,
 }
@@ -172,10 +171,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BufferedIo<T> {
             return Pin::new(&mut state.io).poll_write_vectored(cx, bufs);
         }
         if state.write.capacity() == 0 {
-            // As large as the last batch, so a steady flow of writes seldom
-            // grows the buffer by copying, while a quiet connection's small
-            // writes take a small one.
-            state.write = BytesMut::with_capacity(len.max(state.last_flush).min(WRITE_LIMIT));
+            // Room for a whole batch, so that gathering never grows the
+            // buffer by copying. Only the pages written to are touched, and
+            // the buffer is given back when drained; a connection that only
+            // ever writes h2's own buffer (unary calls) never takes one.
+            state.write = BytesMut::with_capacity(WRITE_LIMIT);
         }
         for b in bufs {
             state.write.extend_from_slice(b);
@@ -242,7 +242,6 @@ impl<T: AsyncWrite + Unpin> Flusher<T> {
         if state.write.is_empty() {
             return Poll::Ready(());
         }
-        state.last_flush = state.write.len();
         let result = match state.poll_drain(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut state.io).poll_flush(cx),
             other => other,
