@@ -196,7 +196,13 @@ async fn ten_thousand_concurrent_unary_calls_on_one_channel() {
         all_arrived: tokio::sync::watch::Sender::new(false),
         all_settled: tokio::sync::watch::Sender::new(false),
     });
-    let server = start_with(|b| b.add_service(EchoServer::from_arc(gated.clone()))).await;
+    // Every call must be open on the server at once: past its default
+    // limit of 200 streams, the client would queue them.
+    let server = start_with(|b| {
+        b.max_concurrent_streams(2 * CALLS as u32)
+            .add_service(EchoServer::from_arc(gated.clone()))
+    })
+    .await;
     let client = client(&server).await;
 
     let mut calls = futures_util::stream::FuturesUnordered::new();

@@ -246,7 +246,12 @@ impl<T: 'static> Stream for Streaming<T> {
                 },
                 State::Reading => {
                     match this.reader.next() {
-                        Ok(Some(bytes)) => return this.decode(bytes),
+                        Ok(Some(bytes)) => {
+                            if let Some(body) = this.body.as_mut() {
+                                body.settle(&this.reader);
+                            }
+                            return this.decode(bytes);
+                        }
                         Ok(None) => {}
                         Err(status) => return this.fail(status),
                     }
@@ -254,18 +259,13 @@ impl<T: 'static> Stream for Streaming<T> {
                         this.state = State::Done;
                         continue;
                     };
-                    match body.poll_data(cx) {
-                        Poll::Ready(Some(Ok(chunk))) => this.reader.push(chunk),
+                    match body.poll_into(&mut this.reader, cx) {
+                        Poll::Ready(Some(Ok(()))) => {}
                         Poll::Ready(Some(Err(status))) => {
                             let status = this.sending_error(status);
                             return this.fail(status);
                         }
-                        Poll::Ready(None) => {
-                            if let Err(status) = this.reader.finish() {
-                                return this.fail(status);
-                            }
-                            this.state = State::Trailers;
-                        }
+                        Poll::Ready(None) => this.state = State::Trailers,
                         Poll::Pending => {
                             if this.expired(cx) {
                                 return this

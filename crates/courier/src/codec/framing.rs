@@ -268,9 +268,15 @@ impl FrameReader {
         }
     }
 
+    /// The received bytes held and not yet returned as messages, including
+    /// a prefix already read.
+    pub(crate) fn held(&self) -> usize {
+        self.buffered + if self.header.is_some() { HEADER_LEN } else { 0 }
+    }
+
     /// Checks that the stream did not end inside a message.
     pub(crate) fn finish(&self) -> Result<(), Status> {
-        let left = self.buffered + if self.header.is_some() { HEADER_LEN } else { 0 };
+        let left = self.held();
         if left == 0 {
             Ok(())
         } else {

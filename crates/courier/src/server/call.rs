@@ -24,6 +24,7 @@ use crate::response::Response;
 use crate::status::Status;
 use crate::streaming::Streaming;
 use crate::transport::body::{self, RecvBody};
+use crate::transport::budget::RecvBudget;
 
 /// Responses are flushed once this much is batched, even if more messages
 /// are ready.
@@ -34,6 +35,8 @@ const BATCH_LIMIT: usize = 64 * 1024;
 pub struct ServerCall {
     head: CallHead,
     body: h2::RecvStream,
+    /// The connection's receive budget, which the request body is charged to.
+    budget: Arc<RecvBudget>,
     respond: Responder,
     config: Arc<ServerConfig>,
     request_encoding: Option<Encoding>,
@@ -142,6 +145,7 @@ pub(crate) fn accept(
     Some(ServerCall {
         head,
         body,
+        budget: conn.budget,
         respond,
         config,
         request_encoding,
@@ -416,6 +420,7 @@ impl ServerCall {
         let ServerCall {
             head,
             body,
+            budget,
             respond,
             config,
             request_encoding,
@@ -425,7 +430,7 @@ impl ServerCall {
             reader: FrameReader::new(config.max_recv_message_size, request_encoding),
             writer: FrameWriter::new(encoder, response_encoding, config.max_send_message_size),
             expiry: Expiry::new(head.deadline),
-            body: RecvBody::new(body, false),
+            body: RecvBody::with_budget(body, false, budget),
             head,
             respond,
             config,
@@ -617,13 +622,13 @@ fn read_one<'a>(
     poll_fn(move |cx| {
         loop {
             if let Some(msg) = reader.next()? {
+                body.settle(reader);
                 return Poll::Ready(Ok((msg, reader.last_compressed())));
             }
-            match std::task::ready!(body.poll_data(cx)) {
-                Some(Ok(chunk)) => reader.push(chunk),
+            match std::task::ready!(body.poll_into(reader, cx)) {
+                Some(Ok(())) => {}
                 Some(Err(status)) => return Poll::Ready(Err(status)),
                 None => {
-                    reader.finish()?;
                     return Poll::Ready(Err(Status::internal(
                         "the client sent no request message for a call that needs one",
                     )));

@@ -41,6 +41,7 @@ use crate::compression::Encoding;
 use crate::credentials::{self, PeerCertificates, ServerTls, ServerTlsConfig};
 use crate::interceptor::{Interceptors, ServerDyn, ServerInterceptor};
 use crate::transport::Http2Settings;
+use crate::transport::budget::RecvBudget;
 use listener::Listener;
 
 /// A gRPC service that a [`Server`] can host. `courier-build` generates the
@@ -64,12 +65,33 @@ pub(crate) struct ServerConfig {
     pub(crate) interceptors: Interceptors,
     pub(crate) http2: Http2Settings,
     pub(crate) shutdown_grace: Duration,
+    /// How long a new connection has for TLS, the HTTP/2 preface and its
+    /// first SETTINGS; `None` for no bound.
+    pub(crate) handshake_timeout: Option<Duration>,
+    /// Bytes one connection's calls may hold in unfinished messages.
+    pub(crate) recv_budget: usize,
+    /// How long a stream may hold part of a message without more arriving.
+    pub(crate) stall_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
     pub(crate) tls: Option<ServerTls>,
     /// Every service the server hosts, with its descriptors; filled in when
     /// serving starts. The reflection service reads it.
     pub(crate) services: Arc<[RegisteredService]>,
 }
+
+/// The default [`Server::handshake_timeout`]: 120 s, as grpc-go's.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The default [`Server::max_concurrent_streams`]: 200 streams per
+/// connection.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = crate::transport::DEFAULT_MAX_CONCURRENT_STREAMS;
+
+/// The default [`Server::max_connection_recv_buffer`]: 32 MiB per
+/// connection.
+pub const DEFAULT_RECV_BUDGET: usize = 32 * 1024 * 1024;
+
+/// The default [`Server::partial_message_timeout`]: 60 s.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A hosted service's name and encoded `FileDescriptorSet`.
 pub(crate) type RegisteredService = (&'static str, &'static [u8]);
@@ -83,6 +105,9 @@ impl Default for ServerConfig {
             interceptors: Interceptors::default(),
             http2: Http2Settings::default(),
             shutdown_grace: Duration::from_secs(30),
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            recv_budget: DEFAULT_RECV_BUDGET,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             tcp_nodelay: true,
             tls: None,
             services: Arc::new([]),
@@ -141,9 +166,53 @@ impl<R: Routes> Server<R> {
         self
     }
 
-    /// The most streams (calls) a client may have open on one connection.
+    /// The most streams (calls) a client may have open on one connection,
+    /// advertised in `SETTINGS_MAX_CONCURRENT_STREAMS`; streams past it are
+    /// refused with REFUSED_STREAM, which gRPC clients retry transparently.
+    /// Default [`DEFAULT_MAX_CONCURRENT_STREAMS`] (200).
     pub fn max_concurrent_streams(mut self, n: u32) -> Self {
         self.config.http2.max_concurrent_streams = Some(n);
+        self
+    }
+
+    /// The bytes the calls of one connection may hold in request messages
+    /// that have not arrived whole. Default [`DEFAULT_RECV_BUDGET`] (32 MiB).
+    ///
+    /// Past it the server stops giving the client HTTP/2 flow-control
+    /// credit (one stream at a time may still complete its message, so
+    /// streams never wait on each other forever), and refuses new streams
+    /// with REFUSED_STREAM until messages complete. Together with the other
+    /// limits this bounds what one connection can make the server hold:
+    ///
+    /// ```text
+    /// connection window + this budget + max_decoding_message_size
+    ///   + max_concurrent_streams × (max header list size + about 4 KiB per stream)
+    /// ```
+    ///
+    /// which with the defaults is 4 MiB + 32 MiB + 4 MiB + 200 × 20 KiB,
+    /// about 44 MiB.
+    pub fn max_connection_recv_buffer(mut self, bytes: usize) -> Self {
+        self.config.recv_budget = bytes;
+        self
+    }
+
+    /// How long a stream may hold part of a request message with nothing
+    /// more of it arriving (while the server is not holding the client back
+    /// with flow control) before the call fails with RESOURCE_EXHAUSTED and
+    /// its stream is reset, so a stalled client cannot keep its share of
+    /// the budget. `None` waits forever. Default [`DEFAULT_STALL_TIMEOUT`]
+    /// (60 s).
+    pub fn partial_message_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.stall_timeout = timeout;
+        self
+    }
+
+    /// How long a new connection has to complete the TLS handshake and send
+    /// the HTTP/2 connection preface and its first SETTINGS frame before it
+    /// is closed. `None` waits forever. Default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`] (120 s, as grpc-go).
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.handshake_timeout = timeout;
         self
     }
 
@@ -257,14 +326,17 @@ impl<R: Routes> Server<R> {
                     let config = config.clone();
                     let routes = routes.clone();
                     let shutdown = shutdown_rx.clone();
+                    let deadline = config
+                        .handshake_timeout
+                        .and_then(|t| tokio::time::Instant::now().checked_add(t));
                     connections.spawn(async move {
                         match config.tls.clone() {
-                            None => serve_io(io, ConnInfo { remote, peer: None }, config, routes, shutdown).await,
+                            None => serve_io(io, remote, None, deadline, config, routes, shutdown).await,
                             // Boxed, so that a plaintext connection's task is not
                             // as large as a TLS one's.
                             Some(tls) => Box::pin(async move {
-                                let Some((io, peer)) = tls_handshake(&tls, io, remote).await else { return };
-                                serve_io(io, ConnInfo { remote, peer }, config, routes, shutdown).await
+                                let Some((io, peer)) = tls_handshake(&tls, io, remote, deadline).await else { return };
+                                serve_io(io, remote, peer, deadline, config, routes, shutdown).await
                             }).await,
                         }
                     });
@@ -290,10 +362,9 @@ impl<R: Routes> Server<R> {
 pub(crate) struct ConnInfo {
     pub(crate) remote: Option<std::net::SocketAddr>,
     pub(crate) peer: Option<PeerCertificates>,
+    /// The connection's receive budget.
+    pub(crate) budget: Arc<RecvBudget>,
 }
-
-/// How long a client has to finish the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Completes the TLS handshake on an accepted connection. `None` when it
 /// fails, times out, or does not agree on ALPN `h2`.
@@ -301,12 +372,18 @@ async fn tls_handshake<IO>(
     tls: &ServerTls,
     io: IO,
     remote: Option<std::net::SocketAddr>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Option<(tokio_rustls::server::TlsStream<IO>, Option<PeerCertificates>)>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let shown = remote.map(|a| a.to_string()).unwrap_or_default();
-    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(io)).await {
+    let accept = tls.acceptor.accept(io);
+    let accepted = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, accept).await,
+        None => Ok(accept.await),
+    };
+    let stream = match accepted {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::debug!("TLS handshake with {shown} failed: {e}");
@@ -330,7 +407,9 @@ where
 /// task each.
 async fn serve_io<IO, R>(
     io: IO,
-    conn: ConnInfo,
+    remote: Option<std::net::SocketAddr>,
+    peer: Option<PeerCertificates>,
+    handshake_deadline: Option<tokio::time::Instant>,
     config: Arc<ServerConfig>,
     routes: Arc<R>,
     shutdown: watch::Receiver<bool>,
@@ -339,11 +418,24 @@ async fn serve_io<IO, R>(
     R: Routes,
 {
     let settings = config.http2.clone();
-    crate::transport::server::serve_connection(io, &settings, shutdown, |(req, respond)| {
-        let call = call::accept(req, respond, conn.clone(), config.clone())?;
-        let routes = routes.clone();
-        Some(async move { routes.route(call).await })
-    })
+    let budget = Arc::new(RecvBudget::new(config.recv_budget, config.stall_timeout));
+    let conn = ConnInfo {
+        remote,
+        peer,
+        budget: budget.clone(),
+    };
+    crate::transport::server::serve_connection(
+        io,
+        &settings,
+        &budget,
+        handshake_deadline,
+        shutdown,
+        |(req, respond)| {
+            let call = call::accept(req, respond, conn.clone(), config.clone())?;
+            let routes = routes.clone();
+            Some(async move { routes.route(call).await })
+        },
+    )
     .await;
 }
 

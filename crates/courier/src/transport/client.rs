@@ -1,6 +1,7 @@
 //! The client side of an HTTP/2 connection: dialing TCP or a Unix socket,
 //! the handshake, and a task that drives the connection.
 
+use std::future::Future as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -130,17 +131,37 @@ where
         .max_send_buffer_size(s.max_send_buffer)
         .enable_push(false);
     let (io, flusher) = super::io::buffered(io);
+    // The server's first frame, its SETTINGS, is awaited before the
+    // connection takes calls: until then h2 knows no limit on streams, and
+    // calls past the server's limit would be refused.
+    flusher.watch_greeting(0);
     let (send, conn) = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io))
         .await
         .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
+    let (greeted_tx, greeted) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        if let Err(e) = super::io::flushed(&flusher, conn).await {
+        let mut conn = std::pin::pin!(super::io::flushed(&flusher, conn));
+        let mut greeted_tx = Some(greeted_tx);
+        let ended = std::future::poll_fn(|cx| {
+            let polled = conn.as_mut().poll(cx);
+            if greeted_tx.is_some() && flusher.greeted() {
+                let _ = greeted_tx.take().map(|tx| tx.send(()));
+            }
+            polled
+        })
+        .await;
+        if let Err(e) = ended {
             tracing::debug!("client connection ended: {e}");
         }
         flag.store(false, Ordering::Release);
     });
+    if greeted.await.is_err() {
+        return Err(Status::unavailable(
+            "the server closed the connection before sending its HTTP/2 SETTINGS",
+        ));
+    }
     Ok(Connection { send, alive })
 }
 

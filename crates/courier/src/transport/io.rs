@@ -40,6 +40,7 @@ pub(crate) fn buffered<T>(io: T) -> (BufferedIo<T>, Flusher<T>) {
         busy: false,
         write: BytesMut::new(),
         write_error: None,
+        greeting: Greeting::Done,
     }));
     (BufferedIo { shared: shared.clone() }, Flusher { shared })
 }
@@ -66,6 +67,50 @@ struct State<T> {
     write: BytesMut,
     /// The error of a write the flusher made, for h2's next write.
     write_error: Option<io::ErrorKind>,
+    /// How far the peer's greeting has arrived, when it is watched.
+    greeting: Greeting,
+}
+
+/// The peer's HTTP/2 greeting as the bytes arrive: a client's connection
+/// preface, then its first frame, which must be SETTINGS. It is only
+/// counted here (h2 checks what it says), so that a server can bound the
+/// time a connection takes to greet it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Greeting {
+    /// `seen` bytes have arrived, of a preface of `preface` bytes and the
+    /// frame header in `header`.
+    Arriving {
+        preface: usize,
+        seen: usize,
+        header: [u8; 9],
+    },
+    /// Arrived, or not watched.
+    Done,
+}
+
+impl Greeting {
+    /// Counts bytes h2 is given to read.
+    fn observe(&mut self, bytes: &[u8]) {
+        let Greeting::Arriving { preface, seen, header } = self else {
+            return;
+        };
+        for (i, &b) in bytes.iter().enumerate() {
+            let at = *seen + i;
+            if at >= *preface + 9 {
+                break;
+            }
+            if at >= *preface {
+                header[at - *preface] = b;
+            }
+        }
+        *seen += bytes.len();
+        if *seen >= *preface + 9 {
+            let payload = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            if *seen >= *preface + 9 + payload {
+                *self = Greeting::Done;
+            }
+        }
+    }
 }
 
 fn lock<T>(shared: &Mutex<State<T>>) -> MutexGuard<'_, State<T>> {
@@ -124,6 +169,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for BufferedIo<T> {
                     return Poll::Pending;
                 }
                 state.busy = room > 0 && dst.filled().len() - before == room;
+                state.greeting.observe(&dst.filled()[before..]);
                 return Poll::Ready(Ok(()));
             }
             // Empty, so this moves no bytes: it only takes back the room
@@ -138,6 +184,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for BufferedIo<T> {
             // Zero bytes read is the end of the stream, and reads as such.
         }
         let n = dst.remaining().min(state.read.len());
+        state.greeting.observe(&state.read[..n]);
         dst.put_slice(&state.read[..n]);
         state.read.advance(n);
         Poll::Ready(Ok(()))
@@ -232,6 +279,23 @@ where
     }
 }
 
+impl<T> Flusher<T> {
+    /// Starts counting the peer's greeting: a preface of `preface` bytes (24
+    /// from an HTTP/2 client, none from a server), then its first frame.
+    pub(crate) fn watch_greeting(&self, preface: usize) {
+        lock(&self.shared).greeting = Greeting::Arriving {
+            preface,
+            seen: 0,
+            header: [0; 9],
+        };
+    }
+
+    /// Whether the watched greeting has arrived whole (true when unwatched).
+    pub(crate) fn greeted(&self) -> bool {
+        lock(&self.shared).greeting == Greeting::Done
+    }
+}
+
 impl<T: AsyncWrite + Unpin> Flusher<T> {
     /// Writes out everything h2 has written so far. Call it after every poll
     /// of h2's connection (or handshake). Pending when the socket is full:
@@ -289,6 +353,25 @@ mod tests {
             .await?;
         assert_eq!(n, bytes.len(), "a gathered write was taken in part");
         Ok(())
+    }
+
+    #[test]
+    fn the_greeting_is_done_after_the_preface_and_the_whole_first_frame() {
+        // A 24-byte preface, then a SETTINGS frame with one 6-byte setting.
+        let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&[0, 0, 6, 4, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&[0, 3, 0, 0, 0, 100]);
+        for cut in 0..bytes.len() {
+            let mut g = Greeting::Arriving {
+                preface: 24,
+                seen: 0,
+                header: [0; 9],
+            };
+            g.observe(&bytes[..cut]);
+            assert_ne!(g, Greeting::Done, "done after only {cut} bytes");
+            g.observe(&bytes[cut..]);
+            assert_eq!(g, Greeting::Done, "not done with the cut at {cut}");
+        }
     }
 
     #[tokio::test]

@@ -3,11 +3,17 @@
 //! replaced without changing the public API.
 
 pub(crate) mod body;
+pub(crate) mod budget;
 pub(crate) mod client;
+pub(crate) mod inline;
 pub(crate) mod io;
 pub(crate) mod server;
 
 use std::time::Duration;
+
+/// The streams a peer may open on one connection unless configured
+/// otherwise.
+pub(crate) const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// HTTP/2 settings shared by client and server.
 #[derive(Clone, Debug)]
@@ -28,7 +34,7 @@ impl Default for Http2Settings {
             initial_stream_window: 1024 * 1024,
             initial_connection_window: 4 * 1024 * 1024,
             max_frame_size: 16 * 1024,
-            max_concurrent_streams: None,
+            max_concurrent_streams: Some(DEFAULT_MAX_CONCURRENT_STREAMS),
             max_header_list_size: 16 * 1024,
             max_send_buffer: 1024 * 1024,
         }

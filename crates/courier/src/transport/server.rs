@@ -3,15 +3,15 @@
 //! GOAWAY.
 
 use std::future::{Future, poll_fn};
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::Http2Settings;
+use super::budget::RecvBudget;
+use super::inline::{Batch, InlinePolicy};
 
 /// One accepted stream: the request head and body, and the responder.
 pub(crate) type Accepted = (http::Request<h2::RecvStream>, h2::server::SendResponse<Bytes>);
@@ -26,14 +26,20 @@ const MAX_BATCH: usize = 64;
 /// `start_call` turns each new stream into its call's future (or `None` when
 /// it answered the stream itself). Streams are taken in batches: every stream
 /// whose frames arrived in one read is accepted first, then each call is
-/// polled once, right here. A call that finishes in that first poll (a unary
-/// call with a quick handler) costs no task and no hop between tasks, and the
+/// started. A call to a method known to be quick is polled once right here
+/// ([`super::inline`]): if it finishes in that poll (a unary call with a
+/// quick handler) it costs no task and no hop between tasks, and the
 /// responses of the whole batch leave together, in one write, when the
-/// connection is next polled. A call that is not finished is spawned as a
-/// task of its own, so slow calls run in parallel as before.
+/// connection is next polled. Other calls get a task of their own.
+///
+/// While the connection holds all of its receive `budget`, new streams are
+/// refused with REFUSED_STREAM. A connection whose peer has not sent the
+/// HTTP/2 preface and its first SETTINGS by `handshake_deadline` is closed.
 pub(crate) async fn serve_connection<IO, F, Fut>(
     io: IO,
     settings: &Http2Settings,
+    budget: &RecvBudget,
+    handshake_deadline: Option<tokio::time::Instant>,
     mut shutdown: watch::Receiver<bool>,
     mut start_call: F,
 ) where
@@ -52,17 +58,34 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
         builder.max_concurrent_streams(n);
     }
     let (io, flusher) = super::io::buffered(io);
-    let mut conn = match super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io)).await {
+    flusher.watch_greeting(PREFACE_LEN);
+    let handshake = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io));
+    let handshake = match handshake_deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, handshake).await {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::debug!("closing a connection that sent no HTTP/2 preface in time");
+                return;
+            }
+        },
+        None => handshake.await,
+    };
+    let mut conn = match handshake {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!("HTTP/2 handshake failed: {e}");
             return;
         }
     };
+    // Until the peer's SETTINGS have arrived, the handshake deadline stands.
+    let mut greeting = handshake_deadline
+        .filter(|_| !flusher.greeted())
+        .map(|d| Box::pin(tokio::time::sleep_until(d)));
     let mut draining = *shutdown.borrow();
     if draining {
         conn.graceful_shutdown();
     }
+    let mut policy = InlinePolicy::default();
     let mut batch: Vec<Accepted> = Vec::new();
     loop {
         tokio::select! {
@@ -78,10 +101,28 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                 if !open {
                     break;
                 }
-                for stream in batch.drain(..) {
-                    if let Some(call) = start_call(stream) {
-                        start(call);
+                let mut first_polls = Batch::new();
+                for (request, mut respond) in batch.drain(..) {
+                    if budget.exhausted() {
+                        tracing::debug!(
+                            "refusing a stream: the connection holds {} bytes of unfinished messages, all its budget",
+                            budget.used()
+                        );
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        continue;
                     }
+                    let how = policy.choose(request.uri().path());
+                    if let Some(call) = start_call((request, respond)) {
+                        first_polls.start(how, call);
+                    }
+                }
+            }
+            _ = async { greeting.as_mut().expect("guarded").await }, if greeting.is_some() => {
+                if flusher.greeted() {
+                    greeting = None;
+                } else {
+                    tracing::debug!("closing a connection that sent no HTTP/2 SETTINGS in time");
+                    return;
                 }
             }
             changed = shutdown.changed(), if !draining => {
@@ -91,8 +132,14 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                 }
             }
         }
+        if greeting.is_some() && flusher.greeted() {
+            greeting = None;
+        }
     }
 }
+
+/// The length of the HTTP/2 client connection preface.
+const PREFACE_LEN: usize = 24;
 
 /// Accepts every stream that is ready, up to [`MAX_BATCH`]. Ready(true) when
 /// there is a batch, Ready(false) when the connection has ended.
@@ -119,28 +166,5 @@ where
         Poll::Pending
     } else {
         Poll::Ready(true)
-    }
-}
-
-/// Polls a call once on the connection's task and spawns it if it is not
-/// finished. The first poll uses a waker that does nothing: the spawned task
-/// is polled again at once, which registers its own.
-///
-/// A handler that panics in that first poll takes only its own call down, as
-/// it would in a task of its own: the call is dropped, which resets its
-/// stream, and the connection goes on.
-fn start<Fut>(call: Fut)
-where
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let mut call = Box::pin(call);
-    let mut cx = Context::from_waker(Waker::noop());
-    let polled = std::panic::catch_unwind(AssertUnwindSafe(|| Pin::as_mut(&mut call).poll(&mut cx)));
-    match polled {
-        Ok(Poll::Ready(())) => {}
-        Ok(Poll::Pending) => {
-            tokio::spawn(call);
-        }
-        Err(_) => tracing::error!("a call's handler panicked; its stream is reset"),
     }
 }
