@@ -1,9 +1,33 @@
 //! Generates the messages, clients and servers of the services the library
 //! ships (`grpc.health.v1` and `grpc.reflection.v1`/`v1alpha`) from the
-//! `.proto` files in `proto/`. The generated code names the runtime as
+//! `.proto` files in `proto/`, for the ones whose cargo feature (`health`,
+//! `reflection`) is on. The generated code names the runtime as
 //! `::courier`, which `lib.rs` makes resolve to this crate.
 
+use std::env;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Cargo tells a build script its package's features this way.
+    let health = env::var_os("CARGO_FEATURE_HEALTH").is_some();
+    let reflection = env::var_os("CARGO_FEATURE_REFLECTION").is_some();
+
+    let mut protos = Vec::new();
+    if health {
+        protos.push("proto/grpc/health/v1/health.proto");
+    }
+    if reflection {
+        protos.extend([
+            "proto/grpc/reflection/v1/reflection.proto",
+            "proto/grpc/reflection/v1alpha/reflection.proto",
+        ]);
+    }
+    if protos.is_empty() {
+        // Nothing to generate; without this line Cargo would rerun the
+        // script whenever any file of the package changes.
+        println!("cargo:rerun-if-changed=build.rs");
+        return Ok(());
+    }
+
     // The v1alpha reflection messages are the v1 ones under another package:
     // the v1alpha service is generated over the v1 Rust types, so one
     // implementation serves both and one client type speaks both.
@@ -13,13 +37,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .prost_config(prost)
         // Descriptors are sent as they are stored, without copies.
         .bytes([".grpc.reflection.v1.FileDescriptorResponse"])
-        .compile(
-            &[
-                "proto/grpc/health/v1/health.proto",
-                "proto/grpc/reflection/v1/reflection.proto",
-                "proto/grpc/reflection/v1alpha/reflection.proto",
-            ],
-            &["proto"],
-        )?;
+        .compile(&protos, &["proto"])?;
     Ok(())
 }

@@ -31,6 +31,9 @@ const RESERVED_CLIENT_METHODS: [&str; 3] = ["new", "connect", "channel"];
 pub(crate) struct CourierServiceGenerator {
     pub(crate) build_client: bool,
     pub(crate) build_server: bool,
+    /// Whether server trait methods get a default body answering
+    /// UNIMPLEMENTED.
+    pub(crate) unimplemented_defaults: bool,
     /// Absolute path of the encoded descriptor set, by `package.Service`.
     pub(crate) descriptors: HashMap<String, PathBuf>,
 }
@@ -160,7 +163,11 @@ impl ServiceGenerator for CourierServiceGenerator {
         }
         if self.build_server {
             let descriptor = self.descriptors.get(&full_name);
-            write_server(buf, &service, &full_name, &module_base, &methods, descriptor);
+            let server = ServerOptions {
+                descriptor,
+                unimplemented_defaults: self.unimplemented_defaults,
+            };
+            write_server(buf, &service, &full_name, &module_base, &methods, &server);
         }
     }
 }
@@ -252,13 +259,28 @@ fn write_client(buf: &mut String, service: &Service, full_name: &str, module_bas
     buf.push_str("    }\n}\n");
 }
 
+/// Per-service settings of the server module.
+struct ServerOptions<'a> {
+    /// The encoded descriptor set to embed, if one was written.
+    descriptor: Option<&'a PathBuf>,
+    /// Whether trait methods get a default body answering UNIMPLEMENTED.
+    unimplemented_defaults: bool,
+}
+
+/// The message of the UNIMPLEMENTED status a default trait method answers
+/// with. Worded like the runtime's answer for a method no service has
+/// (`ServerCall::unimplemented`), but saying the method exists.
+fn unimplemented_message(full_name: &str, method: &Method) -> String {
+    format!("method {} of service {full_name} is not implemented", method.proto_name)
+}
+
 fn write_server(
     buf: &mut String,
     service: &Service,
     full_name: &str,
     module_base: &str,
     methods: &[MethodInfo<'_>],
-    descriptor: Option<&PathBuf>,
+    options: &ServerOptions<'_>,
 ) {
     let trait_name = &service.name;
     let server = format!("{trait_name}Server");
@@ -279,8 +301,22 @@ fn write_server(
         buf,
         r#"    ///
     /// Serve an implementation with [`{server}`]. Methods can be written as
-    /// plain `async fn`s.
-    pub trait {trait_name}: {SEND} + ::core::marker::Sync + 'static {{"#
+    /// plain `async fn`s."#
+    );
+    if options.unimplemented_defaults {
+        buf.push_str(
+            r#"    ///
+    /// Every method has a default that answers `UNIMPLEMENTED`, so an
+    /// implementation only overrides the methods it serves, and a method added
+    /// to the `.proto` file later does not break it. An implementation must
+    /// still name the stream type of each response-streaming method, even one
+    /// it leaves to the default (Rust has no defaults for associated types).
+"#,
+        );
+    }
+    let _ = writeln!(
+        buf,
+        "    pub trait {trait_name}: {SEND} + ::core::marker::Sync + 'static {{"
     );
     for (index, info) in methods.iter().enumerate() {
         let method = info.method;
@@ -314,21 +350,35 @@ fn write_server(
             2,
             &format!("Handles the {} method `{}`.", info.kind.description(), info.path),
         );
-        let _ = writeln!(
-            buf,
+        let signature = format!(
             r#"        fn {name}(
             &self,
             request: ::courier::Request<{request}>,
         ) -> impl ::courier::codegen::Future<
             Output = {RESULT}<::courier::Response<{response}>, {STATUS}>,
-        > + {SEND};"#,
+        > + {SEND}"#,
             name = method.name,
         );
+        if options.unimplemented_defaults {
+            let message = unimplemented_message(full_name, method);
+            push_doc_line(buf, 2, "");
+            push_doc_line(buf, 2, "By default, answers `UNIMPLEMENTED`.");
+            // `{:?}` on a `str` yields a valid Rust string literal.
+            let _ = writeln!(
+                buf,
+                r#"{signature} {{
+            ::core::mem::drop(request);
+            async {{ {RESULT}::Err({STATUS}::unimplemented({message:?})) }}
+        }}"#
+            );
+        } else {
+            let _ = writeln!(buf, "{signature};");
+        }
     }
     buf.push_str("    }\n\n");
 
     // Constants.
-    let descriptor_expr = match descriptor.and_then(|path| path.to_str()) {
+    let descriptor_expr = match options.descriptor.and_then(|path| path.to_str()) {
         // `{:?}` on a `str` yields a valid Rust string literal.
         Some(path) => format!("::core::include_bytes!({path:?})"),
         None => "&[]".to_owned(),

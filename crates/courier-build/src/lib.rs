@@ -54,7 +54,11 @@
 //!   `async` method per RPC (`say_hello`, ...);
 //! - `greeter_server::Greeter`, the trait the application implements (its
 //!   methods can be written as plain `async fn`s; response-streaming methods
-//!   also get an associated `<Method>Stream` type);
+//!   also get an associated `<Method>Stream` type). Each method has a default
+//!   body that answers `UNIMPLEMENTED`, so an implementation overrides only
+//!   the methods it serves and keeps compiling when an RPC is added to the
+//!   `.proto` file; [`Builder::unimplemented_defaults`] turns the defaults off
+//!   for those who prefer the compile error;
 //! - `greeter_server::GreeterServer<T>`, which implements
 //!   `courier::server::Service` for any `T: Greeter`;
 //! - `greeter_server::SERVICE_NAME` and `greeter_server::FILE_DESCRIPTOR_SET`,
@@ -118,6 +122,7 @@ pub fn configure() -> Builder {
     Builder {
         build_client: true,
         build_server: true,
+        unimplemented_defaults: true,
         out_dir: None,
         emit_rerun_if_changed: true,
         bytes: None,
@@ -132,6 +137,7 @@ pub fn configure() -> Builder {
 pub struct Builder {
     build_client: bool,
     build_server: bool,
+    unimplemented_defaults: bool,
     out_dir: Option<PathBuf>,
     emit_rerun_if_changed: bool,
     bytes: Option<Vec<String>>,
@@ -150,6 +156,33 @@ impl Builder {
     /// Whether to generate a `<service>_server` module per service (default `true`).
     pub fn build_server(mut self, enable: bool) -> Self {
         self.build_server = enable;
+        self
+    }
+
+    /// Whether each method of a generated server trait has a default body
+    /// that answers `UNIMPLEMENTED` (default `true`).
+    ///
+    /// With the defaults, an implementation overrides only the methods it
+    /// serves, and a method added to a `.proto` file later does not break
+    /// existing implementations: a call to a method left to its default gets
+    /// `UNIMPLEMENTED` with the message
+    /// `method SayHello of service helloworld.Greeter is not implemented`.
+    /// Response-streaming methods still need their stream type named in every
+    /// implementation, since Rust has no defaults for associated types.
+    ///
+    /// Turn the defaults off to make a method that an implementation does not
+    /// define a compile error instead.
+    ///
+    /// ```no_run
+    /// // build.rs
+    /// fn main() -> Result<(), courier_build::Error> {
+    ///     courier_build::configure()
+    ///         .unimplemented_defaults(false)
+    ///         .compile(&["proto/helloworld.proto"], &["proto"])
+    /// }
+    /// ```
+    pub fn unimplemented_defaults(mut self, enable: bool) -> Self {
+        self.unimplemented_defaults = enable;
         self
     }
 
@@ -269,6 +302,7 @@ impl Builder {
         config.service_generator(Box::new(CourierServiceGenerator {
             build_client: self.build_client,
             build_server: self.build_server,
+            unimplemented_defaults: self.unimplemented_defaults,
             descriptors,
         }));
         config

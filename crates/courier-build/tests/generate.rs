@@ -232,6 +232,71 @@ fn client_and_server_can_be_disabled() {
     assert!(code.contains("pub mod route_guide_server"));
 }
 
+/// The text of the server trait alone, from `pub trait` to the end of its
+/// block, so that assertions about it do not match the client or the wrapper.
+fn server_trait(code: &str, name: &str) -> String {
+    let start = code
+        .find(&format!("pub trait {name}:"))
+        .unwrap_or_else(|| panic!("no trait {name} in:\n{code}"));
+    let end = code[start..]
+        .find("\n    }\n")
+        .unwrap_or_else(|| panic!("trait {name} has no end in:\n{code}"));
+    code[start..start + end].to_owned()
+}
+
+#[test]
+fn server_trait_methods_default_to_unimplemented() {
+    let dir = proto_tree();
+    let proto = dir.path().join("proto");
+    let out = dir.path().join("out");
+    courier_build::configure()
+        .out_dir(&out)
+        .emit_rerun_if_changed(false)
+        .compile(&["route.proto"], &[&proto])
+        .unwrap();
+
+    let code = fs::read_to_string(out.join("routeguide.rs")).unwrap();
+    let trait_code = server_trait(&code, "RouteGuide");
+    for method in ["GetFeature", "ListFeatures", "RecordRoute", "RouteChat", "Type"] {
+        // Up to the message: the pretty-printer adds trailing commas after it.
+        let body = format!(
+            "async {{ ::core::result::Result::Err(::courier::Status::unimplemented(\
+             \"method {method} of service routeguide.RouteGuide is not implemented\""
+        );
+        assert!(
+            contains(&trait_code, &body),
+            "no default for {method} in:\n{trait_code}"
+        );
+    }
+    // Every method has a body: no declaration ends in `;` after its bounds.
+    assert!(!contains(&trait_code, "+ ::core::marker::Send;"), "{trait_code}");
+    // Stream types stay required (associated type defaults are unstable).
+    assert!(contains(&trait_code, "+ 'static;"), "{trait_code}");
+}
+
+#[test]
+fn unimplemented_defaults_can_be_turned_off() {
+    let dir = proto_tree();
+    let proto = dir.path().join("proto");
+    let out = dir.path().join("out");
+    courier_build::configure()
+        .out_dir(&out)
+        .emit_rerun_if_changed(false)
+        .unimplemented_defaults(false)
+        .compile(&["route.proto"], &[&proto])
+        .unwrap();
+
+    let code = fs::read_to_string(out.join("routeguide.rs")).unwrap();
+    let trait_code = server_trait(&code, "RouteGuide");
+    assert!(!trait_code.contains("unimplemented"), "{trait_code}");
+    assert!(!trait_code.contains("async {"), "{trait_code}");
+    // Each of the five methods is a bare declaration.
+    let declarations = trait_code.matches("> + ::core::marker::Send;").count();
+    assert_eq!(declarations, 5, "{trait_code}");
+    // The dispatch for unknown methods is unaffected.
+    assert!(contains(&code, "_ => call.unimplemented().await"), "{code}");
+}
+
 #[test]
 fn message_options_are_passed_through() {
     let dir = proto_tree();

@@ -108,7 +108,9 @@ impl<T> Request<T> {
     }
 
     /// Client: compress this call's messages with `encoding`, or send them
-    /// uncompressed with `None`, overriding the channel's setting.
+    /// uncompressed with `None`, overriding the channel's setting. An
+    /// encoding not [enabled](Encoding::is_enabled) in this build is not
+    /// used.
     pub fn set_compression(&mut self, encoding: Option<Encoding>) {
         self.compression = Some(encoding);
     }

@@ -69,7 +69,8 @@ impl<T> Response<T> {
     /// Server: compress this call's response messages with `encoding`, or
     /// send them uncompressed with `None`, overriding the server's setting.
     /// An encoding the client does not accept (by its
-    /// `grpc-accept-encoding`) is not used.
+    /// `grpc-accept-encoding`), or not [enabled](Encoding::is_enabled) in
+    /// this build, is not used.
     pub fn set_compression(&mut self, encoding: Option<Encoding>) {
         self.compression = Some(encoding);
     }

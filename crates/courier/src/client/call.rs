@@ -162,7 +162,12 @@ impl Channel {
     /// ([`Channel::intercept`]), so a channel without them awaits nothing.
     fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> (Prepared, T) {
         let deadline = request.timeout.map(|t| Instant::now() + t);
-        let compression = request.compression.unwrap_or(self.inner.config.compression);
+        // An encoding not enabled in this build is not used: the messages
+        // go uncompressed.
+        let compression = request
+            .compression
+            .unwrap_or(self.inner.config.compression)
+            .filter(|enc| enc.is_enabled());
         let switch = request.message_compression;
         let head = CallHead {
             path: path.0,

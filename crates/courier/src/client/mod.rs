@@ -35,6 +35,7 @@ pub use backoff::BackoffConfig;
 pub use call::MethodPath;
 
 use crate::compression::Encoding;
+#[cfg(feature = "tls")]
 use crate::credentials::ClientTlsConfig;
 use crate::interceptor::{ClientDyn, ClientInterceptor, Interceptors};
 use crate::status::Status;
@@ -165,6 +166,7 @@ pub struct ChannelBuilder {
     config: CallConfig,
     interceptors: Interceptors,
     authority: Option<String>,
+    #[cfg(feature = "tls")]
     tls: Option<ClientTlsConfig>,
 }
 
@@ -177,6 +179,7 @@ impl ChannelBuilder {
                 connect_timeout: backoff.min_connect_timeout,
                 tcp_nodelay: true,
                 http2: Http2Settings::default(),
+                #[cfg(feature = "tls")]
                 tls: None,
             },
             backoff,
@@ -188,6 +191,7 @@ impl ChannelBuilder {
             },
             interceptors: Interceptors::default(),
             authority: None,
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -221,7 +225,8 @@ impl ChannelBuilder {
     /// Connects over TLS with these settings. An `https://` target uses TLS
     /// with the system's roots without this. Errors in the settings (no
     /// system roots, a bad server name) fail `connect` and `connect_lazy`
-    /// with INVALID_ARGUMENT.
+    /// with INVALID_ARGUMENT. Needs the `tls` cargo feature.
+    #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
         self.tls = Some(tls);
         self
@@ -242,6 +247,8 @@ impl ChannelBuilder {
     }
 
     /// Compresses request messages with `encoding` (a call may override it).
+    /// An encoding not [enabled](Encoding::is_enabled) in this build (its
+    /// cargo feature is off) is ignored: messages go uncompressed.
     pub fn send_compressed(mut self, encoding: Encoding) -> Self {
         self.config.compression = Some(encoding);
         self
@@ -278,22 +285,7 @@ impl ChannelBuilder {
 
     fn build(mut self) -> Result<Channel, Status> {
         let mut parsed = target::parse(&self.target)?;
-        let tls = match (self.tls.take(), parsed.scheme == Scheme::HTTPS) {
-            (Some(tls), _) => Some(tls),
-            (None, true) => Some(ClientTlsConfig::new()),
-            (None, false) => None,
-        };
-        if let Some(tls) = tls {
-            let host = match &parsed.address {
-                Address::Tcp { host, .. } => host.as_str(),
-                Address::Unix(_) => "localhost",
-            };
-            let built = tls
-                .build(host)
-                .map_err(|e| Status::invalid_argument(format!("TLS settings for {}: {e}", self.target)))?;
-            self.connect.tls = Some(built);
-            parsed.scheme = Scheme::HTTPS;
-        }
+        self.settle_tls(&mut parsed)?;
         let authority_text = self.authority.unwrap_or(parsed.authority);
         let authority = Authority::try_from(authority_text.as_str())
             .map_err(|_| Status::invalid_argument(format!("invalid authority {authority_text:?}")))?;
@@ -315,6 +307,41 @@ impl ChannelBuilder {
         })
     }
 
+    /// Builds the TLS settings: those given, or the defaults for an
+    /// `https://` target. The channel then uses the `https` scheme.
+    #[cfg(feature = "tls")]
+    fn settle_tls(&mut self, parsed: &mut target::Target) -> Result<(), Status> {
+        let tls = match (self.tls.take(), parsed.scheme == Scheme::HTTPS) {
+            (Some(tls), _) => tls,
+            (None, true) => ClientTlsConfig::new(),
+            (None, false) => return Ok(()),
+        };
+        let host = match &parsed.address {
+            Address::Tcp { host, .. } => host.as_str(),
+            Address::Unix(_) => "localhost",
+        };
+        let built = tls
+            .build(host)
+            .map_err(|e| Status::invalid_argument(format!("TLS settings for {}: {e}", self.target)))?;
+        self.connect.tls = Some(built);
+        parsed.scheme = Scheme::HTTPS;
+        Ok(())
+    }
+
+    /// Without TLS support, refuses an `https://` target rather than
+    /// sending plaintext to a TLS server.
+    #[cfg(not(feature = "tls"))]
+    fn settle_tls(&mut self, parsed: &mut target::Target) -> Result<(), Status> {
+        if parsed.scheme == Scheme::HTTPS {
+            return Err(Status::invalid_argument(format!(
+                "target {:?} needs TLS, which this build of courier leaves out: \
+                 enable courier's `tls` cargo feature",
+                self.target
+            )));
+        }
+        Ok(())
+    }
+
     /// A channel that connects on its first call. Fails only for a target
     /// that cannot be parsed.
     pub fn connect_lazy(self) -> Result<Channel, Status> {
@@ -327,5 +354,20 @@ impl ChannelBuilder {
         let channel = self.build()?;
         channel.connection().await?;
         Ok(channel)
+    }
+}
+
+#[cfg(all(test, not(feature = "tls")))]
+mod tests {
+    use super::Channel;
+    use crate::Code;
+
+    #[test]
+    fn https_target_without_the_tls_feature_fails_at_build() {
+        let err = Channel::builder("https://localhost:50051").connect_lazy().unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+        assert!(err.message().contains("enable courier's `tls` cargo feature"), "{err}");
+        // Plaintext targets are unaffected.
+        assert!(Channel::builder("http://localhost:50051").connect_lazy().is_ok());
     }
 }

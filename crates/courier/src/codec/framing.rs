@@ -335,6 +335,7 @@ mod tests {
         assert_eq!(r.finish().unwrap_err().code(), Code::Internal);
     }
 
+    #[cfg(feature = "gzip")]
     #[test]
     fn compresses_only_when_smaller() {
         let codec = || ProstCodec::<Vec<u8>, Vec<u8>>::new().encoder();

@@ -131,7 +131,9 @@ pub(crate) fn accept(
     let response_encoding = config
         .send_compression
         .filter(|enc| compression::accepts(respond.accept_encoding.as_ref(), *enc));
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     let mut extensions = Extensions::new();
+    #[cfg(feature = "tls")]
     if let Some(peer) = conn.peer {
         extensions.insert(peer);
     }
@@ -401,6 +403,7 @@ impl ServerCall {
     }
 
     /// The services of the server this call came to, for reflection.
+    #[cfg(feature = "reflection")]
     pub(crate) fn registered_services(&self) -> &[super::RegisteredService] {
         &self.config.services
     }

@@ -38,6 +38,7 @@ pub use call::ServerCall;
 pub use routes::{Empty, Route, Routes};
 
 use crate::compression::Encoding;
+#[cfg(feature = "tls")]
 use crate::credentials::{self, PeerCertificates, ServerTls, ServerTlsConfig};
 use crate::interceptor::{Interceptors, ServerDyn, ServerInterceptor};
 use crate::transport::Http2Settings;
@@ -73,9 +74,11 @@ pub(crate) struct ServerConfig {
     /// How long a stream may hold part of a message without more arriving.
     pub(crate) stall_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
+    #[cfg(feature = "tls")]
     pub(crate) tls: Option<ServerTls>,
     /// Every service the server hosts, with its descriptors; filled in when
     /// serving starts. The reflection service reads it.
+    #[cfg(feature = "reflection")]
     pub(crate) services: Arc<[RegisteredService]>,
 }
 
@@ -94,6 +97,7 @@ pub const DEFAULT_RECV_BUDGET: usize = 32 * 1024 * 1024;
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A hosted service's name and encoded `FileDescriptorSet`.
+#[cfg(feature = "reflection")]
 pub(crate) type RegisteredService = (&'static str, &'static [u8]);
 
 impl Default for ServerConfig {
@@ -109,7 +113,9 @@ impl Default for ServerConfig {
             recv_budget: DEFAULT_RECV_BUDGET,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             tcp_nodelay: true,
+            #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "reflection")]
             services: Arc::new([]),
         }
     }
@@ -160,7 +166,9 @@ impl<R: Routes> Server<R> {
         self
     }
 
-    /// Compresses responses with `encoding` when the client accepts it.
+    /// Compresses responses with `encoding` when the client accepts it and
+    /// it is [enabled](Encoding::is_enabled) in this build (its cargo
+    /// feature is on); otherwise responses go uncompressed.
     pub fn send_compressed(mut self, encoding: Encoding) -> Self {
         self.config.send_compression = Some(encoding);
         self
@@ -250,6 +258,8 @@ impl<R: Routes> Server<R> {
     /// configuration has a client CA, verifies client certificates (mTLS).
     /// Clients must offer ALPN `h2`. Handlers find a verified client
     /// certificate in each request's extensions as [`PeerCertificates`].
+    /// Needs the `tls` cargo feature.
+    #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: ServerTlsConfig) -> Result<Self, credentials::Error> {
         self.config.tls = Some(tls.build()?);
         Ok(self)
@@ -300,11 +310,17 @@ impl<R: Routes> Server<R> {
     }
 
     async fn run<L: Listener>(self, mut listener: L, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let mut config = self.config;
-        let mut services = Vec::new();
-        self.routes
-            .for_each_service(&mut |name, fds| services.push((name, fds)));
-        config.services = services.into();
+        #[cfg(feature = "reflection")]
+        let config = {
+            let mut config = self.config;
+            let mut services = Vec::new();
+            self.routes
+                .for_each_service(&mut |name, fds| services.push((name, fds)));
+            config.services = services.into();
+            config
+        };
+        #[cfg(not(feature = "reflection"))]
+        let config = self.config;
         let config = Arc::new(config);
         let routes = Arc::new(self.routes);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -329,6 +345,7 @@ impl<R: Routes> Server<R> {
                     let deadline = config
                         .handshake_timeout
                         .and_then(|t| tokio::time::Instant::now().checked_add(t));
+                    #[cfg(feature = "tls")]
                     connections.spawn(async move {
                         match config.tls.clone() {
                             None => serve_io(io, remote, None, deadline, config, routes, shutdown).await,
@@ -340,6 +357,8 @@ impl<R: Routes> Server<R> {
                             }).await,
                         }
                     });
+                    #[cfg(not(feature = "tls"))]
+                    connections.spawn(serve_io(io, remote, (), deadline, config, routes, shutdown));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
@@ -361,13 +380,23 @@ impl<R: Routes> Server<R> {
 #[derive(Clone)]
 pub(crate) struct ConnInfo {
     pub(crate) remote: Option<std::net::SocketAddr>,
+    /// The verified client certificate chain, over mTLS.
+    #[cfg(feature = "tls")]
     pub(crate) peer: Option<PeerCertificates>,
     /// The connection's receive budget.
     pub(crate) budget: Arc<RecvBudget>,
 }
 
+/// What a connection's TLS handshake learned of the client: its verified
+/// certificate chain, over mTLS.
+#[cfg(feature = "tls")]
+type Peer = Option<PeerCertificates>;
+/// Without TLS there is nothing to learn.
+#[cfg(not(feature = "tls"))]
+type Peer = ();
 /// Completes the TLS handshake on an accepted connection. `None` when it
 /// fails, times out, or does not agree on ALPN `h2`.
+#[cfg(feature = "tls")]
 async fn tls_handshake<IO>(
     tls: &ServerTls,
     io: IO,
@@ -408,7 +437,7 @@ where
 async fn serve_io<IO, R>(
     io: IO,
     remote: Option<std::net::SocketAddr>,
-    peer: Option<PeerCertificates>,
+    peer: Peer,
     handshake_deadline: Option<tokio::time::Instant>,
     config: Arc<ServerConfig>,
     routes: Arc<R>,
@@ -419,8 +448,11 @@ async fn serve_io<IO, R>(
 {
     let settings = config.http2.clone();
     let budget = Arc::new(RecvBudget::new(config.recv_budget, config.stall_timeout));
+    #[cfg(not(feature = "tls"))]
+    let () = peer;
     let conn = ConnInfo {
         remote,
+        #[cfg(feature = "tls")]
         peer,
         budget: budget.clone(),
     };
@@ -442,4 +474,50 @@ async fn serve_io<IO, R>(
 #[cfg(test)]
 pub(crate) fn parse_timeout_for_tests(raw: &[u8]) -> Option<Duration> {
     call::parse_timeout(raw).ok()
+}
+
+#[cfg(all(test, not(feature = "zstd")))]
+mod tests {
+    use super::{Server, ServerCall, Service};
+    use crate::compression::ACCEPT_ENCODING;
+
+    struct Nothing;
+
+    impl Service for Nothing {
+        const NAME: &'static str = "test.Nothing";
+        const FILE_DESCRIPTOR_SET: &'static [u8] = &[];
+        async fn call(&self, call: ServerCall) {
+            call.unimplemented().await
+        }
+    }
+
+    #[tokio::test]
+    async fn zstd_request_without_the_zstd_feature_is_unimplemented() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = Server::builder().add_service(Nothing);
+        tokio::spawn(server.serve_with_listener(listener, std::future::pending()));
+
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::post(format!("http://{addr}/test.Nothing/Call"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-encoding", "zstd")
+            .body(())
+            .unwrap();
+        let (response, _) = send.ready().await.unwrap().send_request(request, true).unwrap();
+        let response = response.await.unwrap();
+        let headers = response.headers();
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+
+        assert_eq!(header("grpc-status").as_deref(), Some("12"), "{headers:?}");
+        let message = header("grpc-message").unwrap();
+        assert!(message.contains("\"zstd\" is not supported"), "{message}");
+        assert!(message.ends_with(&format!("supported: {ACCEPT_ENCODING}")), "{message}");
+        // Only the enabled encodings are advertised.
+        assert_eq!(header("grpc-accept-encoding").as_deref(), Some(ACCEPT_ENCODING));
+        assert!(!ACCEPT_ENCODING.contains("zstd"));
+    }
 }

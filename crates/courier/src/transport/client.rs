@@ -62,6 +62,7 @@ pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions) -> Result<Con
 
 /// Runs the TLS handshake first when the channel uses TLS, and insists on
 /// ALPN `h2`.
+#[cfg(feature = "tls")]
 async fn secure_then_handshake<IO>(io: IO, addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -81,6 +82,15 @@ where
         )));
     }
     handshake(stream, opts).await
+}
+
+/// Without TLS support, every channel is plaintext.
+#[cfg(not(feature = "tls"))]
+async fn secure_then_handshake<IO>(io: IO, _addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    handshake(io, opts).await
 }
 
 /// The payload size under which h2 0.4 charges a received DATA frame

@@ -64,5 +64,6 @@ pub(crate) struct ConnectOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) tcp_nodelay: bool,
     pub(crate) http2: Http2Settings,
+    #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::credentials::ClientTls>,
 }
