@@ -22,6 +22,10 @@ pub use pb::echo_client::EchoClient;
 pub use pb::echo_server::{Echo, EchoServer};
 pub use pb::{EchoRequest, EchoResponse};
 
+/// The response header with which the Echo service's Unary says that the
+/// request message came compressed.
+pub const REQUEST_COMPRESSED: &str = "x-request-compressed";
+
 /// An identity that a test interceptor attaches for the handler.
 #[derive(Clone, Debug)]
 pub struct Identity(pub String);
@@ -184,6 +188,9 @@ impl Echo for EchoService {
             .unwrap_or_default();
         let mut resp = Response::new(out);
         echo_metadata(&request, &mut resp);
+        if request.extensions().get::<courier::MessageCompressed>().is_some() {
+            resp.metadata_mut().insert(REQUEST_COMPRESSED, "true").unwrap();
+        }
         guard.done = true;
         Ok(resp)
     }

@@ -459,6 +459,7 @@ async fn compression_each_encoding_both_ways() {
         };
         let resp = client.unary(big.clone()).await.unwrap();
         assert_eq!(resp.get_ref().payload.len(), 100_000, "{enc:?}");
+        assert_eq!(resp.metadata().get(REQUEST_COMPRESSED), Some("true"), "{enc:?}");
         // Streaming both ways, compressed.
         let mut s = client
             .bidi(tokio_stream::iter(vec![big.clone(), big]))
@@ -475,7 +476,9 @@ async fn compression_each_encoding_both_ways() {
         // A call can turn compression off.
         let mut req = Request::new(text("plain"));
         req.set_compression(None);
-        assert_eq!(client.unary(req).await.unwrap().get_ref().text, "plain");
+        let resp = client.unary(req).await.unwrap();
+        assert_eq!(resp.get_ref().text, "plain");
+        assert_eq!(resp.metadata().get(REQUEST_COMPRESSED), None, "{enc:?}");
     }
 }
 

@@ -61,9 +61,15 @@ const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 /// A server with Echo, reflection (added before Inventory and health, which
 /// it must describe all the same), Inventory and health.
 async fn server(health: &HealthReporter) -> TestServer {
+    server_with_grace(health, Duration::from_secs(30)).await
+}
+
+/// [`server`] with this shutdown grace period.
+async fn server_with_grace(health: &HealthReporter, grace: Duration) -> TestServer {
     let health = health.clone();
     start_with(move |builder| {
         builder
+            .shutdown_grace_period(grace)
             .add_service(courier_tests::EchoServer::new(EchoService::default()))
             .with_reflection()
             .add_service(InventoryServer::new(Shop))
@@ -238,7 +244,9 @@ async fn health_graceful_shutdown_sets_not_serving_for_good() {
     let health = HealthReporter::new();
     health.set_serving(ECHO);
     health.set_not_serving(INVENTORY);
-    let server = server(&health).await;
+    // A grace period far beyond LIMIT: shutting down within LIMIT is not
+    // waiting it out.
+    let server = server_with_grace(&health, Duration::from_secs(3600)).await;
     let client = HealthClient::connect(server.url()).await.unwrap();
     let mut whole = client.watch(ask("")).await.unwrap().into_inner();
     assert_eq!(next_status(&mut whole).await, ServingStatus::Serving);
@@ -271,8 +279,8 @@ async fn health_graceful_shutdown_sets_not_serving_for_good() {
     assert_eq!(next_status(&mut late).await, ServingStatus::NotServing);
     assert!(late.message().await.unwrap().is_none());
 
-    // So the server shuts down at once rather than after its grace period
-    // (30 s), though the client still holds a watch it has not read to the end.
+    // So the server shuts down without waiting out its grace period (an
+    // hour), though the client still holds a watch it has not read to the end.
     tokio::time::timeout(LIMIT, server.shutdown())
         .await
         .expect("graceful shutdown waited for health watchers");
