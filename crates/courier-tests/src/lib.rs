@@ -391,7 +391,9 @@ impl RefusingAddr {
     /// Binds the port.
     pub fn new() -> RefusingAddr {
         let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
-        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind an ephemeral port");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind an ephemeral port");
         let addr = socket.local_addr().expect("the bound address");
         RefusingAddr { addr, _socket: socket }
     }

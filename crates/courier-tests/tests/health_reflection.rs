@@ -263,9 +263,7 @@ async fn health_graceful_shutdown_sets_not_serving_for_good() {
     // with OK, so that they do not hold up the server's shutdown.
     assert_eq!(next_status(&mut whole).await, ServingStatus::NotServing);
     for watch in [&mut whole, &mut inventory, &mut unknown] {
-        let end = tokio::time::timeout(LIMIT, watch.message())
-            .await
-            .unwrap();
+        let end = tokio::time::timeout(LIMIT, watch.message()).await.unwrap();
         assert!(matches!(end, Ok(None)), "{end:?}");
     }
     // Later changes are ignored.

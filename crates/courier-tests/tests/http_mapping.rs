@@ -61,7 +61,9 @@ async fn raw_server(answer: Answer) -> RawServer {
                 let Ok(mut conn) = h2::server::handshake(tcp).await else {
                     return;
                 };
-                let ping = Arc::new(tokio::sync::Mutex::new(conn.ping_pong().expect("the connection's PingPong")));
+                let ping = Arc::new(tokio::sync::Mutex::new(
+                    conn.ping_pong().expect("the connection's PingPong"),
+                ));
                 while let Some(Ok((req, respond))) = conn.accept().await {
                     tokio::spawn(serve(answer, req, respond, counter.clone(), ping.clone()));
                 }

@@ -51,7 +51,10 @@ async fn deadline_exceeded_on_both_sides() {
     let started = Instant::now();
     let err = client.unary(req).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
-    assert!(started.elapsed() < LIMIT, "the deadline ended the call, not the handler");
+    assert!(
+        started.elapsed() < LIMIT,
+        "the deadline ended the call, not the handler"
+    );
     // The server gave up on the handler too: its future was dropped.
     server.counters.wait_cancelled(1).await;
     assert_eq!(server.counters.started.load(Ordering::SeqCst), 1);
@@ -424,11 +427,7 @@ async fn shutdown_grace_period_is_bounded() {
     tokio::time::timeout(LIMIT, server).await.unwrap().unwrap().unwrap();
     // The grace period ended the handler.
     counters.wait_cancelled(1).await;
-    let err = tokio::time::timeout(LIMIT, stuck)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
+    let err = tokio::time::timeout(LIMIT, stuck).await.unwrap().unwrap().unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 }
 
