@@ -404,8 +404,6 @@ async fn reserved_metadata_cannot_be_set() {
 
 #[tokio::test]
 async fn rich_error_details() {
-    use courier::server::Service;
-    let _ = EchoServer::<EchoService>::NAME;
     struct Detailed;
     impl pb::other_server::Other for Detailed {
         async fn ping(&self, _: Request<EchoRequest>) -> Result<courier::Response<EchoResponse>, Status> {
