@@ -3,7 +3,7 @@
 //! asserts no timing: benchmarks are not tests.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use courier_bench::loadgen::{Args, Mode, Report, Target, run_blocking};
 
@@ -11,6 +11,8 @@ use courier_bench::loadgen::{Args, Mode, Report, Target, run_blocking};
 struct Server {
     child: Child,
     addr: String,
+    /// Kept open, so that the server never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
@@ -21,16 +23,19 @@ impl Server {
             .spawn()
             .expect("start the bench server");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("read the listening line");
         let addr = line
             .trim()
             .rsplit(' ')
             .next()
             .expect("an address on the listening line")
             .to_string();
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            _stdout: stdout,
+        }
     }
 
     fn args(&self, mode: Mode, target: Target, payload: usize) -> Args {
@@ -117,10 +122,14 @@ fn tonic_server_every_mode() {
 
 #[test]
 fn bad_arguments_are_refused() {
+    // Refused for the arguments themselves, before any connection (nothing
+    // listens at the address either way).
     let mut args = Args::new("127.0.0.1:1");
     args.mode = Mode::EmptyCall;
-    assert!(run_blocking(&args).is_err());
+    let err = run_blocking(&args).map(|r| r.summary()).unwrap_err();
+    assert!(err.contains("--mode empty-call needs --target test"), "{err}");
     let mut args = Args::new("127.0.0.1:1");
     args.streams = 0;
-    assert!(run_blocking(&args).is_err());
+    let err = run_blocking(&args).map(|r| r.summary()).unwrap_err();
+    assert!(err.contains("--streams must be at least 1"), "{err}");
 }

@@ -20,7 +20,7 @@ use courier::interceptor::CallHead;
 use courier::status::details::{BadRequest, ErrorInfo, FieldViolation};
 use courier::{Code, Status};
 use courier_tests::pb::other_server::OtherServer;
-use courier_tests::{OtherService, TestServer, echo_with, grpcio_python, start_server, start_with};
+use courier_tests::{OtherService, RefusingAddr, TestServer, echo_with, grpcio_python, start_server, start_with};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -136,14 +136,6 @@ fn addr(server: &TestServer) -> String {
 /// The test service's .proto file, for `--proto`.
 fn echo_proto() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../courier-tests/proto/echo.proto")
-}
-
-/// An address where nothing listens.
-async fn closed_port_addr() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    addr.to_string()
 }
 
 // --- list and describe --------------------------------------------------
@@ -553,7 +545,10 @@ async fn bench_summarizes_as_json_and_text() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_address() {
-    let addr = closed_port_addr().await;
+    // Refused for as long as `refusing` lives: its port is bound, never
+    // listening, and no server of another test can take it meanwhile.
+    let refusing = RefusingAddr::new();
+    let addr = refusing.addr.to_string();
     for verb in [
         vec!["list", &addr],
         vec!["call", &addr, "courier.test.Echo/Unary"],

@@ -32,6 +32,11 @@ pub const ECHO_INITIAL_KEY: &str = "x-grpc-test-echo-initial";
 /// The binary metadata key whose value the server echoes in the trailers.
 pub const ECHO_TRAILING_KEY: &str = "x-grpc-test-echo-trailing-bin";
 
+/// What [`run`] prints on standard output, before the bound address
+/// (`host:port`), once it listens: the line to read for the port that
+/// `--port 0` picked.
+pub const LISTENING_PREFIX: &str = "courier-interop-server listening on ";
+
 /// The command line of `courier-interop-server`.
 ///
 /// Boolean flags take `--flag`, `--flag=true` or `--flag=false`, as the
@@ -75,7 +80,9 @@ pub fn tls_server_config(cert: &Path, key: &Path) -> Result<ServerTlsConfig, Str
     ServerTlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())
 }
 
-/// Serves [`TestServiceImpl`] as the arguments say, until Ctrl-C.
+/// Serves [`TestServiceImpl`] as the arguments say, until Ctrl-C. Once it
+/// listens, it prints [`LISTENING_PREFIX`] and the bound address on a line
+/// of standard output.
 ///
 /// # Errors
 ///
@@ -95,7 +102,9 @@ pub async fn run(args: ServerArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("courier-interop-server listening on {addr}");
+    // On stdout, one line, for whoever started the server with --port 0.
+    println!("{LISTENING_PREFIX}{addr}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

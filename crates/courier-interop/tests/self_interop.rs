@@ -1,13 +1,14 @@
 //! Runs every test case of the Courier interop client against the Courier
 //! interop server: the real programs, over a loopback socket.
 
-use std::io::Read as _;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use courier_interop::client::TEST_CASES;
+use courier_interop::server::LISTENING_PREFIX;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_courier-interop-server");
 const CLIENT: &str = env!("CARGO_BIN_EXE_courier-interop-client");
@@ -15,92 +16,78 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_courier-interop-client");
 /// How long one client run may take before it is killed.
 const CLIENT_LIMIT: Duration = Duration::from_secs(180);
 
-/// A child process, killed when dropped, so that a failing test leaves no
+/// How long the server may take to report its port.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// A running server, killed when dropped, so that a failing test leaves no
 /// server behind.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+struct Server {
+    port: u16,
+    _child: Child,
+    /// Kept open: the server must never write to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+/// Starts the server without TLS.
+async fn start_server() -> Server {
+    start_server_with(&["--use_tls=false"]).await
 }
 
-/// Starts the server on `port` and waits until it accepts connections.
-fn start_server(port: u16) -> Killed {
-    start_server_with(port, &["--use_tls=false"])
-}
-
-/// Starts the server on `port` with more flags.
-fn start_server_with(port: u16, flags: &[&str]) -> Killed {
-    let child = Command::new(SERVER)
-        .args(["--port", &port.to_string()])
+/// Starts the server on a port of its choosing (`--port 0`) with more
+/// flags, and reads the port from the line it prints once it listens.
+async fn start_server_with(flags: &[&str]) -> Server {
+    let mut child = Command::new(SERVER)
+        .args(["--port", "0"])
         .args(flags)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        .kill_on_drop(true)
         .spawn()
         .expect("start courier-interop-server");
-    let mut server = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return server;
-        }
-        if let Some(status) = server.0.try_wait().expect("poll the server") {
-            panic!("courier-interop-server exited early with {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "courier-interop-server did not listen on port {port}"
-        );
-        thread::sleep(Duration::from_millis(20));
+    let mut stdout = BufReader::new(child.stdout.take().expect("the server's stdout"));
+    let mut line = String::new();
+    let read = tokio::time::timeout(START_LIMIT, stdout.read_line(&mut line))
+        .await
+        .expect("courier-interop-server reported its address in time")
+        .expect("read the server's stdout");
+    assert!(read > 0, "courier-interop-server exited before listening");
+    let addr: SocketAddr = line
+        .trim_end()
+        .strip_prefix(LISTENING_PREFIX)
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+    Server {
+        port: addr.port(),
+        _child: child,
+        _stdout: stdout,
     }
 }
 
 /// Runs the client with `args`; its exit status and its output (stdout and
 /// stderr). Kills it after [`CLIENT_LIMIT`].
-fn run_client(args: &[&str]) -> (ExitStatus, String) {
+async fn run_client(args: &[&str]) -> (ExitStatus, String) {
     let child = Command::new(CLIENT)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("start courier-interop-client");
-    let mut client = Killed(child);
-    let deadline = Instant::now() + CLIENT_LIMIT;
-    let status = loop {
-        if let Some(status) = client.0.try_wait().expect("poll the client") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "courier-interop-client {args:?} ran over {CLIENT_LIMIT:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    };
-    let mut output = String::new();
-    if let Some(out) = client.0.stdout.as_mut() {
-        let _ = out.read_to_string(&mut output);
-    }
-    if let Some(err) = client.0.stderr.as_mut() {
-        let _ = err.read_to_string(&mut output);
-    }
-    (status, output)
+    let output = tokio::time::timeout(CLIENT_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("courier-interop-client {args:?} ran over {CLIENT_LIMIT:?}"))
+        .expect("wait for courier-interop-client");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status, text)
 }
 
-#[test]
-fn every_case_passes_against_the_courier_server() {
-    let port = free_port();
-    let _server = start_server(port);
-    let port = port.to_string();
+#[tokio::test]
+async fn every_case_passes_against_the_courier_server() {
+    let server = start_server().await;
+    let port = server.port.to_string();
     let mut failures = Vec::new();
     for case in TEST_CASES {
         let (status, output) = run_client(&[
@@ -110,7 +97,8 @@ fn every_case_passes_against_the_courier_server() {
             "--test_case",
             case,
             "--use_tls=false",
-        ]);
+        ])
+        .await;
         if !status.success() {
             failures.push(format!("{case} ({status}): {}", output.trim()));
         }
@@ -136,16 +124,15 @@ fn write_test_pki(dir: &std::path::Path) {
     std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
 }
 
-#[test]
-fn every_case_passes_over_tls() {
+#[tokio::test]
+async fn every_case_passes_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     write_test_pki(dir.path());
     let file = |name: &str| dir.path().join(name).display().to_string();
-    let port = free_port();
     let cert = format!("--tls_cert_file={}", file("server.pem"));
     let key = format!("--tls_key_file={}", file("server.key"));
-    let _server = start_server_with(port, &["--use_tls", &cert, &key]);
-    let port = port.to_string();
+    let server = start_server_with(&["--use_tls", &cert, &key]).await;
+    let port = server.port.to_string();
     let ca = format!("--ca_file={}", file("ca.pem"));
     let mut failures = Vec::new();
     for case in TEST_CASES {
@@ -159,7 +146,8 @@ fn every_case_passes_over_tls() {
             "--use_test_ca=true",
             &ca,
             "--server_host_override=foo.test.example.com",
-        ]);
+        ])
+        .await;
         if !status.success() {
             failures.push(format!("{case} ({status}): {}", output.trim()));
         }
@@ -174,21 +162,25 @@ fn every_case_passes_over_tls() {
         "--use_tls",
         &ca,
         "--server_host_override=other.example.com",
-    ]);
+    ])
+    .await;
     assert_eq!(status.code(), Some(1), "{output}");
     assert!(output.contains("TLS handshake"), "{output}");
 }
 
-#[test]
-fn a_failing_case_exits_1_with_one_line() {
-    // Nothing listens on a port that was just free.
-    let port = free_port().to_string();
-    let (status, output) = run_client(&["--server_port", &port, "--test_case", "large_unary"]);
+#[tokio::test]
+async fn a_failing_case_exits_1_with_one_line() {
+    // Nothing listens on a port bound by a socket that never listens, and no
+    // other socket can take the port while it is bound, so the call fails.
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = refusing.local_addr().unwrap().port().to_string();
+    let (status, output) = run_client(&["--server_port", &port, "--test_case", "large_unary"]).await;
     assert_eq!(status.code(), Some(1), "{output}");
     assert_eq!(output.trim_end().lines().count(), 1, "{output:?}");
     assert!(output.starts_with("large_unary: "), "{output}");
 
-    let (status, output) = run_client(&["--server_port", &port, "--test_case", "no_such_case"]);
+    let (status, output) = run_client(&["--server_port", &port, "--test_case", "no_such_case"]).await;
     assert_eq!(status.code(), Some(1), "{output}");
     assert!(output.starts_with("no_such_case: unknown test case"), "{output}");
 }

@@ -22,17 +22,76 @@ pub use pb::echo_client::EchoClient;
 pub use pb::echo_server::{Echo, EchoServer};
 pub use pb::{EchoRequest, EchoResponse};
 
+/// The response header with which the Echo service's Unary says that the
+/// request message came compressed.
+pub const REQUEST_COMPRESSED: &str = "x-request-compressed";
+
 /// An identity that a test interceptor attaches for the handler.
 #[derive(Clone, Debug)]
 pub struct Identity(pub String);
 
-/// Counts handlers that started and that were dropped before finishing.
+/// Counts handlers that started and that were dropped before finishing, and
+/// wakes tests waiting for a count.
 #[derive(Default, Debug)]
 pub struct Counters {
     /// Handlers started.
     pub started: AtomicUsize,
     /// Handler futures dropped before they finished: cancelled.
     pub cancelled: AtomicUsize,
+    /// Notified on every change of a count.
+    changed: tokio::sync::Notify,
+}
+
+/// How long [`Counters::wait_started`] and [`Counters::wait_cancelled`] wait
+/// before they fail the test: a count that never comes is a failure, not a
+/// hang. Generous, for loaded machines; it bounds a failure, it does not
+/// time a success.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+impl Counters {
+    fn bump(&self, count: &AtomicUsize) {
+        count.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `done` holds for the counts; panics after [`WAIT_LIMIT`].
+    pub async fn wait_until(&self, what: &str, done: impl Fn(&Counters) -> bool) {
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                let mut changed = std::pin::pin!(changed);
+                // Registered before the check, so no change is missed.
+                changed.as_mut().enable();
+                if done(self) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        if tokio::time::timeout(WAIT_LIMIT, wait).await.is_err() {
+            panic!(
+                "{what}: not within {WAIT_LIMIT:?} (started {}, cancelled {})",
+                self.started.load(Ordering::SeqCst),
+                self.cancelled.load(Ordering::SeqCst)
+            );
+        }
+    }
+
+    /// Waits until at least `n` handlers have started.
+    pub async fn wait_started(&self, n: usize) {
+        self.wait_until(&format!("{n} handlers started"), |c| {
+            c.started.load(Ordering::SeqCst) >= n
+        })
+        .await;
+    }
+
+    /// Waits until at least `n` handlers have been cancelled.
+    pub async fn wait_cancelled(&self, n: usize) {
+        self.wait_until(&format!("{n} handlers cancelled"), |c| {
+            c.cancelled.load(Ordering::SeqCst) >= n
+        })
+        .await;
+    }
 }
 
 /// The test service.
@@ -50,7 +109,7 @@ struct CancelGuard {
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if !self.done {
-            self.counters.cancelled.fetch_add(1, Ordering::SeqCst);
+            self.counters.bump(&self.counters.cancelled);
         }
     }
 }
@@ -103,7 +162,7 @@ fn echo_metadata<T, U>(req: &Request<T>, resp: &mut Response<U>) {
 
 impl Echo for EchoService {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.bump(&self.counters.started);
         let mut guard = CancelGuard {
             counters: self.counters.clone(),
             done: false,
@@ -129,12 +188,15 @@ impl Echo for EchoService {
             .unwrap_or_default();
         let mut resp = Response::new(out);
         echo_metadata(&request, &mut resp);
+        if request.extensions().get::<courier::MessageCompressed>().is_some() {
+            resp.metadata_mut().insert(REQUEST_COMPRESSED, "true").unwrap();
+        }
         guard.done = true;
         Ok(resp)
     }
 
     async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoResponse>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.bump(&self.counters.started);
         let mut guard = CancelGuard {
             counters: self.counters.clone(),
             done: false,
@@ -163,7 +225,7 @@ impl Echo for EchoService {
     type ServerStreamStream = ResponseStream;
 
     async fn server_stream(&self, request: Request<EchoRequest>) -> Result<Response<ResponseStream>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.bump(&self.counters.started);
         let msg = request.get_ref().clone();
         let sleep = Duration::from_millis(msg.sleep_ms as u64);
         let counters = self.counters.clone();
@@ -202,7 +264,7 @@ impl Echo for EchoService {
     type BidiStream = ResponseStream;
 
     async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ResponseStream>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.bump(&self.counters.started);
         let mut resp_md = Response::new(());
         echo_metadata(&request, &mut resp_md);
         let mut input = request.into_inner();
@@ -313,6 +375,36 @@ impl Drop for TestServer {
     }
 }
 
+/// A loopback address where nothing listens, for as long as this value
+/// lives: a TCP socket bound to an ephemeral port and never listening.
+/// Connecting to it is refused, and no other socket can bind the port
+/// meanwhile (the socket does not set `SO_REUSEADDR` or `SO_REUSEPORT`), so
+/// a server of a test running alongside cannot end up there, as it could on
+/// a port that was free a moment ago.
+pub struct RefusingAddr {
+    /// The address.
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl RefusingAddr {
+    /// Binds the port.
+    pub fn new() -> RefusingAddr {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind an ephemeral port");
+        let addr = socket.local_addr().expect("the bound address");
+        RefusingAddr { addr, _socket: socket }
+    }
+}
+
+impl Default for RefusingAddr {
+    fn default() -> RefusingAddr {
+        RefusingAddr::new()
+    }
+}
+
 /// Starts a server with the Echo service on an ephemeral loopback port.
 pub async fn start_server() -> TestServer {
     start_with_counters(|b, counters| b.add_service(echo_with(counters))).await
@@ -403,4 +495,30 @@ fn find_python(modules: &str) -> Result<std::path::PathBuf, String> {
         return Err(format!("{} cannot import {modules}: {last}", python.display()));
     }
     Ok(python)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusing_addr_refuses_connections_and_keeps_its_port() {
+        let refusing = RefusingAddr::new();
+        let err = tokio::net::TcpStream::connect(refusing.addr).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        // A server binding as tokio does (SO_REUSEADDR) cannot take the port.
+        let err = tokio::net::TcpListener::bind(refusing.addr).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_count_wakes_on_the_change() {
+        let counters = Arc::new(Counters::default());
+        let bumper = counters.clone();
+        let waiter = tokio::spawn(async move { counters.wait_cancelled(2).await });
+        bumper.bump(&bumper.cancelled);
+        bumper.bump(&bumper.cancelled);
+        waiter.await.unwrap();
+        assert_eq!(bumper.cancelled.load(Ordering::SeqCst), 2);
+    }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use courier::status::details::{BadRequest, ErrorInfo, FieldViolation};
 use courier::{Channel, Code, Request, Response, Status, Streaming};
@@ -101,26 +100,28 @@ async fn bidi_reads_and_writes_concurrently() {
 
 #[tokio::test]
 async fn many_concurrent_calls_share_one_connection() {
-    let server = start_server().await;
+    // All 200 calls are in flight at once: the server holds each back until
+    // every one has arrived.
+    const CALLS: usize = 200;
+    let gated = Arc::new(GatedEcho::new(CALLS));
+    let server = start_with(|b| b.add_service(EchoServer::from_arc(gated.clone()))).await;
     let client = client(&server).await;
     let mut tasks = Vec::new();
-    for i in 0..200 {
+    for i in 0..CALLS {
         let c = client.clone();
         tasks.push(tokio::spawn(async move {
-            let r = c
-                .unary(EchoRequest {
-                    text: i.to_string(),
-                    sleep_ms: 20,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            let r = c.unary(text(&i.to_string())).await.unwrap();
             assert_eq!(r.get_ref().text, i.to_string());
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
+    assert_eq!(gated.arrived.load(Ordering::SeqCst), CALLS);
+    // The server saw them all come from one client address and port: one
+    // TCP connection.
+    let peers = gated.peers.lock().unwrap().clone();
+    assert_eq!(peers.len(), 1, "connections seen by the server: {peers:?}");
     assert!(client.channel().is_connected());
 }
 
@@ -137,6 +138,22 @@ struct GatedEcho {
     all_arrived: tokio::sync::watch::Sender<bool>,
     /// True once every held-back call has been answered or cancelled.
     all_settled: tokio::sync::watch::Sender<bool>,
+    /// The client addresses the calls came from: one per connection.
+    peers: std::sync::Mutex<std::collections::HashSet<std::net::SocketAddr>>,
+}
+
+impl GatedEcho {
+    fn new(calls: usize) -> GatedEcho {
+        GatedEcho {
+            inner: EchoService::default(),
+            calls,
+            arrived: AtomicUsize::new(0),
+            settled: AtomicUsize::new(0),
+            all_arrived: tokio::sync::watch::Sender::new(false),
+            all_settled: tokio::sync::watch::Sender::new(false),
+            peers: Default::default(),
+        }
+    }
 }
 
 /// Counts a held-back call as settled when its handler ends either way.
@@ -157,6 +174,8 @@ impl Echo for GatedEcho {
             return self.inner.unary(request).await;
         }
         let _settled = Settled(self);
+        let peer = request.remote_addr().expect("a TCP peer address");
+        self.peers.lock().unwrap().insert(peer);
         if self.arrived.fetch_add(1, Ordering::SeqCst) + 1 == self.calls {
             self.all_arrived.send_replace(true);
         }
@@ -188,14 +207,7 @@ impl Echo for GatedEcho {
 #[tokio::test]
 async fn ten_thousand_concurrent_unary_calls_on_one_channel() {
     const CALLS: usize = 10_000;
-    let gated = Arc::new(GatedEcho {
-        inner: EchoService::default(),
-        calls: CALLS,
-        arrived: AtomicUsize::new(0),
-        settled: AtomicUsize::new(0),
-        all_arrived: tokio::sync::watch::Sender::new(false),
-        all_settled: tokio::sync::watch::Sender::new(false),
-    });
+    let gated = Arc::new(GatedEcho::new(CALLS));
     // Every call must be open on the server at once: past its default
     // limit of 200 streams, the client would queue them.
     let server = start_with(|b| {
@@ -237,6 +249,7 @@ async fn ten_thousand_concurrent_unary_calls_on_one_channel() {
     }
     assert_eq!(ok, CALLS, "first failure: {first_error:?}");
     assert!(marker.is_ok(), "{marker:?}");
+    assert_eq!(gated.peers.lock().unwrap().len(), 1, "one connection");
     assert!(client.channel().is_connected());
 }
 
@@ -246,16 +259,14 @@ async fn unix_socket() {
     let path = dir.path().join("echo.sock");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = courier::Server::builder().add_service(EchoServer::new(EchoService::default()));
-    let p = path.clone();
-    let task = tokio::spawn(server.serve_unix(p, async {
+    let mut serve = Box::pin(server.serve_unix(path.clone(), async {
         let _ = rx.await;
     }));
-    for _ in 0..50 {
-        if path.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The first poll binds the socket; then the server runs as a task.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(serve.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the server stopped at once: {first:?}");
+    assert!(path.exists(), "the first poll bound {}", path.display());
+    let task = tokio::spawn(serve);
     let channel = Channel::connect(format!("unix:{}", path.display())).await.unwrap();
     let client = EchoClient::new(channel);
     assert_eq!(
@@ -399,8 +410,6 @@ async fn reserved_metadata_cannot_be_set() {
 
 #[tokio::test]
 async fn rich_error_details() {
-    use courier::server::Service;
-    let _ = EchoServer::<EchoService>::NAME;
     struct Detailed;
     impl pb::other_server::Other for Detailed {
         async fn ping(&self, _: Request<EchoRequest>) -> Result<courier::Response<EchoResponse>, Status> {
@@ -454,6 +463,7 @@ async fn compression_each_encoding_both_ways() {
         };
         let resp = client.unary(big.clone()).await.unwrap();
         assert_eq!(resp.get_ref().payload.len(), 100_000, "{enc:?}");
+        assert_eq!(resp.metadata().get(REQUEST_COMPRESSED), Some("true"), "{enc:?}");
         // Streaming both ways, compressed.
         let mut s = client
             .bidi(tokio_stream::iter(vec![big.clone(), big]))
@@ -470,7 +480,9 @@ async fn compression_each_encoding_both_ways() {
         // A call can turn compression off.
         let mut req = Request::new(text("plain"));
         req.set_compression(None);
-        assert_eq!(client.unary(req).await.unwrap().get_ref().text, "plain");
+        let resp = client.unary(req).await.unwrap();
+        assert_eq!(resp.get_ref().text, "plain");
+        assert_eq!(resp.metadata().get(REQUEST_COMPRESSED), None, "{enc:?}");
     }
 }
 

@@ -61,9 +61,15 @@ const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 /// A server with Echo, reflection (added before Inventory and health, which
 /// it must describe all the same), Inventory and health.
 async fn server(health: &HealthReporter) -> TestServer {
+    server_with_grace(health, Duration::from_secs(30)).await
+}
+
+/// [`server`] with this shutdown grace period.
+async fn server_with_grace(health: &HealthReporter, grace: Duration) -> TestServer {
     let health = health.clone();
     start_with(move |builder| {
         builder
+            .shutdown_grace_period(grace)
             .add_service(courier_tests::EchoServer::new(EchoService::default()))
             .with_reflection()
             .add_service(InventoryServer::new(Shop))
@@ -82,20 +88,20 @@ async fn check(client: &HealthClient, service: &str) -> Result<ServingStatus, St
     Ok(client.check(ask(service)).await?.into_inner().status())
 }
 
+/// How long a step may take before the test calls it a hang: generous, for
+/// loaded machines; it bounds a failure and times no success.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The next status on `watch`. Watches send in order, so when this is the
+/// status a change just set, nothing else (no repeat of an unchanged
+/// status) came before it.
 async fn next_status(watch: &mut Streaming<courier::health::pb::HealthCheckResponse>) -> ServingStatus {
-    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+    let next = tokio::time::timeout(LIMIT, watch.message())
         .await
-        .expect("no status within 5 s")
+        .expect("a status within the limit")
         .unwrap()
         .expect("the watch ended");
     next.status()
-}
-
-/// Nothing arrives on `watch` for a little while.
-async fn quiet(watch: &mut Streaming<courier::health::pb::HealthCheckResponse>) {
-    if let Ok(next) = tokio::time::timeout(Duration::from_millis(100), watch.message()).await {
-        panic!("unexpected message on the watch: {next:?}");
-    }
 }
 
 #[tokio::test]
@@ -166,12 +172,11 @@ async fn health_watch_sends_the_status_then_each_change() {
 
     let mut watch = client.watch(ask(ECHO)).await.unwrap().into_inner();
     assert_eq!(next_status(&mut watch).await, ServingStatus::Serving);
-    quiet(&mut watch).await;
     health.set_not_serving(ECHO);
     assert_eq!(next_status(&mut watch).await, ServingStatus::NotServing);
-    // Setting the same status again is not a change.
+    // Setting the same status again is not a change: the next status on
+    // the watch is the one after it.
     health.set_not_serving(ECHO);
-    quiet(&mut watch).await;
     health.set_serving(ECHO);
     assert_eq!(next_status(&mut watch).await, ServingStatus::Serving);
     // Forgetting the service is a change too, and the watch stays open.
@@ -190,7 +195,6 @@ async fn health_watch_of_an_unknown_service_waits_for_it() {
 
     let mut watch = client.watch(ask("later.Service")).await.unwrap().into_inner();
     assert_eq!(next_status(&mut watch).await, ServingStatus::ServiceUnknown);
-    quiet(&mut watch).await;
     // Being watched does not make a service known.
     assert_eq!(
         check(&client, "later.Service").await.unwrap_err().code(),
@@ -208,9 +212,31 @@ async fn health_watch_of_an_unknown_service_waits_for_it() {
     assert_eq!(next_status(&mut other).await, ServingStatus::ServiceUnknown);
     drop(other);
     drop(watch);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(health.status("later.Service"), Some(ServingStatus::Serving));
-    assert_eq!(health.status("other.Service"), None);
+    // Over the wire, after the watchers went: the watched service that got
+    // a status keeps it, the one that never did is still unknown, and List
+    // shows only the first besides the server.
+    assert_eq!(check(&client, "later.Service").await.unwrap(), ServingStatus::Serving);
+    assert_eq!(
+        check(&client, "other.Service").await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let list = client.list(HealthListRequest {}).await.unwrap().into_inner();
+    let names: BTreeSet<&str> = list.statuses.keys().map(String::as_str).collect();
+    assert_eq!(names, BTreeSet::from(["", "later.Service"]), "{list:?}");
+    // Forgetting it with no watcher left makes it unknown again.
+    health.set_status("later.Service", ServingStatus::ServiceUnknown);
+    assert_eq!(
+        check(&client, "later.Service").await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let list = client.list(HealthListRequest {}).await.unwrap().into_inner();
+    assert_eq!(list.statuses.len(), 1, "{list:?}");
+    // A new watcher of the other service starts from unknown and sees its
+    // first status.
+    let mut again = client.watch(ask("other.Service")).await.unwrap().into_inner();
+    assert_eq!(next_status(&mut again).await, ServingStatus::ServiceUnknown);
+    health.set_not_serving("other.Service");
+    assert_eq!(next_status(&mut again).await, ServingStatus::NotServing);
 }
 
 #[tokio::test]
@@ -218,7 +244,9 @@ async fn health_graceful_shutdown_sets_not_serving_for_good() {
     let health = HealthReporter::new();
     health.set_serving(ECHO);
     health.set_not_serving(INVENTORY);
-    let server = server(&health).await;
+    // A grace period far beyond LIMIT: shutting down within LIMIT is not
+    // waiting it out.
+    let server = server_with_grace(&health, Duration::from_secs(3600)).await;
     let client = HealthClient::connect(server.url()).await.unwrap();
     let mut whole = client.watch(ask("")).await.unwrap().into_inner();
     assert_eq!(next_status(&mut whole).await, ServingStatus::Serving);
@@ -235,9 +263,7 @@ async fn health_graceful_shutdown_sets_not_serving_for_good() {
     // with OK, so that they do not hold up the server's shutdown.
     assert_eq!(next_status(&mut whole).await, ServingStatus::NotServing);
     for watch in [&mut whole, &mut inventory, &mut unknown] {
-        let end = tokio::time::timeout(Duration::from_secs(5), watch.message())
-            .await
-            .unwrap();
+        let end = tokio::time::timeout(LIMIT, watch.message()).await.unwrap();
         assert!(matches!(end, Ok(None)), "{end:?}");
     }
     // Later changes are ignored.
@@ -251,9 +277,9 @@ async fn health_graceful_shutdown_sets_not_serving_for_good() {
     assert_eq!(next_status(&mut late).await, ServingStatus::NotServing);
     assert!(late.message().await.unwrap().is_none());
 
-    // So the server shuts down at once rather than after its grace period
-    // (30 s), though the client still holds a watch it has not read to the end.
-    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+    // So the server shuts down without waiting out its grace period (an
+    // hour), though the client still holds a watch it has not read to the end.
+    tokio::time::timeout(LIMIT, server.shutdown())
         .await
         .expect("graceful shutdown waited for health watchers");
     drop(held);
@@ -292,9 +318,9 @@ impl Reflector {
             message_request: Some(question),
         };
         self.tx.send(request.clone()).await.unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(5), self.rx.message())
+        let response = tokio::time::timeout(LIMIT, self.rx.message())
             .await
-            .expect("no answer within 5 s")
+            .expect("an answer within the limit")
             .unwrap()
             .expect("the stream ended");
         assert_eq!(response.valid_host, "localhost");

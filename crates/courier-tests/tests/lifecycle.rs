@@ -9,14 +9,21 @@ use courier::{Channel, Code, Request, Status};
 use courier_tests::*;
 use futures_util::StreamExt;
 
-async fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
+/// How long a step may take before the test calls it a hang: generous, for
+/// loaded machines; it bounds a failure and times no success.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Polls `cond` until it holds, for state the library exposes no event for
+/// (`Channel::is_connected`); false after [`LIMIT`].
+async fn poll_until(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
         if cond() {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    false
+    cond()
 }
 
 #[tokio::test]
@@ -34,33 +41,46 @@ async fn deadline_is_sent_and_seen_by_the_handler() {
 async fn deadline_exceeded_on_both_sides() {
     let server = start_server().await;
     let client = EchoClient::connect(server.url()).await.unwrap();
+    // The handler would take a minute; the deadline is a second, long
+    // enough for the call to reach the handler on a loaded machine.
     let mut req = Request::new(EchoRequest {
-        sleep_ms: 5_000,
+        sleep_ms: 60_000,
         ..text("slow")
     });
-    req.set_timeout(Duration::from_millis(100));
+    req.set_timeout(Duration::from_secs(1));
     let started = Instant::now();
     let err = client.unary(req).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        started.elapsed() < LIMIT,
+        "the deadline ended the call, not the handler"
+    );
     // The server gave up on the handler too: its future was dropped.
-    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+    server.counters.wait_cancelled(1).await;
+    assert_eq!(server.counters.started.load(Ordering::SeqCst), 1);
 
-    // A stream that outlives its deadline ends with DEADLINE_EXCEEDED.
+    // A stream that outlives its deadline ends with DEADLINE_EXCEEDED (at
+    // the first response, or later if the headers made it first).
     let mut req = Request::new(EchoRequest {
         count: 100,
-        sleep_ms: 50,
+        sleep_ms: 600,
         ..text("s")
     });
-    req.set_timeout(Duration::from_millis(300));
-    let mut stream = client.server_stream(req).await.unwrap().into_inner();
-    let mut last = None;
-    while let Some(item) = stream.next().await {
-        if let Err(e) = item {
-            last = Some(e);
+    req.set_timeout(Duration::from_secs(1));
+    let last = match client.server_stream(req).await {
+        Err(e) => e,
+        Ok(resp) => {
+            let mut stream = resp.into_inner();
+            let mut last = None;
+            while let Some(item) = stream.next().await {
+                if let Err(e) = item {
+                    last = Some(e);
+                }
+            }
+            last.expect("the stream ended with an error")
         }
-    }
-    assert_eq!(last.unwrap().code(), Code::DeadlineExceeded);
+    };
+    assert_eq!(last.code(), Code::DeadlineExceeded, "{last:?}");
     // The channel still works.
     assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
 }
@@ -80,11 +100,11 @@ async fn server_enforces_the_deadline_itself() {
         .uri(format!("http://{}/courier.test.Echo/Unary", server.addr))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .header("grpc-timeout", "200m")
+        .header("grpc-timeout", "1S")
         .body(())
         .unwrap();
     let msg = EchoRequest {
-        sleep_ms: 10_000,
+        sleep_ms: 60_000,
         ..text("x")
     }
     .encode_to_vec();
@@ -94,31 +114,32 @@ async fn server_enforces_the_deadline_itself() {
     framed.put_slice(&msg);
     let (resp, mut send) = h2c.send_request(req, false).unwrap();
     send.send_data(framed.freeze(), true).unwrap();
-    let started = Instant::now();
-    let resp = tokio::time::timeout(Duration::from_secs(5), resp)
-        .await
-        .unwrap()
-        .unwrap();
+    // The handler would take a minute: an answer within LIMIT is the
+    // server's own deadline.
+    let resp = tokio::time::timeout(LIMIT, resp).await.unwrap().unwrap();
     let status = resp
         .headers()
         .get("grpc-status")
         .map(|v| v.to_str().unwrap().to_string());
     assert_eq!(status.as_deref(), Some("4"), "headers: {:?}", resp.headers());
-    assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+    server.counters.wait_cancelled(1).await;
+    assert_eq!(server.counters.started.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn dropping_a_call_cancels_the_handler() {
     let server = start_server().await;
     let client = EchoClient::connect(server.url()).await.unwrap();
-    // Unary: drop the call future mid-flight.
+    // Unary: drop the call future once its handler runs.
     let call = client.unary(EchoRequest {
-        sleep_ms: 10_000,
+        sleep_ms: 60_000,
         ..text("x")
     });
-    assert!(tokio::time::timeout(Duration::from_millis(200), call).await.is_err());
-    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+    tokio::select! {
+        _ = server.counters.wait_started(1) => {}
+        done = call => panic!("the call ended before it was dropped: {done:?}"),
+    }
+    server.counters.wait_cancelled(1).await;
 
     // Server streaming: drop the stream after one message.
     let req = EchoRequest {
@@ -129,7 +150,7 @@ async fn dropping_a_call_cancels_the_handler() {
     let mut stream = client.server_stream(req).await.unwrap().into_inner();
     stream.message().await.unwrap().unwrap();
     drop(stream);
-    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 2).await);
+    server.counters.wait_cancelled(2).await;
 
     // Bidi: drop both sides.
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -141,7 +162,8 @@ async fn dropping_a_call_cancels_the_handler() {
     tx.send(text("one")).await.unwrap();
     stream.message().await.unwrap().unwrap();
     drop(stream);
-    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 3).await);
+    server.counters.wait_cancelled(3).await;
+    assert_eq!(server.counters.cancelled.load(Ordering::SeqCst), 3);
     drop(tx);
     // The channel is still good.
     assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
@@ -253,9 +275,8 @@ async fn lazy_and_eager_connection() {
 
 #[tokio::test]
 async fn unreachable_server_is_unavailable_with_the_cause() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let refusing = RefusingAddr::new();
+    let addr = refusing.addr;
     let err = Channel::connect(format!("http://{addr}")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains(&addr.to_string()), "{err}");
@@ -268,21 +289,42 @@ async fn unreachable_server_is_unavailable_with_the_cause() {
     assert_eq!(Channel::lazy("http://nope").unwrap_err().code(), Code::InvalidArgument);
 }
 
+/// A TCP socket that may share its port with the others made here
+/// (`SO_REUSEPORT`), and only with them.
+fn port_sharing_socket() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket
+}
+
 #[tokio::test]
 async fn reconnects_after_the_server_restarts() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    // The port stays this test's between the two servers: a socket bound to
+    // it and never listening holds it, so connections are refused while no
+    // server is up, and a server of another test cannot take the port.
+    let holder = port_sharing_socket();
+    holder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = holder.local_addr().unwrap();
+    let listen = || {
+        let socket = port_sharing_socket();
+        socket.bind(addr).unwrap();
+        socket.listen(1024).unwrap()
+    };
+
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let first = tokio::spawn(
         courier::Server::builder()
             .add_service(EchoServer::new(EchoService::default()))
-            .serve_with_listener(listener, async {
+            .serve_with_listener(listen(), async {
                 let _ = rx.await;
             }),
     );
+    // No backoff between attempts: every call after a failure dials again.
     let channel = Channel::builder(format!("http://{addr}"))
         .backoff(courier::client::BackoffConfig {
-            base_delay: Duration::from_millis(50),
+            base_delay: Duration::ZERO,
+            jitter: 0.0,
             ..Default::default()
         })
         .connect()
@@ -293,51 +335,54 @@ async fn reconnects_after_the_server_restarts() {
     tx.send(()).unwrap();
     first.await.unwrap().unwrap();
     assert!(
-        wait_for(|| !channel.is_connected()).await,
+        poll_until(|| !channel.is_connected()).await,
         "the channel noticed the connection closed"
     );
     let err = client.unary(text("down")).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().to_lowercase().contains("refused"), "{err:?}");
 
-    // The server comes back on the same port; the channel reconnects.
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    // The server comes back on the same port, listening before the next
+    // call; the channel reconnects on that call.
     let _second = tokio::spawn(
         courier::Server::builder()
             .add_service(EchoServer::new(EchoService::default()))
-            .serve_with_listener(listener, std::future::pending()),
+            .serve_with_listener(listen(), std::future::pending()),
     );
-    let mut ok = false;
-    for _ in 0..100 {
-        if client.unary(text("after")).await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    assert!(ok, "the channel reconnected");
+    assert_eq!(client.unary(text("after")).await.unwrap().get_ref().text, "after");
+    assert!(channel.is_connected());
 }
 
 type ServeTask = tokio::task::JoinHandle<std::io::Result<()>>;
 
-/// A server with the given grace period, and the sender that shuts it down.
-async fn serve_with_grace(grace: Duration) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, ServeTask) {
+/// A server with the given grace period: its address, its handlers'
+/// counters, the sender that shuts it down, and its task.
+async fn serve_with_grace(
+    grace: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<Counters>,
+    tokio::sync::oneshot::Sender<()>,
+    ServeTask,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let counters = std::sync::Arc::new(Counters::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         courier::Server::builder()
-            .add_service(EchoServer::new(EchoService::default()))
+            .add_service(echo_with(counters.clone()))
             .shutdown_grace_period(grace)
             .serve_with_listener(listener, async {
                 let _ = rx.await;
             }),
     );
-    (addr, tx, server)
+    (addr, counters, tx, server)
 }
 
 #[tokio::test]
 async fn graceful_shutdown_lets_calls_finish() {
-    let (addr, tx, server) = serve_with_grace(Duration::from_secs(10)).await;
+    let (addr, counters, tx, server) = serve_with_grace(Duration::from_secs(30)).await;
     let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
     let in_flight = {
         let c = client.clone();
@@ -349,24 +394,22 @@ async fn graceful_shutdown_lets_calls_finish() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down while the call's handler runs.
+    counters.wait_started(1).await;
     tx.send(()).unwrap();
     // The call in flight completes normally.
     let resp = in_flight.await.unwrap().unwrap();
     assert_eq!(resp.get_ref().text, "finishing");
     // The server then stops, and new connections are refused.
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(LIMIT, server).await.unwrap().unwrap().unwrap();
+    assert_eq!(counters.cancelled.load(Ordering::SeqCst), 0, "no handler was cut short");
     let err = Channel::connect(format!("http://{addr}")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
 }
 
 #[tokio::test]
 async fn shutdown_grace_period_is_bounded() {
-    let (addr, tx, server) = serve_with_grace(Duration::from_millis(200)).await;
+    let (addr, counters, tx, server) = serve_with_grace(Duration::from_millis(200)).await;
     let client = EchoClient::connect(format!("http://{addr}")).await.unwrap();
     let stuck = {
         let c = client.clone();
@@ -378,20 +421,13 @@ async fn shutdown_grace_period_is_bounded() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down while the call's handler runs; it would run for a minute.
+    counters.wait_started(1).await;
     tx.send(()).unwrap();
-    let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3));
-    let err = tokio::time::timeout(Duration::from_secs(5), stuck)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
+    tokio::time::timeout(LIMIT, server).await.unwrap().unwrap().unwrap();
+    // The grace period ended the handler.
+    counters.wait_cancelled(1).await;
+    let err = tokio::time::timeout(LIMIT, stuck).await.unwrap().unwrap().unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
 }
 
@@ -411,7 +447,7 @@ async fn cancel_ends_the_stream_with_cancelled_and_cancels_the_handler() {
     stream.cancel();
     assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
     assert!(stream.message().await.unwrap().is_none(), "the status comes once");
-    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 1).await);
+    server.counters.wait_cancelled(1).await;
 
     // Bidirectional, with the request stream still open.
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -424,9 +460,11 @@ async fn cancel_ends_the_stream_with_cancelled_and_cancels_the_handler() {
     stream.message().await.unwrap().unwrap();
     stream.cancel();
     assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
-    assert!(wait_for(|| server.counters.cancelled.load(Ordering::SeqCst) == 2).await);
+    server.counters.wait_cancelled(2).await;
     // The sending task is gone too: the request channel is closed.
-    assert!(wait_for(|| tx.is_closed()).await);
+    tokio::time::timeout(LIMIT, tx.closed())
+        .await
+        .expect("the request channel closed");
 
     // Cancelling a stream that already ended changes nothing.
     let mut stream = client

@@ -56,7 +56,7 @@ async fn call(channel: Result<Channel, courier::Status>) -> Result<String, couri
 }
 
 fn builder(port: u16) -> courier::client::ChannelBuilder {
-    Channel::builder(format!("https://127.0.0.1:{port}")).connect_timeout(Duration::from_secs(5))
+    Channel::builder(format!("https://127.0.0.1:{port}")).connect_timeout(Duration::from_secs(30))
 }
 
 #[tokio::test]
@@ -90,7 +90,7 @@ async fn tls_with_custom_ca_and_server_name_override() {
         .await;
     call(channel).await.unwrap();
 
-    // Many calls share the one TLS connection.
+    // Many concurrent calls on one TLS channel.
     let tls = ClientTlsConfig::new()
         .ca_pem(&pki.ca_pem)
         .unwrap()
