@@ -441,3 +441,100 @@ async fn cancel_ends_the_stream_with_cancelled_and_cancels_the_handler() {
     assert!(stream.trailers().is_some());
     assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
 }
+
+#[tokio::test]
+async fn duration_max_timeout_means_no_deadline_for_every_call_kind() {
+    let server = start_server().await;
+    let channel = Channel::builder(server.url())
+        .connect_timeout(Duration::MAX)
+        .connect()
+        .await
+        .unwrap();
+    let client = EchoClient::new(channel);
+    let mut req = Request::new(text("forever"));
+    req.set_timeout(Duration::MAX);
+    let resp = client.unary(req).await.unwrap();
+    assert_eq!(resp.get_ref().deadline_ms, -1, "the handler saw no deadline");
+
+    let mut req = Request::new(tokio_stream::iter(vec![text("a"), text("b")]));
+    req.set_timeout(Duration::MAX);
+    assert_eq!(client.client_stream(req).await.unwrap().get_ref().text, "ab");
+
+    let mut req = Request::new(EchoRequest { count: 2, ..text("s") });
+    req.set_timeout(Duration::MAX);
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 0);
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 1);
+    assert!(stream.message().await.unwrap().is_none());
+
+    let mut req = Request::new(tokio_stream::iter(vec![text("x")]));
+    req.set_timeout(Duration::MAX);
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().text, "x");
+    assert!(stream.message().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn http2_windows_above_2_pow_31_minus_1_are_rejected_with_a_clear_message() {
+    let max = (1u32 << 31) - 1;
+    for (stream, connection) in [(1 << 31, 1 << 20), (1 << 20, 1 << 31), (u32::MAX, u32::MAX)] {
+        let err = Channel::builder("http://127.0.0.1:1")
+            .http2_windows(stream, connection)
+            .err()
+            .expect("the channel refuses the window");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+        assert!(err.message().contains("2147483647"), "{err}");
+        let err = courier::Server::builder()
+            .http2_windows(stream, connection)
+            .err()
+            .expect("the server refuses the window too");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("2147483647"), "{err}");
+    }
+    // The largest windows HTTP/2 allows work end to end.
+    let server = start_with(|b| {
+        b.http2_windows(max, max)
+            .unwrap()
+            .add_service(EchoServer::new(EchoService::default()))
+    })
+    .await;
+    let channel = Channel::builder(server.url())
+        .http2_windows(max, max)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(
+        EchoClient::new(channel)
+            .unary(text("big"))
+            .await
+            .unwrap()
+            .get_ref()
+            .text,
+        "big"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_connect_with_absurd_backoff_values_is_unavailable_without_panicking() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    for multiplier in [f64::INFINITY, f64::NAN, -1.0] {
+        let channel = Channel::builder(format!("http://{addr}"))
+            .backoff(courier::client::BackoffConfig {
+                base_delay: Duration::MAX,
+                multiplier,
+                jitter: f64::MAX,
+                max_delay: Duration::MAX,
+                min_connect_timeout: Duration::MAX,
+            })
+            .connect_lazy()
+            .unwrap();
+        let client = EchoClient::new(channel);
+        for _ in 0..2 {
+            let err = client.unary(text("x")).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unavailable, "{err}");
+        }
+    }
+}

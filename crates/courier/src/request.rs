@@ -91,7 +91,9 @@ impl<T> Request<T> {
     }
 
     /// Client: the call fails with DEADLINE_EXCEEDED if it takes longer than
-    /// this. The timeout is sent to the server as `grpc-timeout`.
+    /// this. The timeout is sent to the server as `grpc-timeout`. A timeout
+    /// longer than `grpc-timeout` can carry (99,999,999 hours), such as
+    /// `Duration::MAX`, means no deadline.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = Some(timeout);
     }

@@ -51,12 +51,27 @@ impl Backoff {
     }
 
     /// The delay before the next attempt, with jitter; grows the next one.
+    /// Absurd parameters (a multiplier or jitter that is infinite, NaN or
+    /// negative, delays near `Duration::MAX`) give absurd delays, never a
+    /// panic: a product too large for a `Duration` is the maximum delay, a
+    /// negative one no delay.
     pub(crate) fn next_delay(&mut self) -> Duration {
         let base = self.current;
+        let max = self.config.max_delay;
         let grown = base.as_secs_f64() * self.config.multiplier;
-        self.current = Duration::from_secs_f64(grown.min(self.config.max_delay.as_secs_f64()));
+        self.current = seconds(grown, max).min(max);
         let spread = (random_unit() * 2.0 - 1.0) * self.config.jitter;
-        Duration::from_secs_f64((base.as_secs_f64() * (1.0 + spread)).max(0.0))
+        seconds(base.as_secs_f64() * (1.0 + spread), base)
+    }
+}
+
+/// `secs` as a duration: `overflow` when it is too large for one or NaN,
+/// zero when it is negative.
+fn seconds(secs: f64, overflow: Duration) -> Duration {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) => d,
+        Err(_) if secs < 0.0 => Duration::ZERO,
+        Err(_) => overflow,
     }
 }
 
@@ -89,5 +104,34 @@ mod tests {
         assert!(b.next_delay().as_secs_f64() >= 120.0 * 0.8);
         b.reset();
         assert!(b.next_delay().as_secs_f64() <= 1.2);
+    }
+
+    #[test]
+    fn absurd_values_do_not_panic() {
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_secs(1),
+            Duration::MAX,
+        ];
+        let factors = [0.0, -1.0, 1.6, 1e300, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+        for base_delay in durations {
+            for max_delay in durations {
+                for multiplier in factors {
+                    for jitter in factors {
+                        let mut b = Backoff::new(BackoffConfig {
+                            base_delay,
+                            multiplier,
+                            jitter,
+                            max_delay,
+                            min_connect_timeout: Duration::MAX,
+                        });
+                        for _ in 0..3 {
+                            b.next_delay();
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -86,6 +86,19 @@ pub(crate) fn check_response(response: http::Response<h2::RecvStream>) -> Result
     })
 }
 
+/// The longest timeout `grpc-timeout` can carry: 99,999,999 hours.
+const MAX_TIMEOUT: Duration = Duration::from_secs(99_999_999 * 3600);
+
+/// The deadline of a call with `timeout`, from now. A timeout longer than
+/// `grpc-timeout` can carry (about 11,400 years), or past what an `Instant`
+/// can represent, means no deadline: `Duration::MAX` is "wait forever".
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    if timeout > MAX_TIMEOUT {
+        return None;
+    }
+    Instant::now().checked_add(timeout)
+}
+
 /// Formats a `grpc-timeout` value: at most 8 digits, rounded up.
 pub(crate) fn encode_timeout(timeout: Duration) -> HeaderValue {
     let nanos = timeout.as_nanos().max(1);
@@ -161,7 +174,7 @@ impl Channel {
     /// Settles the call's head and options. Interceptors run separately
     /// ([`Channel::intercept`]), so a channel without them awaits nothing.
     fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> (Prepared, T) {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
         let compression = request.compression.unwrap_or(self.inner.config.compression);
         let switch = request.message_compression;
         let head = CallHead {
@@ -269,7 +282,7 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
         let (mut prepared, message) = self.prepare(request, path.into());
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
@@ -299,7 +312,7 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -327,7 +340,7 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
         let call = async {
             let (mut prepared, message) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -373,7 +386,7 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -555,11 +568,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timeouts_too_long_for_grpc_timeout_mean_no_deadline() {
+        assert!(deadline_after(Duration::MAX).is_none());
+        assert!(deadline_after(MAX_TIMEOUT + Duration::from_nanos(1)).is_none());
+        assert!(deadline_after(MAX_TIMEOUT).is_some());
+        assert!(deadline_after(Duration::from_secs(1)).is_some());
+    }
+
+    #[test]
     fn timeout_encoding() {
         assert_eq!(encode_timeout(Duration::from_nanos(5)), "5n");
         assert_eq!(encode_timeout(Duration::from_millis(1500)), "1500000u");
         assert_eq!(encode_timeout(Duration::from_secs(1000)), "1000000m");
         assert_eq!(encode_timeout(Duration::from_secs(100_000_000)), "1666667M");
+        assert_eq!(encode_timeout(MAX_TIMEOUT), "99999999H");
         let parsed = crate::server::parse_timeout_for_tests(encode_timeout(Duration::from_secs(3)).as_bytes());
         assert_eq!(parsed, Some(Duration::from_secs(3)));
     }

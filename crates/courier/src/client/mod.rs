@@ -73,8 +73,10 @@ struct Inner {
 
 struct DialState {
     backoff: Backoff,
-    /// After a failed attempt: when the next may start, and why it failed.
-    failure: Option<(Instant, Status)>,
+    /// After a failed attempt: when the next may start (never, for a
+    /// backoff delay past what an `Instant` can represent), and why it
+    /// failed.
+    failure: Option<(Option<Instant>, Status)>,
 }
 
 impl fmt::Debug for Channel {
@@ -131,7 +133,7 @@ impl Channel {
             return Ok(c);
         }
         if let Some((retry_at, err)) = &state.failure
-            && Instant::now() < *retry_at
+            && retry_at.is_none_or(|at| Instant::now() < at)
         {
             return Err(err.clone());
         }
@@ -149,7 +151,7 @@ impl Channel {
                     "connection to {} failed: {err}; next attempt in {delay:?}",
                     self.inner.target
                 );
-                state.failure = Some((Instant::now() + delay, err.clone()));
+                state.failure = Some((Instant::now().checked_add(delay), err.clone()));
                 self.inner.current.store(None);
                 Err(err)
             }
@@ -253,11 +255,15 @@ impl ChannelBuilder {
         self
     }
 
-    /// HTTP/2 flow-control windows for each stream and for the connection.
-    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Self {
-        self.connect.http2.initial_stream_window = stream;
-        self.connect.http2.initial_connection_window = connection;
-        self
+    /// HTTP/2 flow-control windows for each stream and for the connection,
+    /// in bytes. Defaults 1 MiB and 4 MiB. Fails with INVALID_ARGUMENT for a
+    /// window larger than HTTP/2 allows, 2^31 - 1 bytes.
+    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Result<Self, Status> {
+        self.connect
+            .http2
+            .set_windows(stream, connection)
+            .map_err(Status::invalid_argument)?;
+        Ok(self)
     }
 
     /// The largest HTTP/2 frame this channel accepts, which it advertises
