@@ -538,3 +538,62 @@ async fn a_failed_connect_with_absurd_backoff_values_is_unavailable_without_pani
         }
     }
 }
+
+/// A TCP listener that accepts connections and never says a word on them,
+/// as a server stuck before its HTTP/2 handshake does.
+async fn silent_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn min_connect_timeout_of_a_custom_backoff_bounds_each_attempt() {
+    let (addr, _task) = silent_listener().await;
+    let connect = Channel::builder(format!("http://{addr}"))
+        .backoff(courier::client::BackoffConfig {
+            // An attempt gets the longer of the two.
+            base_delay: Duration::from_millis(100),
+            min_connect_timeout: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .connect();
+    let err = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .expect("the attempt gave up long before the default 20 s")
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("timed out after 200ms"), "{err}");
+}
+
+#[tokio::test]
+async fn an_explicit_connect_timeout_wins_over_the_backoffs_minimum() {
+    let (addr, _task) = silent_listener().await;
+    // Whatever the order of the two settings.
+    let first = Channel::builder(format!("http://{addr}"))
+        .connect_timeout(Duration::from_millis(150))
+        .backoff(courier::client::BackoffConfig {
+            min_connect_timeout: Duration::from_secs(60),
+            ..Default::default()
+        });
+    let second = Channel::builder(format!("http://{addr}"))
+        .backoff(courier::client::BackoffConfig {
+            min_connect_timeout: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .connect_timeout(Duration::from_millis(150));
+    for builder in [first, second] {
+        let err = tokio::time::timeout(Duration::from_secs(10), builder.connect())
+            .await
+            .expect("the attempt gave up long before the backoff's 60 s")
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err}");
+        assert!(err.message().contains("timed out after 150ms"), "{err}");
+    }
+}

@@ -16,7 +16,10 @@ pub struct BackoffConfig {
     pub jitter: f64,
     /// The longest delay. Default 120 s.
     pub max_delay: Duration,
-    /// The least time given to one connection attempt. Default 20 s.
+    /// The least time given to one connection attempt. Default 20 s. Each
+    /// attempt gets this or the current backoff delay, whichever is longer,
+    /// unless the channel has an explicit
+    /// [`connect_timeout`](crate::client::ChannelBuilder::connect_timeout).
     pub min_connect_timeout: Duration,
 }
 
@@ -43,6 +46,13 @@ impl Backoff {
     pub(crate) fn new(config: BackoffConfig) -> Backoff {
         let current = config.base_delay;
         Backoff { config, current }
+    }
+
+    /// The time the next connection attempt gets, per the spec:
+    /// `MAX(current deadline - now, MIN_CONNECT_TIMEOUT)`, where the
+    /// current deadline is one (unjittered) backoff delay away.
+    pub(crate) fn attempt_timeout(&self) -> Duration {
+        self.current.max(self.config.min_connect_timeout)
     }
 
     /// Forget earlier failures.
@@ -104,6 +114,21 @@ mod tests {
         assert!(b.next_delay().as_secs_f64() >= 120.0 * 0.8);
         b.reset();
         assert!(b.next_delay().as_secs_f64() <= 1.2);
+    }
+
+    #[test]
+    fn an_attempt_gets_the_longer_of_min_connect_timeout_and_the_backoff_delay() {
+        let mut b = Backoff::new(BackoffConfig {
+            base_delay: Duration::from_millis(100),
+            multiplier: 10.0,
+            min_connect_timeout: Duration::from_millis(500),
+            ..Default::default()
+        });
+        assert_eq!(b.attempt_timeout(), Duration::from_millis(500));
+        b.next_delay();
+        assert_eq!(b.attempt_timeout(), Duration::from_secs(1));
+        b.reset();
+        assert_eq!(b.attempt_timeout(), Duration::from_millis(500));
     }
 
     #[test]

@@ -137,7 +137,12 @@ impl Channel {
         {
             return Err(err.clone());
         }
-        match crate::transport::client::connect(&self.inner.address, &self.inner.connect).await {
+        let timeout = self
+            .inner
+            .connect
+            .connect_timeout
+            .unwrap_or_else(|| state.backoff.attempt_timeout());
+        match crate::transport::client::connect(&self.inner.address, &self.inner.connect, timeout).await {
             Ok(conn) => {
                 let conn = Arc::new(conn);
                 state.backoff.reset();
@@ -172,16 +177,15 @@ pub struct ChannelBuilder {
 
 impl ChannelBuilder {
     fn new(target: &str) -> ChannelBuilder {
-        let backoff = BackoffConfig::default();
         ChannelBuilder {
             target: target.to_string(),
             connect: ConnectOptions {
-                connect_timeout: backoff.min_connect_timeout,
+                connect_timeout: None,
                 tcp_nodelay: true,
                 http2: Http2Settings::default(),
                 tls: None,
             },
-            backoff,
+            backoff: BackoffConfig::default(),
             config: CallConfig {
                 max_recv_message_size: crate::DEFAULT_MAX_RECV_MESSAGE_SIZE,
                 max_send_message_size: usize::MAX,
@@ -194,13 +198,20 @@ impl ChannelBuilder {
         }
     }
 
-    /// How long one connection attempt may take. Default 20 s.
+    /// How long each connection attempt may take: reaching the server, the
+    /// TLS handshake and the server's first HTTP/2 frame. Set, it wins over
+    /// the backoff's [`BackoffConfig::min_connect_timeout`], whichever is
+    /// set first. Unset, each attempt gets the backoff's
+    /// `min_connect_timeout` (20 s by default) or the current backoff delay,
+    /// whichever is longer, per grpc/grpc `doc/connection-backoff.md`.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect.connect_timeout = timeout;
+        self.connect.connect_timeout = Some(timeout);
         self
     }
 
-    /// The reconnection backoff. Default: the spec's parameters.
+    /// The reconnection backoff, and with it the time each connection
+    /// attempt gets when no [`ChannelBuilder::connect_timeout`] is set.
+    /// Default: the spec's parameters.
     pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
         self.backoff = backoff;
         self

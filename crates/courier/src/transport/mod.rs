@@ -74,7 +74,8 @@ pub(crate) enum Address {
 /// Socket options for client connections.
 #[derive(Clone)]
 pub(crate) struct ConnectOptions {
-    pub(crate) connect_timeout: Duration,
+    /// Set by the application; otherwise the backoff decides.
+    pub(crate) connect_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
     pub(crate) http2: Http2Settings,
     pub(crate) tls: Option<crate::credentials::ClientTls>,
