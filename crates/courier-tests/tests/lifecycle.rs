@@ -268,6 +268,77 @@ async fn unreachable_server_is_unavailable_with_the_cause() {
     assert_eq!(Channel::lazy("http://nope").unwrap_err().code(), Code::InvalidArgument);
 }
 
+/// A TCP server that reads what a client sends first, answers with
+/// `answer` and closes its side, then reads until the client hangs up (so
+/// that unread bytes do not turn its close into a reset).
+async fn answering_listener(answer: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+                while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+async fn connect_error(target: String) -> Status {
+    let connect = Channel::builder(target)
+        .connect_timeout(Duration::from_secs(5))
+        .connect();
+    tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .expect("the attempt ends within its timeout")
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn an_http1_server_is_named_as_such() {
+    let addr = answering_listener(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+    let err = connect_error(format!("http://{addr}")).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("answered with HTTP/1.x, not HTTP/2"), "{err}");
+    assert!(err.message().contains("gRPC server"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_closes_before_the_handshake_is_named_as_such() {
+    let addr = answering_listener(b"").await;
+    let err = connect_error(format!("http://{addr}")).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(
+        err.message()
+            .contains("closed the connection before the HTTP/2 handshake"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_name_that_does_not_resolve_is_named_as_such() {
+    // `.invalid` never resolves (RFC 6761).
+    let err = connect_error("http://no-such-host.invalid:50051".to_string()).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("cannot resolve the host name"), "{err}");
+    assert!(err.message().contains("no-such-host.invalid"), "{err}");
+}
+
+#[tokio::test]
+async fn connection_refused_says_nothing_is_listening() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = connect_error(format!("http://{addr}")).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("nothing is listening"), "{err}");
+}
+
 #[tokio::test]
 async fn reconnects_after_the_server_restarts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
