@@ -668,3 +668,101 @@ async fn an_explicit_connect_timeout_wins_over_the_backoffs_minimum() {
         assert!(err.message().contains("timed out after 150ms"), "{err}");
     }
 }
+
+/// A raw HTTP/2 server that answers each call with response headers and
+/// `messages` messages (no headers at all for `None`), then waits for the
+/// client to reset the stream and reports the reason.
+async fn server_reporting_resets(
+    messages: Option<usize>,
+) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<h2::Reason>) {
+    use prost::Message as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let mut conn = h2::server::handshake(socket).await.unwrap();
+        while let Some(Ok((request, mut respond))) = conn.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _body = request.into_body();
+                let reason = match messages {
+                    None => std::future::poll_fn(|cx| respond.poll_reset(cx)).await,
+                    Some(n) => {
+                        let response = http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(())
+                            .unwrap();
+                        let mut send = respond.send_response(response, false).unwrap();
+                        for i in 0..n {
+                            let msg = EchoResponse {
+                                index: i as u32,
+                                ..Default::default()
+                            }
+                            .encode_to_vec();
+                            let mut framed = vec![0u8];
+                            framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+                            framed.extend_from_slice(&msg);
+                            send.send_data(framed.into(), false).unwrap();
+                        }
+                        std::future::poll_fn(|cx| send.poll_reset(cx)).await
+                    }
+                };
+                if let Ok(reason) = reason {
+                    let _ = tx.send(reason);
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn reset_reason(resets: &mut tokio::sync::mpsc::UnboundedReceiver<h2::Reason>) -> h2::Reason {
+    tokio::time::timeout(Duration::from_secs(10), resets.recv())
+        .await
+        .expect("the server saw the stream reset while the client still holds it")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_server_stream_is_reset_as_soon_as_its_deadline_fires() {
+    let (addr, mut resets) = server_reporting_resets(Some(1)).await;
+    let client = EchoClient::new(Channel::connect(format!("http://{addr}")).await.unwrap());
+    let mut req = Request::new(text("s"));
+    req.set_timeout(Duration::from_millis(300));
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 0);
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::DeadlineExceeded);
+    // The stream is still held, and the server has seen it cancelled.
+    assert_eq!(reset_reason(&mut resets).await, h2::Reason::CANCEL);
+    drop(stream);
+}
+
+#[tokio::test]
+async fn a_bidi_stream_is_reset_as_soon_as_its_deadline_fires() {
+    let (addr, mut resets) = server_reporting_resets(Some(1)).await;
+    let client = EchoClient::new(Channel::connect(format!("http://{addr}")).await.unwrap());
+    let (_tx, rx) = tokio::sync::mpsc::channel::<EchoRequest>(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.set_timeout(Duration::from_millis(300));
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 0);
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert_eq!(reset_reason(&mut resets).await, h2::Reason::CANCEL);
+    drop(stream);
+}
+
+#[tokio::test]
+async fn a_bidi_stream_waiting_for_headers_is_reset_when_its_deadline_fires() {
+    let (addr, mut resets) = server_reporting_resets(None).await;
+    let client = EchoClient::new(Channel::connect(format!("http://{addr}")).await.unwrap());
+    let (_tx, rx) = tokio::sync::mpsc::channel::<EchoRequest>(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.set_timeout(Duration::from_millis(300));
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert_eq!(reset_reason(&mut resets).await, h2::Reason::CANCEL);
+    drop(stream);
+}

@@ -159,9 +159,19 @@ impl<T: 'static> Streaming<T> {
     }
 
     fn fail(&mut self, status: Status) -> Poll<Option<Result<T, Status>>> {
-        self.state = State::Done;
-        self.sender = None;
+        self.end();
         Poll::Ready(Some(Err(status)))
+    }
+
+    /// Ends the call after an error. Dropping the body and the sending task
+    /// lets go of the HTTP/2 stream, so one that is still open (a deadline
+    /// passed, a message did not decode) is reset with RST_STREAM(CANCEL)
+    /// now, not when the application drops this stream.
+    fn end(&mut self) {
+        self.state = State::Done;
+        self.body = None;
+        self.sender = None;
+        self.deadline = None;
     }
 
     /// Prefers the sending task's own error, which explains a reset.
@@ -184,7 +194,7 @@ impl<T: 'static> Streaming<T> {
         let response = match Pin::new(fut).poll(cx) {
             Poll::Pending => {
                 if self.expired(cx) {
-                    self.state = State::Done;
+                    self.end();
                     return Poll::Ready(Err(Status::deadline_exceeded(
                         "deadline exceeded waiting for response headers",
                     )));
@@ -196,7 +206,7 @@ impl<T: 'static> Streaming<T> {
         };
         match response {
             Err(status) => {
-                self.state = State::Done;
+                self.end();
                 Poll::Ready(Err(status))
             }
             Ok(crate::client::ResponseHead::TrailersOnly(status)) if status.code() == Code::Ok => {
@@ -205,7 +215,7 @@ impl<T: 'static> Streaming<T> {
                 Poll::Ready(Ok(()))
             }
             Ok(crate::client::ResponseHead::TrailersOnly(status)) => {
-                self.state = State::Done;
+                self.end();
                 Poll::Ready(Err(status))
             }
             Ok(crate::client::ResponseHead::Body {
