@@ -33,6 +33,17 @@ pub struct Counters {
     pub started: AtomicUsize,
     /// Handler futures dropped before they finished: cancelled.
     pub cancelled: AtomicUsize,
+    /// Signalled each time a handler starts, for a test to wait on.
+    pub on_start: tokio::sync::Notify,
+    /// Signalled each time a handler is cancelled, for a test to wait on.
+    pub on_cancel: tokio::sync::Notify,
+}
+
+impl Counters {
+    fn start(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        self.on_start.notify_one();
+    }
 }
 
 /// The test service.
@@ -51,6 +62,7 @@ impl Drop for CancelGuard {
     fn drop(&mut self) {
         if !self.done {
             self.counters.cancelled.fetch_add(1, Ordering::SeqCst);
+            self.counters.on_cancel.notify_one();
         }
     }
 }
@@ -103,7 +115,7 @@ fn echo_metadata<T, U>(req: &Request<T>, resp: &mut Response<U>) {
 
 impl Echo for EchoService {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.start();
         let mut guard = CancelGuard {
             counters: self.counters.clone(),
             done: false,
@@ -134,7 +146,7 @@ impl Echo for EchoService {
     }
 
     async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoResponse>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.start();
         let mut guard = CancelGuard {
             counters: self.counters.clone(),
             done: false,
@@ -163,7 +175,7 @@ impl Echo for EchoService {
     type ServerStreamStream = ResponseStream;
 
     async fn server_stream(&self, request: Request<EchoRequest>) -> Result<Response<ResponseStream>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.start();
         let msg = request.get_ref().clone();
         let sleep = Duration::from_millis(msg.sleep_ms as u64);
         let counters = self.counters.clone();
@@ -202,7 +214,7 @@ impl Echo for EchoService {
     type BidiStream = ResponseStream;
 
     async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ResponseStream>, Status> {
-        self.counters.started.fetch_add(1, Ordering::SeqCst);
+        self.counters.start();
         let mut resp_md = Response::new(());
         echo_metadata(&request, &mut resp_md);
         let mut input = request.into_inner();

@@ -766,3 +766,82 @@ async fn a_bidi_stream_waiting_for_headers_is_reset_when_its_deadline_fires() {
     assert_eq!(reset_reason(&mut resets).await, h2::Reason::CANCEL);
     drop(stream);
 }
+
+/// Waits for `notify`, within a bound that turns a hang into a failure.
+async fn signalled(notify: &tokio::sync::Notify, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), notify.notified())
+        .await
+        .unwrap_or_else(|_| panic!("{what} within 10 s"));
+}
+
+#[tokio::test]
+async fn a_cancel_handle_cancels_every_call_kind_on_both_sides() {
+    let server = start_server().await;
+    let client = EchoClient::connect(server.url()).await.unwrap();
+    let counters = server.counters.clone();
+
+    // Unary, while the handler runs.
+    let mut req = Request::new(EchoRequest {
+        sleep_ms: 10_000,
+        ..text("u")
+    });
+    let cancel = req.cancel_handle();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.unary(req).await }
+    });
+    signalled(&counters.on_start, "the unary handler started").await;
+    assert!(!cancel.is_cancelled());
+    cancel.cancel();
+    assert!(cancel.is_cancelled());
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    signalled(&counters.on_cancel, "the unary handler was cancelled").await;
+
+    // Client streaming, with the request stream still open.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let cancel = req.cancel_handle();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.client_stream(req).await }
+    });
+    tx.send(text("one")).await.unwrap();
+    signalled(&counters.on_start, "the client-streaming handler started").await;
+    cancel.cancel();
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    signalled(&counters.on_cancel, "the client-streaming handler was cancelled").await;
+
+    // Server streaming, after the first message.
+    let mut req = Request::new(EchoRequest {
+        count: 1000,
+        sleep_ms: 20,
+        ..text("s")
+    });
+    let cancel = req.cancel_handle();
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    stream.message().await.unwrap().unwrap();
+    cancel.cancel();
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
+    signalled(&counters.on_cancel, "the server-streaming handler was cancelled").await;
+
+    // Bidirectional, with the request stream open, from another task.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let cancel = req.cancel_handle();
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    tx.send(text("one")).await.unwrap();
+    stream.message().await.unwrap().unwrap();
+    let reader = tokio::spawn(async move { stream.message().await });
+    tokio::task::spawn_blocking(move || cancel.cancel()).await.unwrap();
+    assert_eq!(reader.await.unwrap().unwrap_err().code(), Code::Cancelled);
+    signalled(&counters.on_cancel, "the bidi handler was cancelled").await;
+
+    // Cancelled before it starts: the call fails at once.
+    let mut req = Request::new(text("never"));
+    req.cancel_handle().cancel();
+    assert_eq!(client.unary(req).await.unwrap_err().code(), Code::Cancelled);
+    // The channel is still good.
+    assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
+use crate::client::CancelHandle;
 use crate::compression::{Encoding, MessageCompression};
 use crate::extensions::Extensions;
 use crate::metadata::Metadata;
@@ -32,6 +33,7 @@ pub struct Request<T> {
     pub(crate) deadline: Option<Instant>,
     pub(crate) compression: Option<Option<Encoding>>,
     pub(crate) message_compression: Option<MessageCompression>,
+    pub(crate) cancel: Option<CancelHandle>,
     pub(crate) remote_addr: Option<SocketAddr>,
 }
 
@@ -46,6 +48,7 @@ impl<T> Request<T> {
             deadline: None,
             compression: None,
             message_compression: None,
+            cancel: None,
             remote_addr: None,
         }
     }
@@ -131,6 +134,13 @@ impl<T> Request<T> {
         self.message_compression = Some(switch);
     }
 
+    /// Client: a handle that cancels this call, of any kind, from anywhere
+    /// (see [`CancelHandle`]). Take it before making the call; calls made
+    /// without asking for one carry none.
+    pub fn cancel_handle(&mut self) -> CancelHandle {
+        self.cancel.get_or_insert_with(CancelHandle::new).clone()
+    }
+
     /// Server: the address of the client, when known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
@@ -146,6 +156,7 @@ impl<T> Request<T> {
             deadline: self.deadline,
             compression: self.compression,
             message_compression: self.message_compression,
+            cancel: self.cancel,
             remote_addr: self.remote_addr,
         }
     }

@@ -14,7 +14,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use http::header::{HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 
-use super::Channel;
+use super::{CancelHandle, Channel};
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
 use crate::interceptor::CallHead;
@@ -24,6 +24,9 @@ use crate::response::Response;
 use crate::status::{Code, Status};
 use crate::streaming::{AbortOnDrop, SendSide, Streaming};
 use crate::transport::body::{self, RecvBody};
+
+/// The message of the CANCELLED a client's own cancellation ends a call with.
+pub(crate) const CANCELLED_BY_CLIENT: &str = "the call was cancelled by the client";
 
 /// Request messages are flushed once this much is batched.
 const BATCH_LIMIT: usize = 64 * 1024;
@@ -278,11 +281,12 @@ impl Channel {
     /// Makes a unary call.
     pub async fn unary<C: Codec>(
         &self,
-        request: Request<C::Encode>,
+        mut request: Request<C::Encode>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
         let deadline = request.timeout.and_then(deadline_after);
+        let cancel = request.cancel.take();
         let (mut prepared, message) = self.prepare(request, path.into());
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
@@ -297,14 +301,14 @@ impl Channel {
             let mut reader = self.reader();
             read_unary(check_response(response)?, &mut reader, &mut decoder).await
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 
     /// Makes a client-streaming call: sends every message of the request
     /// stream, then receives one response.
     pub async fn client_streaming<C, S>(
         &self,
-        request: Request<S>,
+        mut request: Request<S>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status>
@@ -313,6 +317,7 @@ impl Channel {
         S: Stream<Item = C::Encode> + Send + 'static,
     {
         let deadline = request.timeout.and_then(deadline_after);
+        let cancel = request.cancel.take();
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -329,18 +334,20 @@ impl Channel {
                 Either::Right((result, _)) => result,
             }
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 
     /// Makes a server-streaming call: sends one message, then returns the
     /// stream of responses once the response headers arrive.
     pub async fn server_streaming<C: Codec>(
         &self,
-        request: Request<C::Encode>,
+        mut request: Request<C::Encode>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
         let deadline = request.timeout.and_then(deadline_after);
+        let cancel = request.cancel.take();
+        let stream_cancel = cancel.clone();
         let call = async {
             let (mut prepared, message) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -361,14 +368,15 @@ impl Channel {
                     encoding,
                 } => {
                     reader.set_encoding(encoding);
-                    let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None);
+                    let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None)
+                        .with_cancel(stream_cancel);
                     let mut response = Response::new(stream);
                     response.metadata = metadata;
                     Ok(response)
                 }
             }
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 
     /// Makes a bidirectional call. It returns as soon as the call is sent:
@@ -378,7 +386,7 @@ impl Channel {
     /// first message.
     pub async fn streaming<C, S>(
         &self,
-        request: Request<S>,
+        mut request: Request<S>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status>
@@ -387,6 +395,8 @@ impl Channel {
         S: Stream<Item = C::Encode> + Send + 'static,
     {
         let deadline = request.timeout.and_then(deadline_after);
+        let cancel = request.cancel.take();
+        let stream_cancel = cancel.clone();
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -411,31 +421,35 @@ impl Channel {
                 codec.decoder(),
                 deadline.map(Into::into),
                 Some(send),
-            );
+            )
+            .with_cancel(stream_cancel);
             Ok(Response::new(stream))
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 }
 
 pin_project_lite::pin_project! {
-    /// Fails the call with DEADLINE_EXCEEDED once the deadline passes.
-    /// Dropping the call's future resets its stream with CANCEL. A struct
-    /// rather than an `async fn`, which would store the call's future twice.
+    /// Fails the call with DEADLINE_EXCEEDED once the deadline passes, and
+    /// with CANCELLED once its [`CancelHandle`] is cancelled. Dropping the
+    /// call's future resets its stream with CANCEL. A struct rather than an
+    /// `async fn`, which would store the call's future twice.
     struct WithDeadline<F> {
         #[pin]
         call: F,
         deadline: Option<Instant>,
         timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        cancel: Option<CancelHandle>,
     }
 }
 
 impl<F> WithDeadline<F> {
-    fn new(deadline: Option<Instant>, call: F) -> Self {
+    fn new(deadline: Option<Instant>, cancel: Option<CancelHandle>, call: F) -> Self {
         WithDeadline {
             call,
             deadline,
             timer: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+            cancel,
         }
     }
 }
@@ -445,6 +459,12 @@ impl<T, F: Future<Output = Result<T, Status>>> Future for WithDeadline<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(cancel) = this.cancel
+            && cancel.poll_cancelled(cx)
+        {
+            // Returning drops the call's future, which resets its stream.
+            return Poll::Ready(Err(Status::cancelled(CANCELLED_BY_CLIENT)));
+        }
         if let Poll::Ready(result) = this.call.poll(cx) {
             // A CANCELLED racing the deadline is reported as the deadline.
             return Poll::Ready(match result {

@@ -20,7 +20,8 @@
 
 mod backoff;
 pub(crate) use call::{ResponseHead, check_response};
-mod call;
+pub(crate) mod call;
+mod cancel;
 mod target;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use http::uri::{Authority, Scheme};
 
 pub use backoff::BackoffConfig;
 pub use call::MethodPath;
+pub use cancel::CancelHandle;
 
 use crate::compression::Encoding;
 use crate::credentials::ClientTlsConfig;
