@@ -141,6 +141,12 @@ impl<T> Request<T> {
         self.cancel.get_or_insert_with(CancelHandle::new).clone()
     }
 
+    /// Splits off the cancel handle, by value.
+    pub(crate) fn take_cancel(mut self) -> (Request<T>, Option<CancelHandle>) {
+        let cancel = self.cancel.take();
+        (self, cancel)
+    }
+
     /// Server: the address of the client, when known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr

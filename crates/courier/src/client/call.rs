@@ -281,12 +281,13 @@ impl Channel {
     /// Makes a unary call.
     pub async fn unary<C: Codec>(
         &self,
-        mut request: Request<C::Encode>,
+        request: Request<C::Encode>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
         let deadline = request.timeout.and_then(deadline_after);
-        let cancel = request.cancel.take();
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
         let (mut prepared, message) = self.prepare(request, path.into());
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
@@ -308,7 +309,7 @@ impl Channel {
     /// stream, then receives one response.
     pub async fn client_streaming<C, S>(
         &self,
-        mut request: Request<S>,
+        request: Request<S>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status>
@@ -317,7 +318,8 @@ impl Channel {
         S: Stream<Item = C::Encode> + Send + 'static,
     {
         let deadline = request.timeout.and_then(deadline_after);
-        let cancel = request.cancel.take();
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -341,12 +343,13 @@ impl Channel {
     /// stream of responses once the response headers arrive.
     pub async fn server_streaming<C: Codec>(
         &self,
-        mut request: Request<C::Encode>,
+        request: Request<C::Encode>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
         let deadline = request.timeout.and_then(deadline_after);
-        let cancel = request.cancel.take();
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
         let call = async {
             let (mut prepared, message) = self.prepare(request, path.into());
@@ -386,7 +389,7 @@ impl Channel {
     /// first message.
     pub async fn streaming<C, S>(
         &self,
-        mut request: Request<S>,
+        request: Request<S>,
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status>
@@ -395,7 +398,8 @@ impl Channel {
         S: Stream<Item = C::Encode> + Send + 'static,
     {
         let deadline = request.timeout.and_then(deadline_after);
-        let cancel = request.cancel.take();
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
