@@ -170,7 +170,8 @@ impl<T: 'static> Streaming<T> {
     /// sent, the server sees the call cancelled, and the next
     /// [`Streaming::message`] returns CANCELLED. A stream that has already
     /// ended is left as it is. Dropping the stream also cancels the call,
-    /// without the status.
+    /// without the status. To cancel from another task, or a call of any
+    /// kind, take a [`CancelHandle`] from the request before the call.
     pub fn cancel(&mut self) {
         if matches!(self.state, State::Done) {
             return;
