@@ -292,9 +292,12 @@ impl<IO> Drop for Sniff<IO> {
 impl<IO: AsyncRead + Unpin> AsyncRead for Sniff<IO> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
+        let room = buf.remaining();
         let result = Pin::new(&mut self.io).poll_read(cx, buf);
         if self.probe.is_some() {
             match &result {
+                // A read into no room says nothing, not even end of stream.
+                Poll::Ready(Ok(())) if room == 0 => {}
                 Poll::Ready(Ok(())) => {
                     let filled = buf.filled();
                     let new = &filled[before..];
@@ -407,5 +410,58 @@ impl Address {
             Address::Tcp { host, port } => format!("{host}:{port}"),
             Address::Unix(p) => format!("unix:{}", p.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn seen(bytes: &[u8], ended: bool) -> Sniffed {
+        let mut s = Sniffed {
+            ended,
+            ..Sniffed::default()
+        };
+        s.bytes[..bytes.len()].copy_from_slice(bytes);
+        s.len = bytes.len();
+        s
+    }
+
+    #[test]
+    fn first_bytes_name_what_answered() {
+        let addr = Address::Tcp {
+            host: "h".into(),
+            port: 1,
+        };
+        let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0];
+        assert!(check_answer(&addr, &seen(&settings, false)).is_ok());
+        let tls = check_answer(&addr, &seen(&[0x15, 0x03, 0x03, 0, 2, 2, 50], true)).unwrap_err();
+        assert!(tls.message().contains("answered with TLS"), "{tls}");
+        let http1 = check_answer(&addr, &seen(b"HTTP/1.1 ", false)).unwrap_err();
+        assert!(http1.message().contains("HTTP/1.x"), "{http1}");
+        let closed = check_answer(&addr, &seen(b"", true)).unwrap_err();
+        assert!(closed.message().contains("closed the connection before"), "{closed}");
+        let other = check_answer(&addr, &seen(b"SSH-2.0-x", false)).unwrap_err();
+        assert!(other.message().contains("did not answer with HTTP/2"), "{other}");
+    }
+
+    #[tokio::test]
+    async fn the_probe_keeps_the_first_bytes_and_a_read_into_no_room_is_not_the_end() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let (mut sniff, sniffer) = Sniff::new(client);
+        let mut empty = [0u8; 0];
+        let mut buf = ReadBuf::new(&mut empty);
+        let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut sniff).poll_read(cx, &mut buf))).await;
+        assert!(matches!(polled, Poll::Ready(Ok(()))));
+        assert!(!sniffer.seen().ended);
+        server.write_all(b"HTTP/1.1 400 Bad Request\r\n").await.unwrap();
+        let mut got = [0u8; 4];
+        sniff.read_exact(&mut got).await.unwrap();
+        let mut rest = [0u8; 8];
+        sniff.read_exact(&mut rest).await.unwrap();
+        let seen = sniffer.answer().await;
+        assert_eq!(seen.bytes(), b"HTTP/1.1 ");
+        assert!(!seen.ended);
     }
 }
