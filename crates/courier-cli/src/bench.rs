@@ -145,7 +145,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let issued = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = match stop {
-        Stop::After(d) => Some(start + d),
+        // A duration past what an Instant can hold: run until stopped.
+        Stop::After(d) => start.checked_add(d),
         Stop::Count(_) => None,
     };
     let progress = Progress::start(stop, args.format, done.clone(), start);

@@ -80,8 +80,11 @@ pub async fn connect(addr: &str, args: &ConnectArgs) -> Result<(Channel, bool)> 
 }
 
 /// How the library words failures of the connection rather than of a call.
-const TRANSPORT_FAILURES: [&str; 9] = [
+const TRANSPORT_FAILURES: [&str; 12] = [
     "failed to connect to",
+    "answered with",
+    "closed the connection before the HTTP/2 handshake",
+    "did not answer with HTTP/2",
     "timed out after",
     "TLS handshake with",
     "HTTP/2 handshake failed",
@@ -96,13 +99,18 @@ const TRANSPORT_FAILURES: [&str; 9] = [
 pub fn explain_connect_error(status: &Status, tls: bool) -> String {
     let message = status.message();
     let hint = if message.starts_with("TLS handshake") {
-        if message.contains("InvalidContentType") || message.contains("corrupt message") {
+        if message.contains("does not speak TLS")
+            || message.contains("InvalidContentType")
+            || message.contains("corrupt message")
+        {
             " (is the server plaintext? try --plaintext)"
         } else if message.contains("certificate") || message.contains("UnknownIssuer") {
             " (to trust the server's certificate pass --ca FILE, or --insecure-skip-verify to try it unverified)"
         } else {
             ""
         }
+    } else if !tls && (message.contains("answered with TLS") || message.contains("may expect TLS")) {
+        " (pass --tls)"
     } else if !tls
         && [
             "HTTP/2",

@@ -710,11 +710,11 @@ async fn tls_success_and_failures() {
     // TLS to a plaintext server.
     let plain = start_server().await;
     let run = courier(["list", &plain.addr.to_string(), "--tls", "--insecure-skip-verify"]).await;
-    run.one_line_error(1, &["TLS handshake with", "--plaintext"]);
+    run.one_line_error(1, &["TLS handshake with", "does not speak TLS", "--plaintext"]);
 
     // Plaintext to a TLS server (the default for loopback).
     let run = courier(["list", &addr]).await;
-    run.one_line_error(1, &["--tls"]);
+    run.one_line_error(1, &["answered with TLS", "--tls"]);
 
     // A CA file that is not one.
     let run = courier(["list", &addr, "--ca", "/nonexistent/ca.pem"]).await;

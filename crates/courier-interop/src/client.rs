@@ -458,23 +458,28 @@ async fn timeout_on_sleeping_server(client: &TestServiceClient) -> Result<(), St
     expect_status("FullDuplexCall", outcome, Code::DeadlineExceeded, None)
 }
 
-/// How long a call runs before the client cancels it. Long enough for the
-/// call's headers to be on the wire.
-const CANCEL_AFTER: Duration = Duration::from_millis(100);
-
 async fn cancel_after_begin(client: &TestServiceClient) -> Result<(), String> {
-    // Courier cancels a call when its future or response stream is dropped:
-    // it resets the stream with CANCEL and the application gets no status
-    // back, having chosen the outcome itself. So the client asserts that the
-    // call was still in progress (it had neither failed nor finished) when
-    // it was cancelled, which is when it ends CANCELLED.
-    let requests = stream::pending::<StreamingInputCallRequest>();
-    let call = client.streaming_input_call(request(requests));
-    match tokio::time::timeout(CANCEL_AFTER, call).await {
-        Err(_) => Ok(()),
-        Ok(Ok(_)) => Err("StreamingInputCall succeeded before it was cancelled, expected CANCELLED".to_string()),
-        Ok(Err(status)) => Err(format!(
-            "StreamingInputCall failed with {} before it was cancelled, expected CANCELLED",
+    // The client starts StreamingInputCall, cancels it without sending a
+    // message, and the call must fail with CANCELLED.
+    let mut req = request(stream::pending::<StreamingInputCallRequest>());
+    let cancel = req.cancel_handle();
+    let mut call = std::pin::pin!(client.streaming_input_call(req));
+    // Begin the call: drive it until it waits on the server.
+    if let Some(outcome) = futures_util::FutureExt::now_or_never(call.as_mut()) {
+        return Err(match outcome {
+            Ok(_) => "StreamingInputCall succeeded before it was cancelled, expected CANCELLED".to_string(),
+            Err(status) => format!(
+                "StreamingInputCall failed with {} before it was cancelled, expected CANCELLED",
+                describe(&status)
+            ),
+        });
+    }
+    cancel.cancel();
+    match call.await {
+        Err(status) if status.code() == Code::Cancelled => Ok(()),
+        Ok(_) => Err("StreamingInputCall succeeded after it was cancelled, expected CANCELLED".to_string()),
+        Err(status) => Err(format!(
+            "StreamingInputCall failed with {} after it was cancelled, expected CANCELLED",
             describe(&status)
         )),
     }

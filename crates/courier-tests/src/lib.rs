@@ -40,6 +40,10 @@ pub struct Counters {
     pub cancelled: AtomicUsize,
     /// Notified on every change of a count.
     changed: tokio::sync::Notify,
+    /// Signalled each time a handler starts, for a test to wait on.
+    pub on_start: tokio::sync::Notify,
+    /// Signalled each time a handler is cancelled, for a test to wait on.
+    pub on_cancel: tokio::sync::Notify,
 }
 
 /// How long [`Counters::wait_started`] and [`Counters::wait_cancelled`] wait
@@ -52,6 +56,16 @@ impl Counters {
     fn bump(&self, count: &AtomicUsize) {
         count.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();
+    }
+
+    fn start(&self) {
+        self.bump(&self.started);
+        self.on_start.notify_one();
+    }
+
+    fn cancel(&self) {
+        self.bump(&self.cancelled);
+        self.on_cancel.notify_one();
     }
 
     /// Waits until `done` holds for the counts; panics after [`WAIT_LIMIT`].
@@ -109,7 +123,7 @@ struct CancelGuard {
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if !self.done {
-            self.counters.bump(&self.counters.cancelled);
+            self.counters.cancel();
         }
     }
 }
@@ -162,7 +176,7 @@ fn echo_metadata<T, U>(req: &Request<T>, resp: &mut Response<U>) {
 
 impl Echo for EchoService {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
-        self.counters.bump(&self.counters.started);
+        self.counters.start();
         let mut guard = CancelGuard {
             counters: self.counters.clone(),
             done: false,
@@ -196,7 +210,7 @@ impl Echo for EchoService {
     }
 
     async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoResponse>, Status> {
-        self.counters.bump(&self.counters.started);
+        self.counters.start();
         let mut guard = CancelGuard {
             counters: self.counters.clone(),
             done: false,
@@ -225,7 +239,7 @@ impl Echo for EchoService {
     type ServerStreamStream = ResponseStream;
 
     async fn server_stream(&self, request: Request<EchoRequest>) -> Result<Response<ResponseStream>, Status> {
-        self.counters.bump(&self.counters.started);
+        self.counters.start();
         let msg = request.get_ref().clone();
         let sleep = Duration::from_millis(msg.sleep_ms as u64);
         let counters = self.counters.clone();
@@ -264,7 +278,7 @@ impl Echo for EchoService {
     type BidiStream = ResponseStream;
 
     async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ResponseStream>, Status> {
-        self.counters.bump(&self.counters.started);
+        self.counters.start();
         let mut resp_md = Response::new(());
         echo_metadata(&request, &mut resp_md);
         let mut input = request.into_inner();

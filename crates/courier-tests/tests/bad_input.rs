@@ -329,6 +329,35 @@ async fn bad_requests_fail_and_leave_the_connection_usable() {
     assert_eq!(server.counters.started.load(std::sync::atomic::Ordering::SeqCst), 16);
 }
 
+/// A zstd frame of no content whose header declares a window of `2^log`
+/// bytes: magic number, a descriptor without content size (so a window
+/// descriptor follows), the window, and one empty last raw block.
+fn zstd_frame_with_window_log(log: u8) -> Vec<u8> {
+    vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, (log - 10) << 3, 0x01, 0x00, 0x00]
+}
+
+#[tokio::test]
+async fn zstd_frame_declaring_a_huge_window_is_resource_exhausted() {
+    // zstd allocates a frame's declared window before decoding it. 64 MiB
+    // is within zstd's own default limit (128 MiB), so only a window limit
+    // set from the receive limit (4 MiB) refuses it. The refusal comes from
+    // the frame header, before the window is allocated: the allocation is
+    // made by zstd's C code, out of sight of a Rust allocator.
+    let server = start_server().await;
+    let addr = server.addr;
+    let h2 = raw_connect(addr).await;
+    let req = grpc_request(addr, UNARY, &[("grpc-encoding", "zstd")]);
+    let reply = exchange(&h2, req, Some(frame(1, &zstd_frame_with_window_log(26))), true).await;
+    reply.assert_grpc_error(Code::ResourceExhausted, "zstd window of 64 MiB");
+    let message = reply.grpc_message.as_deref().unwrap_or_default();
+    assert!(message.contains("window exceeds the limit"), "{message}");
+    // A small window is fine.
+    let req = grpc_request(addr, UNARY, &[("grpc-encoding", "zstd")]);
+    let reply = exchange(&h2, req, Some(frame(1, &zstd_frame_with_window_log(16))), true).await;
+    assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
+    expect_ok_call(&h2, addr, "a zstd frame with a huge window").await;
+}
+
 #[tokio::test]
 async fn unsupported_encoding_lists_the_supported_ones() {
     let server = start_server().await;

@@ -487,6 +487,36 @@ async fn compression_each_encoding_both_ways() {
 }
 
 #[tokio::test]
+async fn compressed_messages_decode_with_an_unlimited_receive_size() {
+    for enc in courier::Encoding::ALL {
+        let server = start_with(|b| {
+            b.add_service(EchoServer::new(EchoService::default()))
+                .send_compressed(enc)
+                .max_decoding_message_size(usize::MAX)
+        })
+        .await;
+        let channel = Channel::builder(server.url())
+            .send_compressed(enc)
+            .max_decoding_message_size(usize::MAX)
+            .connect()
+            .await
+            .unwrap();
+        let client = EchoClient::new(channel);
+        let big = EchoRequest {
+            payload: vec![b'u'; 100_000],
+            ..text("unlimited")
+        };
+        let resp = client.unary(big).await.unwrap();
+        assert_eq!(resp.get_ref().text, "unlimited", "{enc:?}");
+        assert_eq!(resp.get_ref().payload, vec![b'u'; 100_000], "{enc:?}");
+        assert!(
+            resp.extensions().get::<courier::MessageCompressed>().is_some(),
+            "{enc:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn send_limit_fails_before_sending() {
     let server = start_server().await;
     let channel = Channel::builder(server.url())

@@ -298,6 +298,76 @@ fn port_sharing_socket() -> tokio::net::TcpSocket {
     socket
 }
 
+/// A TCP server that reads what a client sends first, answers with
+/// `answer` and closes its side, then reads until the client hangs up (so
+/// that unread bytes do not turn its close into a reset).
+async fn answering_listener(answer: &'static [u8]) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+                while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+async fn connect_error(target: String) -> Status {
+    let connect = Channel::builder(target)
+        .connect_timeout(Duration::from_secs(5))
+        .connect();
+    tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .expect("the attempt ends within its timeout")
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn an_http1_server_is_named_as_such() {
+    let addr = answering_listener(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+    let err = connect_error(format!("http://{addr}")).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("answered with HTTP/1.x, not HTTP/2"), "{err}");
+    assert!(err.message().contains("gRPC server"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_closes_before_the_handshake_is_named_as_such() {
+    let addr = answering_listener(b"").await;
+    let err = connect_error(format!("http://{addr}")).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(
+        err.message()
+            .contains("closed the connection before the HTTP/2 handshake"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_name_that_does_not_resolve_is_named_as_such() {
+    // `.invalid` never resolves (RFC 6761).
+    let err = connect_error("http://no-such-host.invalid:50051".to_string()).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("cannot resolve the host name"), "{err}");
+    assert!(err.message().contains("no-such-host.invalid"), "{err}");
+}
+
+#[tokio::test]
+async fn connection_refused_says_nothing_is_listening() {
+    // Bound and never listening: refused, and no other test can take it.
+    let refusing = RefusingAddr::new();
+    let err = connect_error(format!("http://{}", refusing.addr)).await;
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("nothing is listening"), "{err}");
+}
+
 #[tokio::test]
 async fn reconnects_after_the_server_restarts() {
     // The port stays this test's between the two servers: a socket bound to
@@ -477,5 +547,338 @@ async fn cancel_ends_the_stream_with_cancelled_and_cancels_the_handler() {
     stream.cancel();
     assert!(stream.message().await.unwrap().is_none());
     assert!(stream.trailers().is_some());
+    assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
+}
+
+#[tokio::test]
+async fn duration_max_timeout_means_no_deadline_for_every_call_kind() {
+    let server = start_server().await;
+    let channel = Channel::builder(server.url())
+        .connect_timeout(Duration::MAX)
+        .connect()
+        .await
+        .unwrap();
+    let client = EchoClient::new(channel);
+    let mut req = Request::new(text("forever"));
+    req.set_timeout(Duration::MAX);
+    let resp = client.unary(req).await.unwrap();
+    assert_eq!(resp.get_ref().deadline_ms, -1, "the handler saw no deadline");
+
+    let mut req = Request::new(tokio_stream::iter(vec![text("a"), text("b")]));
+    req.set_timeout(Duration::MAX);
+    assert_eq!(client.client_stream(req).await.unwrap().get_ref().text, "ab");
+
+    let mut req = Request::new(EchoRequest { count: 2, ..text("s") });
+    req.set_timeout(Duration::MAX);
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 0);
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 1);
+    assert!(stream.message().await.unwrap().is_none());
+
+    let mut req = Request::new(tokio_stream::iter(vec![text("x")]));
+    req.set_timeout(Duration::MAX);
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().text, "x");
+    assert!(stream.message().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn http2_windows_above_2_pow_31_minus_1_are_rejected_with_a_clear_message() {
+    let max = (1u32 << 31) - 1;
+    for (stream, connection) in [(1 << 31, 1 << 20), (1 << 20, 1 << 31), (u32::MAX, u32::MAX)] {
+        let err = Channel::builder("http://127.0.0.1:1")
+            .http2_windows(stream, connection)
+            .err()
+            .expect("the channel refuses the window");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+        assert!(err.message().contains("2147483647"), "{err}");
+        let err = courier::Server::builder()
+            .http2_windows(stream, connection)
+            .err()
+            .expect("the server refuses the window too");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("2147483647"), "{err}");
+    }
+    // The largest windows HTTP/2 allows work end to end.
+    let server = start_with(|b| {
+        b.http2_windows(max, max)
+            .unwrap()
+            .add_service(EchoServer::new(EchoService::default()))
+    })
+    .await;
+    let channel = Channel::builder(server.url())
+        .http2_windows(max, max)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(
+        EchoClient::new(channel)
+            .unary(text("big"))
+            .await
+            .unwrap()
+            .get_ref()
+            .text,
+        "big"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_connect_with_absurd_backoff_values_is_unavailable_without_panicking() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    for multiplier in [f64::INFINITY, f64::NAN, -1.0] {
+        let channel = Channel::builder(format!("http://{addr}"))
+            .backoff(courier::client::BackoffConfig {
+                base_delay: Duration::MAX,
+                multiplier,
+                jitter: f64::MAX,
+                max_delay: Duration::MAX,
+                min_connect_timeout: Duration::MAX,
+            })
+            .connect_lazy()
+            .unwrap();
+        let client = EchoClient::new(channel);
+        for _ in 0..2 {
+            let err = client.unary(text("x")).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unavailable, "{err}");
+        }
+    }
+}
+
+/// A TCP listener that accepts connections and never says a word on them,
+/// as a server stuck before its HTTP/2 handshake does.
+async fn silent_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn min_connect_timeout_of_a_custom_backoff_bounds_each_attempt() {
+    let (addr, _task) = silent_listener().await;
+    let connect = Channel::builder(format!("http://{addr}"))
+        .backoff(courier::client::BackoffConfig {
+            // An attempt gets the longer of the two.
+            base_delay: Duration::from_millis(100),
+            min_connect_timeout: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .connect();
+    let err = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .expect("the attempt gave up long before the default 20 s")
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("timed out after 200ms"), "{err}");
+}
+
+#[tokio::test]
+async fn an_explicit_connect_timeout_wins_over_the_backoffs_minimum() {
+    let (addr, _task) = silent_listener().await;
+    // Whatever the order of the two settings.
+    let first = Channel::builder(format!("http://{addr}"))
+        .connect_timeout(Duration::from_millis(150))
+        .backoff(courier::client::BackoffConfig {
+            min_connect_timeout: Duration::from_secs(60),
+            ..Default::default()
+        });
+    let second = Channel::builder(format!("http://{addr}"))
+        .backoff(courier::client::BackoffConfig {
+            min_connect_timeout: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .connect_timeout(Duration::from_millis(150));
+    for builder in [first, second] {
+        let err = tokio::time::timeout(Duration::from_secs(10), builder.connect())
+            .await
+            .expect("the attempt gave up long before the backoff's 60 s")
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{err}");
+        assert!(err.message().contains("timed out after 150ms"), "{err}");
+    }
+}
+
+/// A raw HTTP/2 server that answers each call with response headers and
+/// `messages` messages (no headers at all for `None`), then waits for the
+/// client to reset the stream and reports the reason.
+async fn server_reporting_resets(
+    messages: Option<usize>,
+) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<h2::Reason>) {
+    use prost::Message as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let mut conn = h2::server::handshake(socket).await.unwrap();
+        while let Some(Ok((request, mut respond))) = conn.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _body = request.into_body();
+                let reason = match messages {
+                    None => std::future::poll_fn(|cx| respond.poll_reset(cx)).await,
+                    Some(n) => {
+                        let response = http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(())
+                            .unwrap();
+                        let mut send = respond.send_response(response, false).unwrap();
+                        for i in 0..n {
+                            let msg = EchoResponse {
+                                index: i as u32,
+                                ..Default::default()
+                            }
+                            .encode_to_vec();
+                            let mut framed = vec![0u8];
+                            framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+                            framed.extend_from_slice(&msg);
+                            send.send_data(framed.into(), false).unwrap();
+                        }
+                        std::future::poll_fn(|cx| send.poll_reset(cx)).await
+                    }
+                };
+                if let Ok(reason) = reason {
+                    let _ = tx.send(reason);
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn reset_reason(resets: &mut tokio::sync::mpsc::UnboundedReceiver<h2::Reason>) -> h2::Reason {
+    tokio::time::timeout(Duration::from_secs(10), resets.recv())
+        .await
+        .expect("the server saw the stream reset while the client still holds it")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_server_stream_is_reset_as_soon_as_its_deadline_fires() {
+    let (addr, mut resets) = server_reporting_resets(Some(1)).await;
+    let client = EchoClient::new(Channel::connect(format!("http://{addr}")).await.unwrap());
+    let mut req = Request::new(text("s"));
+    req.set_timeout(Duration::from_millis(300));
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 0);
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::DeadlineExceeded);
+    // The stream is still held, and the server has seen it cancelled.
+    assert_eq!(reset_reason(&mut resets).await, h2::Reason::CANCEL);
+    drop(stream);
+}
+
+#[tokio::test]
+async fn a_bidi_stream_is_reset_as_soon_as_its_deadline_fires() {
+    let (addr, mut resets) = server_reporting_resets(Some(1)).await;
+    let client = EchoClient::new(Channel::connect(format!("http://{addr}")).await.unwrap());
+    let (_tx, rx) = tokio::sync::mpsc::channel::<EchoRequest>(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.set_timeout(Duration::from_millis(300));
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().index, 0);
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert_eq!(reset_reason(&mut resets).await, h2::Reason::CANCEL);
+    drop(stream);
+}
+
+#[tokio::test]
+async fn a_bidi_stream_waiting_for_headers_is_reset_when_its_deadline_fires() {
+    let (addr, mut resets) = server_reporting_resets(None).await;
+    let client = EchoClient::new(Channel::connect(format!("http://{addr}")).await.unwrap());
+    let (_tx, rx) = tokio::sync::mpsc::channel::<EchoRequest>(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.set_timeout(Duration::from_millis(300));
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::DeadlineExceeded);
+    assert_eq!(reset_reason(&mut resets).await, h2::Reason::CANCEL);
+    drop(stream);
+}
+
+/// Waits for `notify`, within a bound that turns a hang into a failure.
+async fn signalled(notify: &tokio::sync::Notify, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), notify.notified())
+        .await
+        .unwrap_or_else(|_| panic!("{what} within 10 s"));
+}
+
+#[tokio::test]
+async fn a_cancel_handle_cancels_every_call_kind_on_both_sides() {
+    let server = start_server().await;
+    let client = EchoClient::connect(server.url()).await.unwrap();
+    let counters = server.counters.clone();
+
+    // Unary, while the handler runs.
+    let mut req = Request::new(EchoRequest {
+        sleep_ms: 10_000,
+        ..text("u")
+    });
+    let cancel = req.cancel_handle();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.unary(req).await }
+    });
+    signalled(&counters.on_start, "the unary handler started").await;
+    assert!(!cancel.is_cancelled());
+    cancel.cancel();
+    assert!(cancel.is_cancelled());
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    signalled(&counters.on_cancel, "the unary handler was cancelled").await;
+
+    // Client streaming, with the request stream still open.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let cancel = req.cancel_handle();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.client_stream(req).await }
+    });
+    tx.send(text("one")).await.unwrap();
+    signalled(&counters.on_start, "the client-streaming handler started").await;
+    cancel.cancel();
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    signalled(&counters.on_cancel, "the client-streaming handler was cancelled").await;
+
+    // Server streaming, after the first message.
+    let mut req = Request::new(EchoRequest {
+        count: 1000,
+        sleep_ms: 20,
+        ..text("s")
+    });
+    let cancel = req.cancel_handle();
+    let mut stream = client.server_stream(req).await.unwrap().into_inner();
+    stream.message().await.unwrap().unwrap();
+    cancel.cancel();
+    assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
+    signalled(&counters.on_cancel, "the server-streaming handler was cancelled").await;
+
+    // Bidirectional, with the request stream open, from another task.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut req = Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let cancel = req.cancel_handle();
+    let mut stream = client.bidi(req).await.unwrap().into_inner();
+    tx.send(text("one")).await.unwrap();
+    stream.message().await.unwrap().unwrap();
+    let reader = tokio::spawn(async move { stream.message().await });
+    tokio::task::spawn_blocking(move || cancel.cancel()).await.unwrap();
+    assert_eq!(reader.await.unwrap().unwrap_err().code(), Code::Cancelled);
+    signalled(&counters.on_cancel, "the bidi handler was cancelled").await;
+
+    // Cancelled before it starts: the call fails at once.
+    let mut req = Request::new(text("never"));
+    req.cancel_handle().cancel();
+    assert_eq!(client.unary(req).await.unwrap_err().code(), Code::Cancelled);
+    // The channel is still good.
     assert_eq!(client.unary(text("ok")).await.unwrap().get_ref().text, "ok");
 }

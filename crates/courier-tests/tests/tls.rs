@@ -281,3 +281,33 @@ async fn https_targets_trust_the_system_roots_by_default() {
         assert!(err.message().contains("no system root certificates"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_plaintext_client_to_a_tls_server_is_told_to_use_tls() {
+    let pki = Pki::new("mismatch CA");
+    let leaf = pki.leaf(&["localhost"], "server");
+    let server = start_with(|b| {
+        b.tls(server_tls(&leaf))
+            .unwrap()
+            .add_service(courier_tests::echo_with(Default::default()))
+    })
+    .await;
+    let connect = Channel::builder(format!("http://127.0.0.1:{}", server.addr.port()))
+        .connect_timeout(Duration::from_secs(5))
+        .connect();
+    let err = connect.await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("answered with TLS"), "{err}");
+    assert!(err.message().contains("https://"), "{err}");
+}
+
+#[tokio::test]
+async fn a_tls_client_to_a_plaintext_server_is_told_the_server_does_not_speak_tls() {
+    let pki = Pki::new("mismatch CA");
+    let server = courier_tests::start_server().await;
+    let tls = ClientTlsConfig::new().ca_pem(&pki.ca_pem).unwrap();
+    let err = builder(server.addr.port()).tls(tls).connect().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("does not speak TLS"), "{err}");
+    assert!(err.message().contains("http://"), "{err}");
+}

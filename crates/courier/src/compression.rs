@@ -194,6 +194,29 @@ pub(crate) fn compress(encoding: Encoding, _src: &[u8], _dst: &mut BytesMut) -> 
     Err(not_enabled(encoding))
 }
 
+/// The smallest zstd window a receiver always accepts, as a power of two:
+/// 8 MiB, what common encoders declare when they do not know the message's
+/// size in advance (the reference library up to level 19, and other
+/// implementations' streaming defaults), whatever the receive limit.
+#[cfg(feature = "zstd")]
+const ZSTD_MIN_WINDOW_LOG: u32 = 23;
+
+/// The largest zstd window accepted, as a power of two: 128 MiB, the zstd
+/// library's own default limit, even without a receive limit.
+#[cfg(feature = "zstd")]
+const ZSTD_MAX_WINDOW_LOG: u32 = 27;
+
+/// The largest window, as a power of two, that a zstd frame may declare
+/// when messages may decompress to `limit` bytes: enough to hold the whole
+/// message, bounded by [`ZSTD_MIN_WINDOW_LOG`] and [`ZSTD_MAX_WINDOW_LOG`].
+/// The decoder allocates the declared window up front, so this bounds what a
+/// tiny frame can make the receiver allocate.
+#[cfg(feature = "zstd")]
+fn zstd_window_log_max(limit: usize) -> u32 {
+    let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
+    needed.clamp(ZSTD_MIN_WINDOW_LOG, ZSTD_MAX_WINDOW_LOG)
+}
+
 /// Decompresses one message, refusing output larger than `limit` bytes with
 /// RESOURCE_EXHAUSTED, corrupt input with INTERNAL, and an encoding that is
 /// not enabled (never negotiated) with UNIMPLEMENTED.
@@ -204,8 +227,17 @@ pub(crate) fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result
             encoding.name()
         )));
     }
-    let out = inflate(encoding, src, limit)
-        .map_err(|err| Status::internal(format!("failed to decompress {} message: {err}", encoding.name())))?;
+    let out = inflate(encoding, src, limit).map_err(|err| {
+        #[cfg(feature = "zstd")]
+        if encoding == Encoding::Zstd && zstd_window_too_large(&err) {
+            return Status::resource_exhausted(format!(
+                "the zstd frame's window exceeds the limit of {} bytes for a message \
+                 of at most {limit} bytes; the sender should compress with a smaller window",
+                1u64 << zstd_window_log_max(limit)
+            ));
+        }
+        Status::internal(format!("failed to decompress {} message: {err}", encoding.name()))
+    })?;
     if out.len() > limit {
         return Err(Status::resource_exhausted(format!(
             "decompressed message is larger than the limit of {limit} bytes"
@@ -219,17 +251,22 @@ pub(crate) fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result
 fn inflate(encoding: Encoding, src: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
 
-    let mut out = Vec::with_capacity((src.len() * 2).min(limit).min(1 << 20));
-    let cap = limit as u64 + 1;
+    // What the output starts with is bounded whatever the input claims;
+    // it grows as the message actually decompresses.
+    let mut out = Vec::with_capacity(src.len().saturating_mul(2).min(limit).min(1 << 20));
+    // One byte past the limit tells a message at the limit from a larger one.
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     match encoding {
         #[cfg(feature = "gzip")]
         Encoding::Gzip => flate2::read::GzDecoder::new(src).take(cap).read_to_end(&mut out)?,
         #[cfg(feature = "gzip")]
         Encoding::Deflate => flate2::read::ZlibDecoder::new(src).take(cap).read_to_end(&mut out)?,
         #[cfg(feature = "zstd")]
-        Encoding::Zstd => zstd::stream::read::Decoder::with_buffer(src)?
-            .take(cap)
-            .read_to_end(&mut out)?,
+        Encoding::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(src)?;
+            decoder.window_log_max(zstd_window_log_max(limit))?;
+            decoder.take(cap).read_to_end(&mut out)?
+        }
         #[cfg(not(all(feature = "gzip", feature = "zstd")))]
         disabled => return Err(not_enabled(disabled)),
     };
@@ -240,6 +277,15 @@ fn inflate(encoding: Encoding, src: &[u8], limit: usize) -> std::io::Result<Vec<
 #[cfg(not(any(feature = "gzip", feature = "zstd")))]
 fn inflate(encoding: Encoding, _src: &[u8], _limit: usize) -> std::io::Result<Vec<u8>> {
     Err(not_enabled(encoding))
+}
+
+/// Whether zstd refused a frame because its window is larger than the
+/// decoder allows. The zstd crate keeps only the error's name.
+#[cfg(feature = "zstd")]
+fn zstd_window_too_large(err: &std::io::Error) -> bool {
+    let code = zstd::zstd_safe::zstd_sys::ZSTD_ErrorCode::ZSTD_error_frameParameter_windowTooLarge as usize;
+    // A function result holding error `code` is `-code`, as an unsigned.
+    err.to_string() == zstd::zstd_safe::get_error_name(code.wrapping_neg())
 }
 
 #[cfg(test)]
@@ -304,5 +350,43 @@ mod tests {
         for enc in enabled() {
             assert!(accepts(Some(&header), enc), "{enc:?}");
         }
+    }
+
+    #[test]
+    fn unlimited_receive_size_decodes_each_encoding() {
+        let data = b"unlimited unlimited unlimited".repeat(10);
+        for enc in enabled() {
+            let mut buf = BytesMut::new();
+            compress(enc, &data, &mut buf).unwrap();
+            assert_eq!(decompress(enc, &buf, usize::MAX).unwrap(), &data[..], "{enc:?}");
+        }
+    }
+
+    #[cfg(feature = "zstd")]
+    /// A zstd frame header declaring a window of `2^log` bytes (no content
+    /// size, not single-segment), then one empty last raw block.
+    fn zstd_frame_with_window_log(log: u8) -> Vec<u8> {
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD];
+        frame.push(0x00); // Frame_Header_Descriptor: no FCS, no checksum, no dict
+        frame.push((log - 10) << 3); // Window_Descriptor: exponent, mantissa 0
+        frame.extend_from_slice(&[0x01, 0x00, 0x00]); // last block, raw, size 0
+        frame
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_frame_with_a_window_beyond_the_limit_is_resource_exhausted() {
+        // A small window is fine: the frame decodes to nothing.
+        assert_eq!(
+            decompress(Encoding::Zstd, &zstd_frame_with_window_log(16), 1000).unwrap(),
+            &b""[..]
+        );
+        // 1 GiB: past the 4 MiB limit, and past zstd's own default too.
+        let err = decompress(Encoding::Zstd, &zstd_frame_with_window_log(30), 4 << 20).unwrap_err();
+        assert_eq!(err.code(), crate::Code::ResourceExhausted, "{err}");
+        assert!(err.message().contains("window"), "{err}");
+        // 64 MiB: within zstd's default (128 MiB), past what a 4 MiB limit allows.
+        let err = decompress(Encoding::Zstd, &zstd_frame_with_window_log(26), 4 << 20).unwrap_err();
+        assert_eq!(err.code(), crate::Code::ResourceExhausted, "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
+use crate::client::CancelHandle;
 use crate::compression::{Encoding, MessageCompression};
 use crate::extensions::Extensions;
 use crate::metadata::Metadata;
@@ -32,6 +33,7 @@ pub struct Request<T> {
     pub(crate) deadline: Option<Instant>,
     pub(crate) compression: Option<Option<Encoding>>,
     pub(crate) message_compression: Option<MessageCompression>,
+    pub(crate) cancel: Option<CancelHandle>,
     pub(crate) remote_addr: Option<SocketAddr>,
 }
 
@@ -46,6 +48,7 @@ impl<T> Request<T> {
             deadline: None,
             compression: None,
             message_compression: None,
+            cancel: None,
             remote_addr: None,
         }
     }
@@ -91,7 +94,9 @@ impl<T> Request<T> {
     }
 
     /// Client: the call fails with DEADLINE_EXCEEDED if it takes longer than
-    /// this. The timeout is sent to the server as `grpc-timeout`.
+    /// this. The timeout is sent to the server as `grpc-timeout`. A timeout
+    /// longer than `grpc-timeout` can carry (99,999,999 hours), such as
+    /// `Duration::MAX`, means no deadline.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = Some(timeout);
     }
@@ -131,6 +136,19 @@ impl<T> Request<T> {
         self.message_compression = Some(switch);
     }
 
+    /// Client: a handle that cancels this call, of any kind, from anywhere
+    /// (see [`CancelHandle`]). Take it before making the call; calls made
+    /// without asking for one carry none.
+    pub fn cancel_handle(&mut self) -> CancelHandle {
+        self.cancel.get_or_insert_with(CancelHandle::new).clone()
+    }
+
+    /// Splits off the cancel handle, by value.
+    pub(crate) fn take_cancel(mut self) -> (Request<T>, Option<CancelHandle>) {
+        let cancel = self.cancel.take();
+        (self, cancel)
+    }
+
     /// Server: the address of the client, when known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
@@ -146,6 +164,7 @@ impl<T> Request<T> {
             deadline: self.deadline,
             compression: self.compression,
             message_compression: self.message_compression,
+            cancel: self.cancel,
             remote_addr: self.remote_addr,
         }
     }

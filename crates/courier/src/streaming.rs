@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::client::CancelHandle;
+use crate::client::call::CANCELLED_BY_CLIENT;
 use crate::codec::{Decoder, FrameReader};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status};
@@ -35,6 +37,8 @@ pub struct Streaming<T> {
     send_error: Option<Arc<Mutex<Option<Status>>>>,
     /// Dropped with the stream: stops the task sending the request stream.
     sender: Option<AbortOnDrop>,
+    /// Client: cancels the call from elsewhere.
+    cancel: Option<CancelHandle>,
 }
 
 enum State {
@@ -85,7 +89,25 @@ impl<T: 'static> Streaming<T> {
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
             send_error,
             sender,
+            cancel: None,
         }
+    }
+
+    /// Client: the call's cancel handle, if its request asked for one.
+    pub(crate) fn with_cancel(mut self, cancel: Option<CancelHandle>) -> Streaming<T> {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Client: cancels the call if its handle was cancelled; true if so.
+    fn poll_cancel(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(handle) = &self.cancel else { return false };
+        if matches!(self.state, State::Done) || !handle.poll_cancelled(cx) {
+            return false;
+        }
+        self.cancel = None;
+        self.cancel();
+        true
     }
 
     /// A stream reading `body`.
@@ -128,7 +150,13 @@ impl<T: 'static> Streaming<T> {
     /// once the server has sent them, which may be with its first message;
     /// this waits for them.
     pub async fn headers(&mut self) -> Result<&Metadata, Status> {
-        std::future::poll_fn(|cx| self.poll_head(cx)).await?;
+        std::future::poll_fn(|cx| {
+            if self.poll_cancel(cx) || matches!(self.state, State::Cancelled) {
+                return Poll::Ready(Err(Status::cancelled(CANCELLED_BY_CLIENT)));
+            }
+            self.poll_head(cx)
+        })
+        .await?;
         Ok(self.headers.get_or_insert_with(Metadata::new))
     }
 
@@ -142,7 +170,8 @@ impl<T: 'static> Streaming<T> {
     /// sent, the server sees the call cancelled, and the next
     /// [`Streaming::message`] returns CANCELLED. A stream that has already
     /// ended is left as it is. Dropping the stream also cancels the call,
-    /// without the status.
+    /// without the status. To cancel from another task, or a call of any
+    /// kind, take a [`CancelHandle`] from the request before the call.
     pub fn cancel(&mut self) {
         if matches!(self.state, State::Done) {
             return;
@@ -159,9 +188,19 @@ impl<T: 'static> Streaming<T> {
     }
 
     fn fail(&mut self, status: Status) -> Poll<Option<Result<T, Status>>> {
-        self.state = State::Done;
-        self.sender = None;
+        self.end();
         Poll::Ready(Some(Err(status)))
+    }
+
+    /// Ends the call after an error. Dropping the body and the sending task
+    /// lets go of the HTTP/2 stream, so one that is still open (a deadline
+    /// passed, a message did not decode) is reset with RST_STREAM(CANCEL)
+    /// now, not when the application drops this stream.
+    fn end(&mut self) {
+        self.state = State::Done;
+        self.body = None;
+        self.sender = None;
+        self.deadline = None;
     }
 
     /// Prefers the sending task's own error, which explains a reset.
@@ -184,7 +223,7 @@ impl<T: 'static> Streaming<T> {
         let response = match Pin::new(fut).poll(cx) {
             Poll::Pending => {
                 if self.expired(cx) {
-                    self.state = State::Done;
+                    self.end();
                     return Poll::Ready(Err(Status::deadline_exceeded(
                         "deadline exceeded waiting for response headers",
                     )));
@@ -196,7 +235,7 @@ impl<T: 'static> Streaming<T> {
         };
         match response {
             Err(status) => {
-                self.state = State::Done;
+                self.end();
                 Poll::Ready(Err(status))
             }
             Ok(crate::client::ResponseHead::TrailersOnly(status)) if status.code() == Code::Ok => {
@@ -205,7 +244,7 @@ impl<T: 'static> Streaming<T> {
                 Poll::Ready(Ok(()))
             }
             Ok(crate::client::ResponseHead::TrailersOnly(status)) => {
-                self.state = State::Done;
+                self.end();
                 Poll::Ready(Err(status))
             }
             Ok(crate::client::ResponseHead::Body {
@@ -235,10 +274,11 @@ impl<T: 'static> Stream for Streaming<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        this.poll_cancel(cx);
         loop {
             match this.state {
                 State::Done => return Poll::Ready(None),
-                State::Cancelled => return this.fail(Status::cancelled("the call was cancelled by the client")),
+                State::Cancelled => return this.fail(Status::cancelled(CANCELLED_BY_CLIENT)),
                 State::Head(_) => match this.poll_head(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(status)) => return this.fail(status),

@@ -14,7 +14,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use http::header::{HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 
-use super::Channel;
+use super::{CancelHandle, Channel};
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
 use crate::interceptor::CallHead;
@@ -24,6 +24,9 @@ use crate::response::Response;
 use crate::status::{Code, Status};
 use crate::streaming::{AbortOnDrop, SendSide, Streaming};
 use crate::transport::body::{self, RecvBody};
+
+/// The message of the CANCELLED a client's own cancellation ends a call with.
+pub(crate) const CANCELLED_BY_CLIENT: &str = "the call was cancelled by the client";
 
 /// Request messages are flushed once this much is batched.
 const BATCH_LIMIT: usize = 64 * 1024;
@@ -84,6 +87,19 @@ pub(crate) fn check_response(response: http::Response<h2::RecvStream>) -> Result
         body: RecvBody::new(body, true),
         encoding,
     })
+}
+
+/// The longest timeout `grpc-timeout` can carry: 99,999,999 hours.
+const MAX_TIMEOUT: Duration = Duration::from_secs(99_999_999 * 3600);
+
+/// The deadline of a call with `timeout`, from now. A timeout longer than
+/// `grpc-timeout` can carry (about 11,400 years), or past what an `Instant`
+/// can represent, means no deadline: `Duration::MAX` is "wait forever".
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    if timeout > MAX_TIMEOUT {
+        return None;
+    }
+    Instant::now().checked_add(timeout)
 }
 
 /// Formats a `grpc-timeout` value: at most 8 digits, rounded up.
@@ -161,7 +177,7 @@ impl Channel {
     /// Settles the call's head and options. Interceptors run separately
     /// ([`Channel::intercept`]), so a channel without them awaits nothing.
     fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> (Prepared, T) {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
         // An encoding not enabled in this build is not used: the messages
         // go uncompressed.
         let compression = request
@@ -274,7 +290,9 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
         let (mut prepared, message) = self.prepare(request, path.into());
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
@@ -289,7 +307,7 @@ impl Channel {
             let mut reader = self.reader();
             read_unary(check_response(response)?, &mut reader, &mut decoder).await
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 
     /// Makes a client-streaming call: sends every message of the request
@@ -304,7 +322,9 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -321,7 +341,7 @@ impl Channel {
                 Either::Right((result, _)) => result,
             }
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 
     /// Makes a server-streaming call: sends one message, then returns the
@@ -332,7 +352,10 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
+        let stream_cancel = cancel.clone();
         let call = async {
             let (mut prepared, message) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -353,14 +376,15 @@ impl Channel {
                     encoding,
                 } => {
                     reader.set_encoding(encoding);
-                    let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None);
+                    let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None)
+                        .with_cancel(stream_cancel);
                     let mut response = Response::new(stream);
                     response.metadata = metadata;
                     Ok(response)
                 }
             }
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 
     /// Makes a bidirectional call. It returns as soon as the call is sent:
@@ -378,7 +402,10 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let deadline = request.timeout.and_then(deadline_after);
+        // By value: borrowing `request` would keep it in the future.
+        let (request, cancel) = request.take_cancel();
+        let stream_cancel = cancel.clone();
         let call = async {
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
@@ -403,31 +430,35 @@ impl Channel {
                 codec.decoder(),
                 deadline.map(Into::into),
                 Some(send),
-            );
+            )
+            .with_cancel(stream_cancel);
             Ok(Response::new(stream))
         };
-        WithDeadline::new(deadline, call).await
+        WithDeadline::new(deadline, cancel, call).await
     }
 }
 
 pin_project_lite::pin_project! {
-    /// Fails the call with DEADLINE_EXCEEDED once the deadline passes.
-    /// Dropping the call's future resets its stream with CANCEL. A struct
-    /// rather than an `async fn`, which would store the call's future twice.
+    /// Fails the call with DEADLINE_EXCEEDED once the deadline passes, and
+    /// with CANCELLED once its [`CancelHandle`] is cancelled. Dropping the
+    /// call's future resets its stream with CANCEL. A struct rather than an
+    /// `async fn`, which would store the call's future twice.
     struct WithDeadline<F> {
         #[pin]
         call: F,
         deadline: Option<Instant>,
         timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        cancel: Option<CancelHandle>,
     }
 }
 
 impl<F> WithDeadline<F> {
-    fn new(deadline: Option<Instant>, call: F) -> Self {
+    fn new(deadline: Option<Instant>, cancel: Option<CancelHandle>, call: F) -> Self {
         WithDeadline {
             call,
             deadline,
             timer: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+            cancel,
         }
     }
 }
@@ -437,6 +468,12 @@ impl<T, F: Future<Output = Result<T, Status>>> Future for WithDeadline<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(cancel) = this.cancel
+            && cancel.poll_cancelled(cx)
+        {
+            // Returning drops the call's future, which resets its stream.
+            return Poll::Ready(Err(Status::cancelled(CANCELLED_BY_CLIENT)));
+        }
         if let Poll::Ready(result) = this.call.poll(cx) {
             // A CANCELLED racing the deadline is reported as the deadline.
             return Poll::Ready(match result {
@@ -560,11 +597,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timeouts_too_long_for_grpc_timeout_mean_no_deadline() {
+        assert!(deadline_after(Duration::MAX).is_none());
+        assert!(deadline_after(MAX_TIMEOUT + Duration::from_nanos(1)).is_none());
+        assert!(deadline_after(MAX_TIMEOUT).is_some());
+        assert!(deadline_after(Duration::from_secs(1)).is_some());
+    }
+
+    #[test]
     fn timeout_encoding() {
         assert_eq!(encode_timeout(Duration::from_nanos(5)), "5n");
         assert_eq!(encode_timeout(Duration::from_millis(1500)), "1500000u");
         assert_eq!(encode_timeout(Duration::from_secs(1000)), "1000000m");
         assert_eq!(encode_timeout(Duration::from_secs(100_000_000)), "1666667M");
+        assert_eq!(encode_timeout(MAX_TIMEOUT), "99999999H");
         let parsed = crate::server::parse_timeout_for_tests(encode_timeout(Duration::from_secs(3)).as_bytes());
         assert_eq!(parsed, Some(Duration::from_secs(3)));
     }

@@ -20,7 +20,8 @@
 
 mod backoff;
 pub(crate) use call::{ResponseHead, check_response};
-mod call;
+pub(crate) mod call;
+mod cancel;
 mod target;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use http::uri::{Authority, Scheme};
 
 pub use backoff::BackoffConfig;
 pub use call::MethodPath;
+pub use cancel::CancelHandle;
 
 use crate::compression::Encoding;
 #[cfg(feature = "tls")]
@@ -74,8 +76,10 @@ struct Inner {
 
 struct DialState {
     backoff: Backoff,
-    /// After a failed attempt: when the next may start, and why it failed.
-    failure: Option<(Instant, Status)>,
+    /// After a failed attempt: when the next may start (never, for a
+    /// backoff delay past what an `Instant` can represent), and why it
+    /// failed.
+    failure: Option<(Option<Instant>, Status)>,
 }
 
 impl fmt::Debug for Channel {
@@ -132,11 +136,16 @@ impl Channel {
             return Ok(c);
         }
         if let Some((retry_at, err)) = &state.failure
-            && Instant::now() < *retry_at
+            && retry_at.is_none_or(|at| Instant::now() < at)
         {
             return Err(err.clone());
         }
-        match crate::transport::client::connect(&self.inner.address, &self.inner.connect).await {
+        let timeout = self
+            .inner
+            .connect
+            .connect_timeout
+            .unwrap_or_else(|| state.backoff.attempt_timeout());
+        match crate::transport::client::connect(&self.inner.address, &self.inner.connect, timeout).await {
             Ok(conn) => {
                 let conn = Arc::new(conn);
                 state.backoff.reset();
@@ -150,7 +159,7 @@ impl Channel {
                     "connection to {} failed: {err}; next attempt in {delay:?}",
                     self.inner.target
                 );
-                state.failure = Some((Instant::now() + delay, err.clone()));
+                state.failure = Some((Instant::now().checked_add(delay), err.clone()));
                 self.inner.current.store(None);
                 Err(err)
             }
@@ -172,17 +181,16 @@ pub struct ChannelBuilder {
 
 impl ChannelBuilder {
     fn new(target: &str) -> ChannelBuilder {
-        let backoff = BackoffConfig::default();
         ChannelBuilder {
             target: target.to_string(),
             connect: ConnectOptions {
-                connect_timeout: backoff.min_connect_timeout,
+                connect_timeout: None,
                 tcp_nodelay: true,
                 http2: Http2Settings::default(),
                 #[cfg(feature = "tls")]
                 tls: None,
             },
-            backoff,
+            backoff: BackoffConfig::default(),
             config: CallConfig {
                 max_recv_message_size: crate::DEFAULT_MAX_RECV_MESSAGE_SIZE,
                 max_send_message_size: usize::MAX,
@@ -196,13 +204,20 @@ impl ChannelBuilder {
         }
     }
 
-    /// How long one connection attempt may take. Default 20 s.
+    /// How long each connection attempt may take: reaching the server, the
+    /// TLS handshake and the server's first HTTP/2 frame. Set, it wins over
+    /// the backoff's [`BackoffConfig::min_connect_timeout`], whichever is
+    /// set first. Unset, each attempt gets the backoff's
+    /// `min_connect_timeout` (20 s by default) or the current backoff delay,
+    /// whichever is longer, per grpc/grpc `doc/connection-backoff.md`.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect.connect_timeout = timeout;
+        self.connect.connect_timeout = Some(timeout);
         self
     }
 
-    /// The reconnection backoff. Default: the spec's parameters.
+    /// The reconnection backoff, and with it the time each connection
+    /// attempt gets when no [`ChannelBuilder::connect_timeout`] is set.
+    /// Default: the spec's parameters.
     pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
         self.backoff = backoff;
         self
@@ -260,11 +275,15 @@ impl ChannelBuilder {
         self
     }
 
-    /// HTTP/2 flow-control windows for each stream and for the connection.
-    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Self {
-        self.connect.http2.initial_stream_window = stream;
-        self.connect.http2.initial_connection_window = connection;
-        self
+    /// HTTP/2 flow-control windows for each stream and for the connection,
+    /// in bytes. Defaults 1 MiB and 4 MiB. Fails with INVALID_ARGUMENT for a
+    /// window larger than HTTP/2 allows, 2^31 - 1 bytes.
+    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Result<Self, Status> {
+        self.connect
+            .http2
+            .set_windows(stream, connection)
+            .map_err(Status::invalid_argument)?;
+        Ok(self)
     }
 
     /// The largest HTTP/2 frame this channel accepts, which it advertises

@@ -612,6 +612,7 @@ fn request_from<T>(head: CallHead, message: T) -> Request<T> {
         deadline: head.deadline,
         compression: None,
         message_compression: None,
+        cancel: None,
         remote_addr: head.remote_addr,
     }
 }

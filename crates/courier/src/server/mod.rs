@@ -224,11 +224,15 @@ impl<R: Routes> Server<R> {
         self
     }
 
-    /// HTTP/2 flow-control windows for each stream and for each connection.
-    pub fn http2_windows(mut self, stream: u32, connection: u32) -> Self {
-        self.config.http2.initial_stream_window = stream;
-        self.config.http2.initial_connection_window = connection;
-        self
+    /// HTTP/2 flow-control windows for each stream and for each connection,
+    /// in bytes. Fails with [`std::io::ErrorKind::InvalidInput`] for a
+    /// window larger than HTTP/2 allows, 2^31 - 1 bytes.
+    pub fn http2_windows(mut self, stream: u32, connection: u32) -> std::io::Result<Self> {
+        self.config
+            .http2
+            .set_windows(stream, connection)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Ok(self)
     }
 
     /// The largest HTTP/2 frame this server accepts, which it advertises in

@@ -2,11 +2,15 @@
 //! the handshake, and a task that drives the connection.
 
 use std::future::Future as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::ErrorKind;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{Address, ConnectOptions};
 use crate::status::Status;
@@ -29,68 +33,326 @@ impl Connection {
     }
 }
 
-/// Dials `addr` and performs the HTTP/2 handshake, within the connect timeout.
-pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status> {
+/// How far a connection attempt got, to say what a timeout interrupted.
+const DIALING: u8 = 0;
+const SECURING: u8 = 1;
+const AWAITING_SERVER: u8 = 2;
+
+/// Dials `addr` and performs the HTTP/2 handshake, within `timeout`: the
+/// attempt succeeds once the server has answered with HTTP/2.
+pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions, timeout: Duration) -> Result<Connection, Status> {
+    let phase = AtomicU8::new(DIALING);
     let dial = async {
         match addr {
             Address::Tcp { host, port } => {
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(|e| Status::unavailable(format!("failed to connect to {host}:{port}: {e}")))?;
+                let stream = dial_tcp(host, *port).await?;
                 if opts.tcp_nodelay {
                     let _ = stream.set_nodelay(true);
                 }
-                secure_then_handshake(stream, addr, opts).await
+                secure_then_handshake(stream, addr, opts, &phase).await
             }
             Address::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(|e| Status::unavailable(format!("failed to connect to unix:{}: {e}", path.display())))?;
-                secure_then_handshake(stream, addr, opts).await
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                    let why = match e.kind() {
+                        ErrorKind::NotFound => "no socket at that path; is the server running?".to_string(),
+                        ErrorKind::ConnectionRefused => {
+                            "connection refused: nothing is listening on that socket; is the server running?"
+                                .to_string()
+                        }
+                        _ => e.to_string(),
+                    };
+                    Status::unavailable(format!("failed to connect to unix:{}: {why}", path.display()))
+                })?;
+                secure_then_handshake(stream, addr, opts, &phase).await
             }
         }
     };
-    match tokio::time::timeout(opts.connect_timeout, dial).await {
+    match tokio::time::timeout(timeout, dial).await {
         Ok(r) => r,
-        Err(_) => Err(Status::unavailable(format!(
-            "timed out after {:?} connecting to {}",
-            opts.connect_timeout,
-            addr.display()
-        ))),
+        Err(_) => {
+            let during = match phase.load(Ordering::Relaxed) {
+                DIALING => "",
+                SECURING => " (the TLS handshake did not finish)",
+                _ => " (the server accepted the connection but did not answer with HTTP/2)",
+            };
+            Err(Status::unavailable(format!(
+                "timed out after {timeout:?} connecting to {}{during}",
+                addr.display()
+            )))
+        }
     }
+}
+
+/// Resolves `host` and connects to the first of its addresses that accepts,
+/// saying which step failed.
+async fn dial_tcp(host: &str, port: u16) -> Result<tokio::net::TcpStream, Status> {
+    let fail = |why: String| Status::unavailable(format!("failed to connect to {host}:{port}: {why}"));
+    let addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![(ip, port).into()],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| fail(format!("cannot resolve the host name {host:?} ({e}); check the name")))?
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(fail(format!("the host name {host:?} resolves to no address")));
+    }
+    tokio::net::TcpStream::connect(&addrs[..]).await.map_err(|e| {
+        fail(match e.kind() {
+            ErrorKind::ConnectionRefused => {
+                "connection refused: nothing is listening there; is the server running, on this port?".to_string()
+            }
+            _ => e.to_string(),
+        })
+    })
 }
 
 /// Runs the TLS handshake first when the channel uses TLS, and insists on
 /// ALPN `h2`.
 #[cfg(feature = "tls")]
-async fn secure_then_handshake<IO>(io: IO, addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status>
+async fn secure_then_handshake<IO>(
+    io: IO,
+    addr: &Address,
+    opts: &ConnectOptions,
+    phase: &AtomicU8,
+) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Some(tls) = &opts.tls else {
-        return handshake(io, opts).await;
+        phase.store(AWAITING_SERVER, Ordering::Relaxed);
+        return handshake(io, addr, opts).await;
     };
-    let stream = tls
-        .connector
-        .connect(tls.server_name.clone(), io)
-        .await
-        .map_err(|e| Status::unavailable(format!("TLS handshake with {} failed: {e}", addr.display())))?;
+    phase.store(SECURING, Ordering::Relaxed);
+    let (io, raw) = Sniff::new(io);
+    let stream = match tls.connector.connect(tls.server_name.clone(), io).await {
+        Ok(stream) => stream,
+        Err(e) => return Err(tls_failure(addr, &e, &raw.seen())),
+    };
     if !crate::credentials::negotiated_h2(stream.get_ref().1.alpn_protocol()) {
         return Err(Status::unavailable(format!(
             "{} did not agree to HTTP/2 over TLS (ALPN h2), which gRPC requires",
             addr.display()
         )));
     }
-    handshake(stream, opts).await
+    phase.store(AWAITING_SERVER, Ordering::Relaxed);
+    handshake(stream, addr, opts).await
 }
 
 /// Without TLS support, every channel is plaintext.
 #[cfg(not(feature = "tls"))]
-async fn secure_then_handshake<IO>(io: IO, _addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status>
+async fn secure_then_handshake<IO>(
+    io: IO,
+    addr: &Address,
+    opts: &ConnectOptions,
+    phase: &AtomicU8,
+) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    handshake(io, opts).await
+    phase.store(AWAITING_SERVER, Ordering::Relaxed);
+    handshake(io, addr, opts).await
+}
+
+/// Says why a TLS handshake failed: a server that answered with something
+/// other than TLS does not speak it.
+#[cfg(feature = "tls")]
+fn tls_failure(addr: &Address, err: &std::io::Error, seen: &Sniffed) -> Status {
+    let answer = seen.bytes();
+    let plaintext = "use an http:// target for a plaintext server";
+    let why = if answer.is_empty() && seen.ended {
+        format!("the server closed the connection without answering; it may not speak TLS ({plaintext})")
+    } else if !answer.is_empty() && !looks_like_tls(answer) {
+        format!(
+            "the server does not speak TLS: it answered with {}; {plaintext}",
+            describe(answer)
+        )
+    } else {
+        err.to_string()
+    };
+    Status::unavailable(format!("TLS handshake with {} failed: {why}", addr.display()))
+}
+
+/// A TLS record header: content type 20 to 23, then major version 3.
+fn looks_like_tls(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x14..=0x17, 0x03, ..] | [0x14..=0x17])
+}
+
+/// What a server's first bytes are, in words.
+fn describe(bytes: &[u8]) -> String {
+    if bytes.starts_with(b"HTTP/1.") {
+        "HTTP/1.x".to_string()
+    } else if looks_like_tls(bytes) {
+        "TLS".to_string()
+    } else if bytes.len() >= 4 && bytes[3] == SETTINGS_FRAME {
+        "HTTP/2".to_string()
+    } else {
+        format!("the bytes {bytes:02x?}")
+    }
+}
+
+/// The type of HTTP/2's SETTINGS frame, which a server sends first.
+const SETTINGS_FRAME: u8 = 0x04;
+
+/// Checks a server's first bytes: an HTTP/2 server begins with a SETTINGS
+/// frame. Anything else gets a status saying what answered instead.
+fn check_answer(addr: &Address, seen: &Sniffed) -> Result<(), Status> {
+    let bytes = seen.bytes();
+    let addr = addr.display();
+    if bytes.len() >= 4 && bytes[3] == SETTINGS_FRAME {
+        return Ok(());
+    }
+    let message = if bytes.is_empty() {
+        format!(
+            "{addr} closed the connection before the HTTP/2 handshake: it may expect TLS \
+             (use an https:// target or TLS settings), or not be a gRPC server"
+        )
+    } else if looks_like_tls(bytes) {
+        format!(
+            "{addr} answered with TLS: the server uses TLS, so use an https:// target or TLS settings \
+             (ChannelBuilder::tls)"
+        )
+    } else if bytes.starts_with(b"HTTP/1.") {
+        format!("{addr} answered with HTTP/1.x, not HTTP/2: is it a gRPC server?")
+    } else {
+        format!(
+            "{addr} did not answer with HTTP/2: its first bytes were {}; is it a gRPC server?",
+            describe(bytes)
+        )
+    };
+    Err(Status::unavailable(message))
+}
+
+/// The first bytes a peer sent, kept to explain a connection that fails.
+#[derive(Clone, Copy, Default)]
+struct Sniffed {
+    bytes: [u8; 9],
+    len: usize,
+    /// The peer closed the connection, or reading failed, first.
+    ended: bool,
+}
+
+impl Sniffed {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Where a [`Sniff`] leaves what it saw.
+#[derive(Default)]
+struct Probe {
+    seen: Mutex<Sniffed>,
+    done: tokio::sync::Notify,
+}
+
+/// The observing side of a [`Sniff`].
+struct Sniffer(Arc<Probe>);
+
+impl Sniffer {
+    fn seen(&self) -> Sniffed {
+        *self.0.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the peer has sent a frame header's worth of bytes, or
+    /// closed the connection.
+    async fn answer(&self) -> Sniffed {
+        self.0.done.notified().await;
+        self.seen()
+    }
+}
+
+/// A socket that keeps copies of the first bytes read from it, then gets
+/// out of the way: once they are seen, a read costs one branch more.
+struct Sniff<IO> {
+    io: IO,
+    probe: Option<Arc<Probe>>,
+}
+
+impl<IO> Sniff<IO> {
+    fn new(io: IO) -> (Sniff<IO>, Sniffer) {
+        let probe = Arc::new(Probe::default());
+        (
+            Sniff {
+                io,
+                probe: Some(probe.clone()),
+            },
+            Sniffer(probe),
+        )
+    }
+
+    fn observe(&mut self, read: Option<&[u8]>) {
+        let Some(probe) = &self.probe else { return };
+        let mut seen = probe.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match read {
+            Some(new) if !new.is_empty() => {
+                let take = new.len().min(seen.bytes.len() - seen.len);
+                let at = seen.len;
+                seen.bytes[at..at + take].copy_from_slice(&new[..take]);
+                seen.len += take;
+            }
+            _ => seen.ended = true,
+        }
+        if seen.ended || seen.len == seen.bytes.len() {
+            drop(seen);
+            probe.done.notify_one();
+            self.probe = None;
+        }
+    }
+}
+
+impl<IO> Drop for Sniff<IO> {
+    fn drop(&mut self) {
+        // A connection that ends before the peer said anything.
+        self.observe(None);
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Sniff<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let room = buf.remaining();
+        let result = Pin::new(&mut self.io).poll_read(cx, buf);
+        if self.probe.is_some() {
+            match &result {
+                // A read into no room says nothing, not even end of stream.
+                Poll::Ready(Ok(())) if room == 0 => {}
+                Poll::Ready(Ok(())) => {
+                    let filled = buf.filled();
+                    let new = &filled[before..];
+                    self.observe(Some(new));
+                }
+                Poll::Ready(Err(_)) => self.observe(None),
+                Poll::Pending => {}
+            }
+        }
+        result
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniff<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// The payload size under which h2 0.4 charges a received DATA frame
@@ -126,10 +388,14 @@ fn data_frame_budget(connection_window: u32) -> usize {
     (SMALL_DATA_FRAME * BUDGETED_CALLS).max(connection_window as usize / 2)
 }
 
-async fn handshake<IO>(io: IO, opts: &ConnectOptions) -> Result<Connection, Status>
+/// The HTTP/2 handshake: sends the preface, then waits for the server to
+/// answer with its SETTINGS, so that a connection to something that is not
+/// an HTTP/2 server fails here with what answered instead.
+async fn handshake<IO>(io: IO, addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (io, sniffer) = Sniff::new(io);
     let s = &opts.http2;
     let mut builder = h2::client::Builder::new();
     builder
@@ -141,13 +407,13 @@ where
         .max_send_buffer_size(s.max_send_buffer)
         .enable_push(false);
     let (io, flusher) = super::io::buffered(io);
-    // The server's first frame, its SETTINGS, is awaited before the
-    // connection takes calls: until then h2 knows no limit on streams, and
-    // calls past the server's limit would be refused.
+    // The server's first frame, its SETTINGS, must have reached h2 before
+    // the connection takes calls: until then h2 knows no limit on streams,
+    // and calls past the server's limit would be refused.
     flusher.watch_greeting(0);
     let (send, conn) = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io))
         .await
-        .map_err(|e| Status::unavailable(format!("HTTP/2 handshake failed: {e}")))?;
+        .map_err(|e| Status::unavailable(format!("HTTP/2 handshake with {} failed: {e}", addr.display())))?;
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
     let (greeted_tx, greeted) = tokio::sync::oneshot::channel::<()>();
@@ -167,10 +433,12 @@ where
         }
         flag.store(false, Ordering::Release);
     });
+    check_answer(addr, &sniffer.answer().await)?;
     if greeted.await.is_err() {
-        return Err(Status::unavailable(
-            "the server closed the connection before sending its HTTP/2 SETTINGS",
-        ));
+        return Err(Status::unavailable(format!(
+            "{} closed the connection before its HTTP/2 SETTINGS arrived whole",
+            addr.display()
+        )));
     }
     Ok(Connection { send, alive })
 }
@@ -181,5 +449,58 @@ impl Address {
             Address::Tcp { host, port } => format!("{host}:{port}"),
             Address::Unix(p) => format!("unix:{}", p.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn seen(bytes: &[u8], ended: bool) -> Sniffed {
+        let mut s = Sniffed {
+            ended,
+            ..Sniffed::default()
+        };
+        s.bytes[..bytes.len()].copy_from_slice(bytes);
+        s.len = bytes.len();
+        s
+    }
+
+    #[test]
+    fn first_bytes_name_what_answered() {
+        let addr = Address::Tcp {
+            host: "h".into(),
+            port: 1,
+        };
+        let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0];
+        assert!(check_answer(&addr, &seen(&settings, false)).is_ok());
+        let tls = check_answer(&addr, &seen(&[0x15, 0x03, 0x03, 0, 2, 2, 50], true)).unwrap_err();
+        assert!(tls.message().contains("answered with TLS"), "{tls}");
+        let http1 = check_answer(&addr, &seen(b"HTTP/1.1 ", false)).unwrap_err();
+        assert!(http1.message().contains("HTTP/1.x"), "{http1}");
+        let closed = check_answer(&addr, &seen(b"", true)).unwrap_err();
+        assert!(closed.message().contains("closed the connection before"), "{closed}");
+        let other = check_answer(&addr, &seen(b"SSH-2.0-x", false)).unwrap_err();
+        assert!(other.message().contains("did not answer with HTTP/2"), "{other}");
+    }
+
+    #[tokio::test]
+    async fn the_probe_keeps_the_first_bytes_and_a_read_into_no_room_is_not_the_end() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let (mut sniff, sniffer) = Sniff::new(client);
+        let mut empty = [0u8; 0];
+        let mut buf = ReadBuf::new(&mut empty);
+        let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut sniff).poll_read(cx, &mut buf))).await;
+        assert!(matches!(polled, Poll::Ready(Ok(()))));
+        assert!(!sniffer.seen().ended);
+        server.write_all(b"HTTP/1.1 400 Bad Request\r\n").await.unwrap();
+        let mut got = [0u8; 4];
+        sniff.read_exact(&mut got).await.unwrap();
+        let mut rest = [0u8; 8];
+        sniff.read_exact(&mut rest).await.unwrap();
+        let seen = sniffer.answer().await;
+        assert_eq!(seen.bytes(), b"HTTP/1.1 ");
+        assert!(!seen.ended);
     }
 }

@@ -45,6 +45,25 @@ impl Http2Settings {
     /// The smallest and largest `SETTINGS_MAX_FRAME_SIZE` HTTP/2 allows.
     const FRAME_SIZE_RANGE: (u32, u32) = (16 * 1024, (1 << 24) - 1);
 
+    /// The largest flow-control window HTTP/2 allows (RFC 9113 §6.9.1).
+    pub(crate) const MAX_WINDOW: u32 = (1 << 31) - 1;
+
+    /// Sets the stream and connection windows, refusing sizes HTTP/2 does
+    /// not allow with a message saying why.
+    pub(crate) fn set_windows(&mut self, stream: u32, connection: u32) -> Result<(), String> {
+        for (what, size) in [("stream", stream), ("connection", connection)] {
+            if size > Self::MAX_WINDOW {
+                return Err(format!(
+                    "HTTP/2 {what} window of {size} bytes is too large: HTTP/2 allows at most {} bytes (2^31 - 1)",
+                    Self::MAX_WINDOW
+                ));
+            }
+        }
+        self.initial_stream_window = stream;
+        self.initial_connection_window = connection;
+        Ok(())
+    }
+
     pub(crate) fn set_max_frame_size(&mut self, bytes: u32) {
         let (min, max) = Self::FRAME_SIZE_RANGE;
         self.max_frame_size = bytes.clamp(min, max);
@@ -61,7 +80,8 @@ pub(crate) enum Address {
 /// Socket options for client connections.
 #[derive(Clone)]
 pub(crate) struct ConnectOptions {
-    pub(crate) connect_timeout: Duration,
+    /// Set by the application; otherwise the backoff decides.
+    pub(crate) connect_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
     pub(crate) http2: Http2Settings,
     #[cfg(feature = "tls")]
