@@ -16,7 +16,8 @@
 //! }
 //! ```
 //!
-//! A server and a client:
+//! A server and a client (the whole program, compiled in CI, is the
+//! `quickstart` crate in the repository's `examples/`):
 //!
 //! ```ignore
 //! mod pb { courier::include_proto!("helloworld"); }
@@ -26,14 +27,19 @@
 //! struct MyGreeter;
 //! impl Greeter for MyGreeter {
 //!     async fn say_hello(&self, req: Request<pb::HelloRequest>) -> Result<Response<pb::HelloReply>, Status> {
-//!         Ok(Response::new(pb::HelloReply { message: format!("Hello {}!", req.get_ref().name) }))
+//!         Ok(Response::new(pb::HelloReply { message: format!("Hello, {}!", req.get_ref().name) }))
 //!     }
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! tokio::spawn(courier::Server::builder().add_service(GreeterServer::new(MyGreeter)).serve("127.0.0.1:50051"));
-//! let client = pb::greeter_client::GreeterClient::connect("http://127.0.0.1:50051").await?;
+//! // Bound before the client connects, so the connection cannot be refused.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let server = courier::Server::builder().add_service(GreeterServer::new(MyGreeter));
+//! tokio::spawn(server.serve_with_listener(listener, std::future::pending()));
+//! let client = pb::greeter_client::GreeterClient::connect(format!("http://{addr}")).await?;
 //! let reply = client.say_hello(pb::HelloRequest { name: "Ada".into() }).await?;
+//! assert_eq!(reply.get_ref().message, "Hello, Ada!");
 //! # Ok(()) }
 //! ```
 //!
