@@ -273,6 +273,14 @@ impl Status {
             } else {
                 "stream reset"
             };
+            if reason == h2::Reason::REFUSED_STREAM && !err.is_go_away() {
+                return Status::new(
+                    code,
+                    "the server refused the stream (REFUSED_STREAM) before processing the call: it is at its \
+                     limit of concurrent streams or of buffered request bytes for this connection; the call \
+                     can safely be retried",
+                );
+            }
             return Status::new(code, format!("{what}: {reason:?}"));
         }
         if err.is_io() {
