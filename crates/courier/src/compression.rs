@@ -136,7 +136,9 @@ pub(crate) fn compress(encoding: Encoding, src: &[u8], dst: &mut BytesMut) -> st
 /// RESOURCE_EXHAUSTED and corrupt input with INTERNAL.
 pub(crate) fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result<Bytes, Status> {
     let mut out = Vec::with_capacity((src.len() * 2).min(limit).min(1 << 20));
-    let cap = limit as u64 + 1;
+    // One byte past the limit tells a message that is too large; a limit of
+    // usize::MAX (no limit) must not wrap around to reading nothing.
+    let cap = (limit as u64).saturating_add(1);
     let read = match encoding {
         Encoding::Gzip => flate2::read::GzDecoder::new(src).take(cap).read_to_end(&mut out),
         Encoding::Deflate => flate2::read::ZlibDecoder::new(src).take(cap).read_to_end(&mut out),
@@ -171,6 +173,19 @@ mod tests {
             assert_eq!(Encoding::from_name(enc.name()), Some(enc));
         }
         assert_eq!(Encoding::from_name("identity"), None);
+    }
+
+    #[test]
+    fn no_limit_is_not_a_limit_of_nothing() {
+        // Found by the decompress and reflection fuzzers: `limit + 1`
+        // overflowed for usize::MAX, which panicked in debug builds and, in
+        // release builds, read nothing and returned every message empty.
+        let data = b"unlimited ".repeat(50);
+        for enc in Encoding::ALL {
+            let mut buf = BytesMut::new();
+            compress(enc, &data, &mut buf).unwrap();
+            assert_eq!(decompress(enc, &buf, usize::MAX).unwrap(), &data[..], "{enc:?}");
+        }
     }
 
     #[test]
