@@ -21,6 +21,8 @@
 mod backoff;
 pub(crate) use call::{ResponseHead, check_response};
 mod call;
+#[cfg(feature = "fuzzing")]
+pub(crate) use call::encode_timeout;
 mod target;
 
 use std::fmt;

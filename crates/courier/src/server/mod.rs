@@ -42,6 +42,8 @@ use crate::credentials::{self, PeerCertificates, ServerTls, ServerTlsConfig};
 use crate::interceptor::{Interceptors, ServerDyn, ServerInterceptor};
 use crate::transport::Http2Settings;
 use listener::Listener;
+#[cfg(feature = "fuzzing")]
+pub(crate) use {call::parse_timeout, listener::Listener as FuzzListener};
 
 /// A gRPC service that a [`Server`] can host. `courier-build` generates the
 /// implementation from a `.proto` service.
@@ -230,7 +232,7 @@ impl<R: Routes> Server<R> {
         self.run(listener, signal).await
     }
 
-    async fn run<L: Listener>(self, mut listener: L, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+    pub(crate) async fn run<L: Listener>(self, mut listener: L, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let mut config = self.config;
         let mut services = Vec::new();
         self.routes
