@@ -22,6 +22,9 @@ fuzz_target!(|input: &[u8]| {
     let encoding = Encoding::ALL[(choice % 3) as usize];
     let limit = LIMITS[((choice / 3) % 8) as usize];
     let roundtrip = choice / 24 % 2 == 1;
+    // Without a limit, a small input may rightly expand to gigabytes: the
+    // target only round-trips its own, small messages then.
+    let limit = if limit == usize::MAX && !roundtrip { 4 << 20 } else { limit };
 
     let src = if roundtrip { compress(encoding, data) } else { bytes::Bytes::copy_from_slice(data) };
     let got = decompress(encoding, &src, limit);

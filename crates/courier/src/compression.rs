@@ -132,6 +132,17 @@ pub(crate) fn compress(encoding: Encoding, src: &[u8], dst: &mut BytesMut) -> st
     Ok(())
 }
 
+/// The largest zstd window (as a power of two) a receiver with `limit`
+/// accepts. The decoder allocates the window a frame declares before it
+/// produces anything, so without a bound a message of a few bytes could
+/// make it allocate 128 MiB (zstd's own default maximum). The window
+/// allowed is what the limit could use, but never less than the 8 MiB that
+/// RFC 8878 asks every decoder to support, nor more than zstd's default.
+fn zstd_window_log_max(limit: usize) -> u32 {
+    let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
+    needed.clamp(23, 27)
+}
+
 /// Decompresses one message, refusing output larger than `limit` bytes with
 /// RESOURCE_EXHAUSTED and corrupt input with INTERNAL.
 pub(crate) fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result<Bytes, Status> {
@@ -142,7 +153,10 @@ pub(crate) fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result
     let read = match encoding {
         Encoding::Gzip => flate2::read::GzDecoder::new(src).take(cap).read_to_end(&mut out),
         Encoding::Deflate => flate2::read::ZlibDecoder::new(src).take(cap).read_to_end(&mut out),
-        Encoding::Zstd => zstd::stream::read::Decoder::with_buffer(src).and_then(|d| d.take(cap).read_to_end(&mut out)),
+        Encoding::Zstd => zstd::stream::read::Decoder::with_buffer(src).and_then(|mut d| {
+            d.window_log_max(zstd_window_log_max(limit))?;
+            d.take(cap).read_to_end(&mut out)
+        }),
     };
     if let Err(err) = read {
         return Err(Status::internal(format!(
@@ -186,6 +200,29 @@ mod tests {
             compress(enc, &data, &mut buf).unwrap();
             assert_eq!(decompress(enc, &buf, usize::MAX).unwrap(), &data[..], "{enc:?}");
         }
+    }
+
+    /// A zstd frame declaring a window of `2^(10 + exponent)` bytes, with no
+    /// content size, holding one raw block of "A".
+    fn zstd_frame_with_window(exponent: u8) -> Vec<u8> {
+        vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, exponent << 3, 0x09, 0x00, 0x00, b'A']
+    }
+
+    #[test]
+    fn zstd_window_is_bounded() {
+        // Found by the decompress fuzzer: this 10-byte message made the
+        // decoder allocate a 128 MiB window before producing anything.
+        let huge = zstd_frame_with_window(17);
+        let err = decompress(Encoding::Zstd, &huge, crate::DEFAULT_MAX_RECV_MESSAGE_SIZE).unwrap_err();
+        assert_eq!(err.code(), crate::Code::Internal, "{err:?}");
+        // 8 MiB windows, which every zstd decoder supports, still decode.
+        let standard = zstd_frame_with_window(13);
+        assert_eq!(decompress(Encoding::Zstd, &standard, 1000).unwrap(), &b"A"[..]);
+        // A limit that needs a larger window allows one, up to zstd's default.
+        assert_eq!(zstd_window_log_max(4 << 20), 23);
+        assert_eq!(zstd_window_log_max((64 << 20) + 1), 27);
+        assert_eq!(zstd_window_log_max(usize::MAX), 27);
+        assert_eq!(zstd_window_log_max(0), 23);
     }
 
     #[test]
