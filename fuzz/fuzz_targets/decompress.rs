@@ -24,9 +24,17 @@ fuzz_target!(|input: &[u8]| {
     let roundtrip = choice / 24 % 2 == 1;
     // Without a limit, a small input may rightly expand to gigabytes: the
     // target only round-trips its own, small messages then.
-    let limit = if limit == usize::MAX && !roundtrip { 4 << 20 } else { limit };
+    let limit = if limit == usize::MAX && !roundtrip {
+        4 << 20
+    } else {
+        limit
+    };
 
-    let src = if roundtrip { compress(encoding, data) } else { bytes::Bytes::copy_from_slice(data) };
+    let src = if roundtrip {
+        compress(encoding, data)
+    } else {
+        bytes::Bytes::copy_from_slice(data)
+    };
     let got = decompress(encoding, &src, limit);
     match &got {
         Ok(out) => assert!(out.len() <= limit, "{} bytes out with a limit of {limit}", out.len()),

@@ -11,12 +11,17 @@
 #![no_main]
 
 use bytes::Bytes;
-use courier::Encoding;
 use courier::__fuzz::{FrameReader, decompress};
+use courier::Encoding;
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: [usize; 6] = [0, 1, 5, 64, 1024, 64 * 1024];
-const ENCODINGS: [Option<Encoding>; 4] = [None, Some(Encoding::Gzip), Some(Encoding::Deflate), Some(Encoding::Zstd)];
+const ENCODINGS: [Option<Encoding>; 4] = [
+    None,
+    Some(Encoding::Gzip),
+    Some(Encoding::Deflate),
+    Some(Encoding::Zstd),
+];
 
 /// What reading a stream gave: each message (or the error, as its code and
 /// message, which ends the reading) and what `finish` said.
@@ -46,7 +51,11 @@ fn read(data: &[u8], limit: usize, encoding: Option<Encoding>, mut cut: impl FnM
         loop {
             match reader.next() {
                 Ok(Some(m)) => {
-                    assert!(m.len() <= limit, "a message of {} bytes passed a limit of {limit}", m.len());
+                    assert!(
+                        m.len() <= limit,
+                        "a message of {} bytes passed a limit of {limit}",
+                        m.len()
+                    );
                     out.messages.push(Ok((m, reader.last_compressed())));
                 }
                 Ok(None) => break,
@@ -103,7 +112,9 @@ fuzz_target!(|input: &[u8]| {
     let whole = read(data, limit, encoding, |_| usize::MAX);
     let bytewise = read(data, limit, encoding, |_| 1);
     // Chunk lengths from the bytes themselves, empty chunks included.
-    let chunked = read(data, limit, encoding, |at| data.get(at).map_or(1, |&b| (b % 11) as usize));
+    let chunked = read(data, limit, encoding, |at| {
+        data.get(at).map_or(1, |&b| (b % 11) as usize)
+    });
     assert_eq!(whole, bytewise, "one chunk and byte by byte differ");
     assert_eq!(whole, chunked, "one chunk and uneven chunks differ");
 
@@ -127,6 +138,11 @@ fuzz_target!(|input: &[u8]| {
             }
             rest = &rest[5 + len..];
         }
-        assert_eq!(finish.is_ok(), rest.is_empty(), "finish {finish:?} with {} bytes left", rest.len());
+        assert_eq!(
+            finish.is_ok(),
+            rest.is_empty(),
+            "finish {finish:?} with {} bytes left",
+            rest.len()
+        );
     }
 });

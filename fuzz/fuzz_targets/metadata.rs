@@ -11,8 +11,8 @@
 
 #![no_main]
 
-use courier::Metadata;
 use courier::__fuzz::{metadata_from_headers, metadata_from_headers_ref, metadata_into_headers};
+use courier::Metadata;
 use courier::metadata::MetadataValue;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -80,7 +80,10 @@ fn check_entries(md: &Metadata, headers: &HeaderMap) {
             assert_eq!(md.get(key), None);
             assert_eq!(md.get_all(key).count(), 0);
             let first = md.get_bin(key).expect("a -bin key that is present");
-            assert_eq!(first.is_ok(), MetadataValue::Binary(raw[0].as_bytes()).to_bytes().is_ok());
+            assert_eq!(
+                first.is_ok(),
+                MetadataValue::Binary(raw[0].as_bytes()).to_bytes().is_ok()
+            );
             assert_eq!(md.get_all_bin(key).count(), raw.len());
         } else {
             assert!(md.get_bin(key).is_none());
@@ -103,7 +106,9 @@ fuzz_target!(|input: Input| {
                 Err(_) => continue,
             },
         };
-        let Ok(value) = HeaderValue::from_bytes(value) else { continue };
+        let Ok(value) = HeaderValue::from_bytes(value) else {
+            continue;
+        };
         headers.append(name, value);
     }
 
@@ -134,7 +139,10 @@ fuzz_target!(|input: Input| {
     if input.binary.is_empty() {
         return;
     }
-    let decoded: Vec<Vec<u8>> = md.get_all_bin(&key).map(|v| v.expect("what insert_bin encodes decodes")).collect();
+    let decoded: Vec<Vec<u8>> = md
+        .get_all_bin(&key)
+        .map(|v| v.expect("what insert_bin encodes decodes"))
+        .collect();
     assert_eq!(&decoded, &input.binary);
     let wire = metadata_into_headers(md.clone());
     let parts: Vec<&str> = wire.get_all(key.as_str()).iter().map(|v| v.to_str().unwrap()).collect();
@@ -144,7 +152,11 @@ fuzz_target!(|input: Input| {
         HeaderValue::from_str(&parts.join(", ")).unwrap(),
     );
     let received = metadata_from_headers(one);
-    assert_eq!(received.get_bin(&key).unwrap().unwrap(), joined, "joined values {parts:?}");
+    assert_eq!(
+        received.get_bin(&key).unwrap().unwrap(),
+        joined,
+        "joined values {parts:?}"
+    );
 
     // An ASCII value set through the API reads back.
     let ascii_key = key.trim_end_matches("-bin");

@@ -144,7 +144,9 @@ fuzz_target!(|input: Input| {
                 extension_number: *number,
             })))
             .encode_to_vec(),
-            Ask::ExtensionNumbers(n) => request(Some(MessageRequest::AllExtensionNumbersOfType(n.get()))).encode_to_vec(),
+            Ask::ExtensionNumbers(n) => {
+                request(Some(MessageRequest::AllExtensionNumbersOfType(n.get()))).encode_to_vec()
+            }
             Ask::List(s) => request(Some(MessageRequest::ListServices(s.clone()))).encode_to_vec(),
             Ask::Nothing => request(None).encode_to_vec(),
         };

@@ -14,8 +14,8 @@
 
 #![no_main]
 
-use courier::Encoding;
 use courier::__fuzz::{FrameReader, parse_timeout};
+use courier::Encoding;
 use courier::health::pb::HealthCheckRequest;
 use courier_fuzz::{Call, Outcome, SERVER_RECV_LIMIT, cut, frame, run};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -82,21 +82,42 @@ fn grpc_content_type(ct: &[u8]) -> bool {
 
 /// The server's path rule, restated: `/service/method`, both non-empty.
 fn valid_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else { return false };
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
     let parts: Vec<&str> = rest.split('/').collect();
     parts.len() == 2 && parts.iter().all(|p| !p.is_empty())
 }
 
 fuzz_target!(|input: Input| {
-    let method = input.method.pick(&s(&["POST", "GET", "PUT"])).unwrap_or_else(|| "POST".into());
-    let Ok(method) = Method::from_bytes(method.as_bytes()) else { return };
+    let method = input
+        .method
+        .pick(&s(&["POST", "GET", "PUT"]))
+        .unwrap_or_else(|| "POST".into());
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return;
+    };
     let path = input
         .path
-        .pick(&s(&[CHECK, WATCH, LIST, INFO, INFO_ALPHA, "/grpc.health.v1.Health/Nope", "/x/", "/", "/a/b/c"]))
+        .pick(&s(&[
+            CHECK,
+            WATCH,
+            LIST,
+            INFO,
+            INFO_ALPHA,
+            "/grpc.health.v1.Health/Nope",
+            "/x/",
+            "/",
+            "/a/b/c",
+        ]))
         .unwrap_or_else(|| "/".into());
     // The path as the server sees it, once it is part of a URI.
-    let Ok(uri) = format!("http://localhost{path}").parse::<http::Uri>() else { return };
-    let Some(path) = uri.path_and_query().map(|p| p.path().to_owned()) else { return };
+    let Ok(uri) = format!("http://localhost{path}").parse::<http::Uri>() else {
+        return;
+    };
+    let Some(path) = uri.path_and_query().map(|p| p.path().to_owned()) else {
+        return;
+    };
     let content_type = input.content_type.pick(&b(&[
         "application/grpc",
         "application/grpc+proto",
@@ -105,7 +126,9 @@ fuzz_target!(|input: Input| {
         "application/grpcx",
     ]));
     let te = input.te.pick(&b(&["trailers", "gzip"]));
-    let timeout = input.timeout.pick(&b(&["1S", "100m", "99999999H", "0n", "1", "S", "123456789S"]));
+    let timeout = input
+        .timeout
+        .pick(&b(&["1S", "100m", "99999999H", "0n", "1", "S", "123456789S"]));
     let encoding = input.encoding.pick(&b(&["identity", "gzip", "deflate", "zstd", "br"]));
     let accept = input.accept_encoding.pick(&b(&["gzip", "identity", "zstd,gzip"]));
 
@@ -126,7 +149,13 @@ fuzz_target!(|input: Input| {
         let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) else {
             continue;
         };
-        let protocol = ["content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding"];
+        let protocol = [
+            "content-type",
+            "te",
+            "grpc-timeout",
+            "grpc-encoding",
+            "grpc-accept-encoding",
+        ];
         if protocol.contains(&name.as_str()) {
             continue;
         }
@@ -135,7 +164,11 @@ fuzz_target!(|input: Input| {
 
     let request_encoding = match encoding.as_deref() {
         None | Some(b"identity") => Ok(None),
-        Some(name) => std::str::from_utf8(name).ok().and_then(Encoding::from_name).map(Some).ok_or(()),
+        Some(name) => std::str::from_utf8(name)
+            .ok()
+            .and_then(Encoding::from_name)
+            .map(Some)
+            .ok_or(()),
     };
     let messages: Vec<(Vec<u8>, bool)> = input
         .messages
@@ -198,7 +231,10 @@ fuzz_target!(|input: Input| {
     };
     if let Some(expected) = early {
         assert_eq!(code, expected, "{answer:?}");
-        assert!(answer.trailers.is_none() && answer.body.is_empty(), "not trailers-only: {answer:?}");
+        assert!(
+            answer.trailers.is_none() && answer.body.is_empty(),
+            "not trailers-only: {answer:?}"
+        );
         return;
     }
     // A valid head: the response frames are well formed.

@@ -10,9 +10,9 @@
 
 #![no_main]
 
+use courier::__fuzz::{metadata_into_headers, status_from_trailers, status_to_trailers};
 use courier::Metadata;
 use courier::Status;
-use courier::__fuzz::{metadata_into_headers, status_from_trailers, status_to_trailers};
 use courier::status::details::{
     BadRequest, DebugInfo, ErrorInfo, Help, LocalizedMessage, PreconditionFailure, QuotaFailure, RequestInfo,
     ResourceInfo, RetryInfo, RpcStatus,

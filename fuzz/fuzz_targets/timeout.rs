@@ -42,7 +42,12 @@ const MAX: Duration = Duration::from_secs(99_999_999 * 3600);
 fuzz_target!(|input: &[u8]| {
     // The input as a header value.
     let parsed = parse_timeout(input);
-    assert_eq!(parsed.map(|d| d.as_nanos()), model(input), "{:?}", String::from_utf8_lossy(input));
+    assert_eq!(
+        parsed.map(|d| d.as_nanos()),
+        model(input),
+        "{:?}",
+        String::from_utf8_lossy(input)
+    );
     if let Some(d) = parsed
         && !d.is_zero()
     {
@@ -64,9 +69,15 @@ fuzz_target!(|input: &[u8]| {
     if d > MAX {
         assert_eq!(back, MAX, "{d:?} encoded as {encoded:?}");
     } else {
-        assert!(back >= d && back > Duration::ZERO, "{d:?} encoded as {encoded:?}, parsed {back:?}");
+        assert!(
+            back >= d && back > Duration::ZERO,
+            "{d:?} encoded as {encoded:?}, parsed {back:?}"
+        );
         let unit = unit_nanos(*bytes.last().unwrap()).unwrap();
-        assert!(back.as_nanos() - d.as_nanos().max(1) < unit, "{d:?} encoded as {encoded:?}");
+        assert!(
+            back.as_nanos() - d.as_nanos().max(1) < unit,
+            "{d:?} encoded as {encoded:?}"
+        );
         // The finest unit that holds the value in 8 digits.
         let finer = [1u128, 1_000, 1_000_000, 1_000_000_000, 60_000_000_000]
             .into_iter()

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use courier::Encoding;
 use courier::__fuzz::FrameReader;
+use courier::Encoding;
 use http::{HeaderMap, Method};
 use tokio::io::DuplexStream;
 use tokio::runtime::Runtime;
@@ -107,7 +107,9 @@ impl Answer {
         while let Some(m) = reader.next().expect("the server's response frames are well formed") {
             out.push(m);
         }
-        reader.finish().expect("the server's response ends on a message boundary");
+        reader
+            .finish()
+            .expect("the server's response ends on a message boundary");
         out
     }
 }
@@ -118,7 +120,7 @@ pub enum Outcome {
     /// The client refused to send it (invalid headers, say): nothing to check.
     Refused,
     /// The server answered.
-    Answered(Answer),
+    Answered(Box<Answer>),
     /// No answer within [`HANG`] of virtual time.
     Hung,
 }
@@ -126,28 +128,36 @@ pub enum Outcome {
 /// Sends one request on a new connection and collects the answer.
 pub fn run(call: Call) -> Outcome {
     let h = harness();
-    let out = h.runtime.block_on(async {
+    h.runtime.block_on(async {
         let (client, server) = tokio::io::duplex(256 * 1024);
         h.connections.send(server).expect("the server is running");
         let exchange = async {
             let (send, conn) = h2::client::handshake(client).await.map_err(|_| ())?;
-            let driver = tokio::spawn(async move {
+            // The client's connection task ends with the exchange, even
+            // when that is dropped for hanging.
+            let _driver = AbortOnDrop(tokio::spawn(async move {
                 let _ = conn.await;
-            });
-            let result = exchange(send, call).await;
-            driver.abort();
-            result
+            }));
+            exchange(send, call).await
         };
         let out = match tokio::time::timeout(HANG, exchange).await {
-            Ok(Ok(answer)) => Outcome::Answered(answer),
+            Ok(Ok(answer)) => Outcome::Answered(Box::new(answer)),
             Ok(Err(())) => Outcome::Refused,
             Err(_) => Outcome::Hung,
         };
         // Let the server see the connection close and clean up.
         tokio::time::sleep(Duration::from_millis(1)).await;
         out
-    });
-    out
+    })
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn exchange(send: h2::client::SendRequest<Bytes>, call: Call) -> Result<Answer, ()> {

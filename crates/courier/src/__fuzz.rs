@@ -123,7 +123,5 @@ pub async fn serve<R: Routes>(
     server: Server<R>,
     connections: tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>,
 ) {
-    let _ = server
-        .run(Connections(connections), std::future::pending::<()>())
-        .await;
+    let _ = server.run(Connections(connections), std::future::pending::<()>()).await;
 }

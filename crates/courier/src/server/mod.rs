@@ -232,7 +232,11 @@ impl<R: Routes> Server<R> {
         self.run(listener, signal).await
     }
 
-    pub(crate) async fn run<L: Listener>(self, mut listener: L, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+    pub(crate) async fn run<L: Listener>(
+        self,
+        mut listener: L,
+        signal: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
         let mut config = self.config;
         let mut services = Vec::new();
         self.routes
