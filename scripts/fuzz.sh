@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs each cargo-fuzz target in fuzz/ for a bounded time, one at a time.
 #
-#   bash scripts/fuzz.sh                 # every target, 30 s each
+#   bash scripts/fuzz.sh                 # every target, about 30 s each
 #   FUZZ_SECONDS=600 bash scripts/fuzz.sh server reflection
+#
+# Without FUZZ_SECONDS each target gets 30 s, less when installing and
+# building have used much of FUZZ_BUDGET (360 s by default, for the whole
+# step), though never less than 10 s.
 #
 # Needs the nightly toolchain (`cargo +nightly`); without it the step says so
 # in one line and succeeds. Installs cargo-fuzz from crates.io if missing.
@@ -17,12 +21,12 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "note: no nightly toolchain (cargo +nightly); skipping the fuzz targets"
   exit 0
 fi
+start=$SECONDS
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install cargo-fuzz --locked --quiet
 fi
 
-seconds="${FUZZ_SECONDS:-30}"
 all=(framer timeout metadata status_message status_details decompress server reflection)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 work="${FUZZ_WORK:-}"
@@ -33,6 +37,15 @@ fi
 
 # One build of every target (release, debug assertions, AddressSanitizer).
 cargo +nightly fuzz build
+
+if [ -n "${FUZZ_SECONDS:-}" ]; then
+  seconds="$FUZZ_SECONDS"
+else
+  left=$(( ${FUZZ_BUDGET:-360} - (SECONDS - start) ))
+  seconds=$(( left / ${#targets[@]} ))
+  if [ "$seconds" -gt 30 ]; then seconds=30; fi
+  if [ "$seconds" -lt 10 ]; then seconds=10; fi
+fi
 
 failed=()
 for target in "${targets[@]}"; do
