@@ -309,6 +309,31 @@ mod tests {
         assert_eq!(Encoding::from_name("identity"), None);
     }
 
+    #[cfg(feature = "zstd")]
+    /// A zstd frame declaring a window of `2^(10 + exponent)` bytes, with no
+    /// content size, holding one raw block of "A".
+    fn zstd_frame_with_window(exponent: u8) -> Vec<u8> {
+        vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, exponent << 3, 0x09, 0x00, 0x00, b'A']
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn zstd_window_is_bounded() {
+        // Found by the decompress fuzzer: this 10-byte message made the
+        // decoder allocate a 128 MiB window before producing anything.
+        let huge = zstd_frame_with_window(17);
+        let err = decompress(Encoding::Zstd, &huge, crate::DEFAULT_MAX_RECV_MESSAGE_SIZE).unwrap_err();
+        assert_eq!(err.code(), crate::Code::ResourceExhausted, "{err:?}");
+        // 8 MiB windows, which every zstd decoder supports, still decode.
+        let standard = zstd_frame_with_window(13);
+        assert_eq!(decompress(Encoding::Zstd, &standard, 1000).unwrap(), &b"A"[..]);
+        // A limit that needs a larger window allows one, up to zstd's default.
+        assert_eq!(zstd_window_log_max(4 << 20), 23);
+        assert_eq!(zstd_window_log_max((64 << 20) + 1), 27);
+        assert_eq!(zstd_window_log_max(usize::MAX), 27);
+        assert_eq!(zstd_window_log_max(0), 23);
+    }
+
     #[test]
     fn bounded_by_limit() {
         let data = vec![0u8; 1 << 20];

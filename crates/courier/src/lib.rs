@@ -108,6 +108,12 @@ pub mod status;
 mod streaming;
 mod transport;
 
+// Thin wrappers over the crate-private parsers, for the fuzz targets in
+// fuzz/ only; not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
+
 pub use client::Channel;
 pub use compression::{Encoding, MessageCompression};
 pub use extensions::Extensions;

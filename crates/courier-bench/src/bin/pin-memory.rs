@@ -54,7 +54,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..args.streams {
         let request = http::Request::builder()
             .method("POST")
-            .uri(format!("http://{}/grpc.testing.BenchmarkService/UnaryCall", args.server))
+            .uri(format!(
+                "http://{}/grpc.testing.BenchmarkService/UnaryCall",
+                args.server
+            ))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .body(())?;

@@ -22,6 +22,8 @@ mod backoff;
 pub(crate) use call::{ResponseHead, check_response};
 pub(crate) mod call;
 mod cancel;
+#[cfg(feature = "fuzzing")]
+pub(crate) use call::encode_timeout;
 mod target;
 
 use std::fmt;

@@ -44,6 +44,8 @@ use crate::interceptor::{Interceptors, ServerDyn, ServerInterceptor};
 use crate::transport::Http2Settings;
 use crate::transport::budget::RecvBudget;
 use listener::Listener;
+#[cfg(feature = "fuzzing")]
+pub(crate) use {call::parse_timeout, listener::Listener as FuzzListener};
 
 /// A gRPC service that a [`Server`] can host. `courier-build` generates the
 /// implementation from a `.proto` service.
@@ -313,7 +315,11 @@ impl<R: Routes> Server<R> {
         self.run(listener, signal).await
     }
 
-    async fn run<L: Listener>(self, mut listener: L, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+    pub(crate) async fn run<L: Listener>(
+        self,
+        mut listener: L,
+        signal: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
         #[cfg(feature = "reflection")]
         let config = {
             let mut config = self.config;

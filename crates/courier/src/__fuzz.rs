@@ -1,0 +1,127 @@
+//! Hooks for the fuzz targets in `fuzz/`, compiled only with the `fuzzing`
+//! feature. Each item is a thin wrapper over a crate-private parser, so that
+//! the targets exercise exactly the code that reads a peer's bytes. Not an
+//! API: nothing here is stable.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue};
+
+use crate::compression::Encoding;
+use crate::metadata::Metadata;
+use crate::server::{FuzzListener, Routes, Server};
+use crate::status::Status;
+
+/// The received-message framer ([`crate::codec::FrameReader`]).
+pub struct FrameReader(crate::codec::FrameReader);
+
+impl FrameReader {
+    /// A reader refusing messages over `max_size` bytes, decompressing with
+    /// `encoding` (the call's `grpc-encoding`).
+    pub fn new(max_size: usize, encoding: Option<Encoding>) -> FrameReader {
+        FrameReader(crate::codec::FrameReader::new(max_size, encoding))
+    }
+
+    /// Adds a received chunk.
+    pub fn push(&mut self, data: Bytes) {
+        self.0.push(data);
+    }
+
+    /// The next whole message, if one has arrived.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        self.0.next()
+    }
+
+    /// Whether the last message returned was compressed on the wire.
+    pub fn last_compressed(&self) -> bool {
+        self.0.last_compressed()
+    }
+
+    /// Checks that the stream did not end inside a message.
+    pub fn finish(&self) -> Result<(), Status> {
+        self.0.finish()
+    }
+}
+
+/// Parses a received `grpc-timeout` value, as the server does.
+pub fn parse_timeout(raw: &[u8]) -> Option<Duration> {
+    crate::server::parse_timeout(raw).ok()
+}
+
+/// Formats a `grpc-timeout` value, as the client does.
+pub fn encode_timeout(timeout: Duration) -> HeaderValue {
+    crate::client::encode_timeout(timeout)
+}
+
+/// Metadata from received headers, as calls take it.
+pub fn metadata_from_headers(headers: HeaderMap) -> Metadata {
+    Metadata::from_headers(headers)
+}
+
+/// Metadata from borrowed received headers, as trailers are read.
+pub fn metadata_from_headers_ref(headers: &HeaderMap) -> Metadata {
+    Metadata::from_headers_ref(headers)
+}
+
+/// The header map that metadata is sent as.
+pub fn metadata_into_headers(metadata: Metadata) -> HeaderMap {
+    metadata.into_headers()
+}
+
+/// Percent-encodes a status message for `grpc-message`.
+pub fn encode_message(message: &str) -> String {
+    crate::status::encode_message(message)
+}
+
+/// Decodes a received `grpc-message`.
+pub fn decode_message(raw: &[u8]) -> String {
+    crate::status::decode_message(raw)
+}
+
+/// Reads a status from received trailers; `None` without `grpc-status`.
+pub fn status_from_trailers(trailers: &HeaderMap) -> Option<Status> {
+    Status::from_trailers(trailers)
+}
+
+/// Writes a status into trailers, as it is sent.
+pub fn status_to_trailers(status: &Status, trailers: &mut HeaderMap) {
+    status.write_trailers(trailers);
+}
+
+/// Compresses one message, as a sender does.
+pub fn compress(encoding: Encoding, src: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    crate::compression::compress(encoding, src, &mut out).expect("compressing into memory does not fail");
+    out.freeze()
+}
+
+/// Decompresses one received message, bounded by `limit` bytes.
+pub fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result<Bytes, Status> {
+    crate::compression::decompress(encoding, src, limit)
+}
+
+/// Connections for [`serve`]: in-memory streams, handed over one by one.
+struct Connections(tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>);
+
+impl FuzzListener for Connections {
+    type Io = tokio::io::DuplexStream;
+
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, Option<std::net::SocketAddr>)> {
+        match self.0.recv().await {
+            Some(io) => Ok((io, None)),
+            // No more connections will come: idle until the server is dropped.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Serves `server` on the in-memory connections sent through `connections`,
+/// exactly as on accepted sockets. Runs until the future is dropped.
+pub async fn serve<R: Routes>(
+    server: Server<R>,
+    connections: tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>,
+) {
+    let _ = server.run(Connections(connections), std::future::pending::<()>()).await;
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the byte-level fuzz targets into fuzz/corpus/.
+
+Each seed is a real encoding: framed gRPC messages (plain and compressed),
+grpc-timeout values, grpc-message values, google.rpc.Status protobufs, and
+compressed messages. The structured targets (metadata, server, reflection)
+take their input through `arbitrary`, so their seeds are a few inputs that
+short fuzzing runs kept (see docs/FUZZING.md). Run from anywhere:
+`python3 fuzz/seeds.py`. Only the standard library is needed; zstd seeds
+are hand-made frames, so no zstd module is needed either.
+"""
+
+import gzip
+import os
+import struct
+import zlib
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def put(target, name, data):
+    os.makedirs(os.path.join(ROOT, target), exist_ok=True)
+    with open(os.path.join(ROOT, target, name), "wb") as f:
+        f.write(data)
+
+
+def frame(message, compressed=False):
+    return bytes([1 if compressed else 0]) + struct.pack(">I", len(message)) + message
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(number, wire_type, payload):
+    key = varint(number << 3 | wire_type)
+    if wire_type == 2:
+        return key + varint(len(payload)) + payload
+    return key + payload
+
+
+# A zstd frame: magic, a descriptor without content size, a window
+# descriptor, and one raw last block.
+def zstd_raw(window_exponent, data):
+    header = struct.pack("<I", (len(data) << 3) | 1)[:3]
+    return b"\x28\xb5\x2f\xfd\x00" + bytes([window_exponent << 3]) + header + data
+
+
+# zstd's magic with an RLE block: one byte repeated.
+def zstd_rle(window_exponent, byte, count):
+    header = struct.pack("<I", (count << 3) | (1 << 1) | 1)[:3]
+    return b"\x28\xb5\x2f\xfd\x00" + bytes([window_exponent << 3]) + header + bytes([byte])
+
+
+hello = b"\x0a\x05hello"  # a protobuf: field 1, "hello"
+text = b"hello hello hello hello hello hello hello"
+
+# framer: two control bytes (limit index, encoding index), then the stream.
+# Limits: 0, 1, 5, 64, 1024, 65536; encodings: none, gzip, deflate, zstd.
+put("framer", "plain-two", b"\x04\x00" + frame(hello) + frame(b""))
+put("framer", "gzip", b"\x04\x01" + frame(gzip.compress(text), True) + frame(hello))
+put("framer", "deflate", b"\x04\x02" + frame(zlib.compress(text), True))
+put("framer", "zstd", b"\x04\x03" + frame(zstd_raw(0, text), True))
+put("framer", "too-large", b"\x02\x00" + frame(b"x" * 6))
+put("framer", "bad-flag", b"\x04\x00" + b"\x02\x00\x00\x00\x01x")
+put("framer", "truncated", b"\x04\x00" + frame(hello)[:-2])
+
+# timeout: header values, and durations as bytes.
+for value in [b"1S", b"100m", b"99999999H", b"0n", b"12345678u", b"5M", b"123456789S", b"1x", b"S"]:
+    put("timeout", value.decode(), value)
+
+# status_message: grpc-message values as sent.
+put("status_message", "plain", b"not found")
+put("status_message", "escapes", b"caf%C3%A9 50%25 done%0A")
+put("status_message", "bad-escapes", b"50%zz and %4")
+put("status_message", "utf8", "ünïcode \U0001F600".encode())
+
+# status_details: mode byte (bit 0: base64 the rest; bit 1: raw grpc-status),
+# code byte, then a google.rpc.Status.
+error_info = field(1, 2, b"EMPTY_NAME") + field(2, 2, b"example.com")
+any_info = field(1, 2, b"type.googleapis.com/google.rpc.ErrorInfo") + field(2, 2, error_info)
+retry = field(1, 2, field(1, 0, varint(3)))
+any_retry = field(1, 2, b"type.googleapis.com/google.rpc.RetryInfo") + field(2, 2, retry)
+status = field(1, 0, varint(3)) + field(2, 2, b"bad name") + field(3, 2, any_info) + field(3, 2, any_retry)
+put("status_details", "error-info", b"\x01\x0b" + status)
+put("status_details", "raw-base64", b"\x00\x0b" + b"CAMSCGJhZCBuYW1l")
+put("status_details", "raw-status", b"\x03\x00" + b"13" + status)
+
+# decompress: a choice byte (encoding = c % 3, limit index = c / 3 % 8,
+# round trip if c / 24 is odd), then the compressed bytes.
+# Limits: 0, 1, 100, 1024, 65536, 1 MiB, 4 MiB, none.
+put("decompress", "gzip", bytes([0 + 3 * 3]) + gzip.compress(text))
+put("decompress", "deflate", bytes([1 + 3 * 3]) + zlib.compress(text))
+put("decompress", "zstd-raw", bytes([2 + 3 * 3]) + zstd_raw(0, text))
+put("decompress", "zstd-rle-bomb", bytes([2 + 3 * 2]) + zstd_rle(0, 0x41, 100000))
+put("decompress", "zstd-window-128m", bytes([2 + 3 * 5]) + zstd_raw(17, b"A"))
+put("decompress", "gzip-bomb", bytes([0 + 3 * 2]) + gzip.compress(b"\0" * 100000))
+put("decompress", "roundtrip", bytes([0 + 3 * 3 + 24]) + text)
