@@ -213,6 +213,39 @@ fn partial_message(declared: u32, sent: usize) -> Bytes {
     buf.freeze()
 }
 
+/// An `EchoRequest` with `text`, framed as one whole message.
+fn whole_message(s: &str) -> Bytes {
+    let msg = prost::Message::encode_to_vec(&text(s));
+    let mut buf = BytesMut::with_capacity(5 + msg.len());
+    buf.put_u8(0);
+    buf.put_u32(msg.len() as u32);
+    buf.put_slice(&msg);
+    buf.freeze()
+}
+
+/// A server with a handshake timeout of `ms` milliseconds.
+async fn server_with_handshake_timeout(ms: u64) -> TestServer {
+    start_with_counters(|b, c| {
+        b.handshake_timeout(Some(Duration::from_millis(ms)))
+            .add_service(echo_with(c))
+    })
+    .await
+}
+
+/// Whether the server closes `socket`, reading (and dropping) whatever it
+/// sends first, such as its SETTINGS.
+async fn closed_by_server(socket: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(LIMIT, async {
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    closed.await.is_ok()
+}
+
 /// A unary call on a connection of its own, which must succeed.
 async fn normal_call_succeeds(server: &TestServer) {
     let client = EchoClient::new(Channel::connect(server.url()).await.expect("connect"));
@@ -380,14 +413,7 @@ async fn a_stream_idle_between_whole_messages_outlives_the_partial_message_timeo
     })
     .await;
     let mut send = h2_connect(server.addr).await;
-    let first = {
-        let mut buf = BytesMut::new();
-        let msg = prost::Message::encode_to_vec(&text("first"));
-        buf.put_u8(0);
-        buf.put_u32(msg.len() as u32);
-        buf.put_slice(&msg);
-        buf.freeze()
-    };
+    let first = whole_message("first");
     let (response, mut stream) = h2_call(&mut send, server.addr, CLIENT_STREAM, first.clone(), false).await;
     // Idle, with no message partial, for several times the timeout: time
     // passing is what is tested here.
@@ -399,64 +425,31 @@ async fn a_stream_idle_between_whole_messages_outlives_the_partial_message_timeo
 
 #[tokio::test]
 async fn a_connection_that_never_sends_the_preface_is_closed_after_the_handshake_timeout() {
-    let server = start_with_counters(|b, c| {
-        b.handshake_timeout(Some(Duration::from_millis(200)))
-            .add_service(echo_with(c))
-    })
-    .await;
+    let server = server_with_handshake_timeout(200).await;
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
-    let mut buf = [0u8; 1024];
-    let closed = tokio::time::timeout(LIMIT, async {
-        loop {
-            match silent.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {} // the server's SETTINGS
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the server closed the silent connection");
+    assert!(
+        closed_by_server(&mut silent).await,
+        "the server closed the silent connection"
+    );
     normal_call_succeeds(&server).await;
 }
 
 #[tokio::test]
 async fn a_connection_that_sends_the_preface_but_no_settings_is_closed() {
-    let server = start_with_counters(|b, c| {
-        b.handshake_timeout(Some(Duration::from_millis(200)))
-            .add_service(echo_with(c))
-    })
-    .await;
+    let server = server_with_handshake_timeout(200).await;
     let mut half = TcpStream::connect(server.addr).await.unwrap();
     half.write_all(PREFACE).await.unwrap();
-    let mut buf = [0u8; 1024];
-    let closed = tokio::time::timeout(LIMIT, async {
-        loop {
-            match half.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the server closed the connection that sent no SETTINGS");
+    assert!(
+        closed_by_server(&mut half).await,
+        "the server closed the connection that sent no SETTINGS"
+    );
 }
 
 #[tokio::test]
 async fn a_connection_that_greeted_in_time_outlives_the_handshake_timeout() {
-    let server = start_with_counters(|b, c| {
-        b.handshake_timeout(Some(Duration::from_millis(100)))
-            .add_service(echo_with(c))
-    })
-    .await;
+    let server = server_with_handshake_timeout(100).await;
     let mut send = h2_connect(server.addr).await;
-    let unary = || {
-        let msg = prost::Message::encode_to_vec(&text("hi"));
-        let mut buf = BytesMut::new();
-        buf.put_u8(0);
-        buf.put_u32(msg.len() as u32);
-        buf.put_slice(&msg);
-        buf.freeze()
-    };
+    let unary = || whole_message("hi");
     let (response, _s) = h2_call(&mut send, server.addr, "/courier.test.Echo/Unary", unary(), true).await;
     assert_eq!(h2_status(response).await.0, "0");
     // Let the handshake deadline pass: time passing is what is tested.
