@@ -102,7 +102,7 @@ impl Batch {
             }
             Start::Probe(record) => {
                 tokio::spawn(Probed {
-                    call: Box::pin(call),
+                    call,
                     record: Some(record),
                 });
                 return;
@@ -129,21 +129,25 @@ impl Batch {
     }
 }
 
-/// A spawned call whose first poll is timed.
-struct Probed<F> {
-    call: Pin<Box<F>>,
-    record: Option<Arc<AtomicU32>>,
+pin_project_lite::pin_project! {
+    /// A spawned call whose first poll is timed.
+    struct Probed<F> {
+        #[pin]
+        call: F,
+        record: Option<Arc<AtomicU32>>,
+    }
 }
 
 impl<F: Future<Output = ()>> Future for Probed<F> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(record) = self.record.take() else {
-            return self.call.as_mut().poll(cx);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let Some(record) = this.record.take() else {
+            return this.call.poll(cx);
         };
         let began = Instant::now();
-        let polled = self.call.as_mut().poll(cx);
+        let polled = this.call.poll(cx);
         if began.elapsed() > QUICK {
             record.store(0, Ordering::Relaxed);
         } else {
