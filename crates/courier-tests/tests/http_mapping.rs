@@ -165,8 +165,13 @@ async fn call(server: &RawServer) -> Result<EchoResponse, Status> {
     result.map(|r| r.into_inner())
 }
 
-/// A call that must fail; also checks that the server saw it.
+/// A call that must fail; also checks that the server saw it once.
 async fn call_err(answer: Answer) -> Status {
+    call_err_seen(answer, 1).await
+}
+
+/// A call that must fail, after reaching the server `times` times.
+async fn call_err_seen(answer: Answer, times: usize) -> Status {
     let server = raw_server(answer).await;
     let err = match call(&server).await {
         Ok(resp) => panic!("{answer:?}: call succeeded with {resp:?}"),
@@ -174,7 +179,7 @@ async fn call_err(answer: Answer) -> Status {
     };
     assert_eq!(
         server.seen.load(Ordering::SeqCst),
-        1,
+        times,
         "{answer:?}: the request reached the server"
     );
     assert!(!err.message().is_empty(), "{answer:?}: {err:?} has a message");
@@ -234,8 +239,11 @@ async fn grpc_response_without_trailers_is_an_error() {
 
 #[tokio::test]
 async fn stream_resets_map_to_codes() {
+    // A stream refused before any response never reached the application:
+    // the call is sent again, transparently, four times, then fails.
+    let refused = call_err_seen(Answer::Reset(h2::Reason::REFUSED_STREAM), 5).await;
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     let cases = [
-        (Answer::Reset(h2::Reason::REFUSED_STREAM), Code::Unavailable),
         (Answer::Reset(h2::Reason::CANCEL), Code::Cancelled),
         (Answer::ResetAfterHeaders(h2::Reason::REFUSED_STREAM), Code::Unavailable),
         (Answer::ResetAfterHeaders(h2::Reason::CANCEL), Code::Cancelled),

@@ -286,7 +286,9 @@ async fn unreachable_server_is_unavailable_with_the_cause() {
     let err = client.unary(text("x")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     // Bad targets are refused up front.
-    assert_eq!(Channel::lazy("http://nope").unwrap_err().code(), Code::InvalidArgument);
+    for bad in ["http://h:notaport", "dns://8.8.8.8", "ipv4:not-an-ip", "unix:"] {
+        assert_eq!(Channel::lazy(bad).unwrap_err().code(), Code::InvalidArgument, "{bad}");
+    }
 }
 
 /// A TCP socket that may share its port with the others made here
@@ -412,14 +414,17 @@ async fn reconnects_after_the_server_restarts() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().to_lowercase().contains("refused"), "{err:?}");
 
-    // The server comes back on the same port, listening before the next
-    // call; the channel reconnects on that call.
+    // The server comes back on the same port. A call that waits for ready
+    // succeeds once the channel's next attempt reaches it, rather than
+    // failing from the cached error.
     let _second = tokio::spawn(
         courier::Server::builder()
             .add_service(EchoServer::new(EchoService::default()))
             .serve_with_listener(listen(), std::future::pending()),
     );
-    assert_eq!(client.unary(text("after")).await.unwrap().get_ref().text, "after");
+    let mut after = courier::Request::new(text("after"));
+    after.set_wait_for_ready(true);
+    assert_eq!(client.unary(after).await.unwrap().get_ref().text, "after");
     assert!(channel.is_connected());
 }
 

@@ -35,6 +35,7 @@ pub struct Request<T> {
     pub(crate) message_compression: Option<MessageCompression>,
     pub(crate) cancel: Option<CancelHandle>,
     pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) wait_for_ready: Option<bool>,
 }
 
 impl<T> Request<T> {
@@ -50,6 +51,7 @@ impl<T> Request<T> {
             message_compression: None,
             cancel: None,
             remote_addr: None,
+            wait_for_ready: None,
         }
     }
 
@@ -149,6 +151,16 @@ impl<T> Request<T> {
         (self, cancel)
     }
 
+    /// Client: with `true`, the call waits for the channel to have a READY
+    /// connection, through CONNECTING and TRANSIENT_FAILURE, until its
+    /// deadline; with `false` (the default, unless the channel's
+    /// [`wait_for_ready`](crate::ChannelBuilder::wait_for_ready) says
+    /// otherwise) it fails at once with UNAVAILABLE while the channel is in
+    /// TRANSIENT_FAILURE. See grpc/grpc `doc/wait-for-ready.md`.
+    pub fn set_wait_for_ready(&mut self, wait: bool) {
+        self.wait_for_ready = Some(wait);
+    }
+
     /// Server: the address of the client, when known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
@@ -166,6 +178,7 @@ impl<T> Request<T> {
             message_compression: self.message_compression,
             cancel: self.cancel,
             remote_addr: self.remote_addr,
+            wait_for_ready: self.wait_for_ready,
         }
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::client::CancelHandle;
-use crate::client::call::CANCELLED_BY_CLIENT;
+use crate::client::call::{CANCELLED_BY_CLIENT, CallHold};
 use crate::codec::{Decoder, FrameReader};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status};
@@ -39,6 +39,9 @@ pub struct Streaming<T> {
     sender: Option<AbortOnDrop>,
     /// Client: cancels the call from elsewhere.
     cancel: Option<CancelHandle>,
+    /// Client: the call's place among its connection's streams, and its
+    /// count among the channel's calls, given up with the stream.
+    hold: Option<CallHold>,
 }
 
 enum State {
@@ -90,7 +93,14 @@ impl<T: 'static> Streaming<T> {
             send_error,
             sender,
             cancel: None,
+            hold: None,
         }
+    }
+
+    /// Client: what the call holds while its stream lives.
+    pub(crate) fn with_hold(mut self, hold: CallHold) -> Streaming<T> {
+        self.hold = Some(hold);
+        self
     }
 
     /// Client: the call's cancel handle, if its request asked for one.

@@ -86,7 +86,7 @@ fn seconds(secs: f64, overflow: Duration) -> Duration {
 }
 
 /// A random number in [0, 1), from the standard library's seeded hasher.
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(
         std::time::SystemTime::now()

@@ -14,6 +14,8 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use http::header::{HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 
+use super::balancer::PickInfo;
+use super::controller::OwnedActiveCall;
 use super::{CancelHandle, Channel};
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
@@ -24,6 +26,7 @@ use crate::response::Response;
 use crate::status::{Code, Status};
 use crate::streaming::{AbortOnDrop, SendSide, Streaming};
 use crate::transport::body::{self, RecvBody};
+use crate::transport::client::{Connection, StreamPermit};
 
 /// The message of the CANCELLED a client's own cancellation ends a call with.
 pub(crate) const CANCELLED_BY_CLIENT: &str = "the call was cancelled by the client";
@@ -171,6 +174,37 @@ struct Prepared {
     head: CallHead,
     compression: Option<Encoding>,
     switch: Option<crate::MessageCompression>,
+    wait_for_ready: bool,
+}
+
+/// A call's HTTP/2 stream, once opened.
+struct Opened {
+    response: h2::client::ResponseFuture,
+    send: h2::SendStream<Bytes>,
+    conn: Arc<Connection>,
+    permit: StreamPermit,
+}
+
+/// How many times a call is sent again, transparently, after the server
+/// refused its stream unprocessed (REFUSED_STREAM, or GOAWAY before the
+/// server saw it) or its connection turned out to be closing before the
+/// stream went out. Such a call never reached the application, so this is
+/// safe for any call; the limit stops a server that refuses everything
+/// from keeping a call busy.
+const TRANSPARENT_RETRIES: u32 = 4;
+
+/// Whether an error on a stream, before any response, says the server never
+/// processed it: it reset the stream with REFUSED_STREAM, or its GOAWAY
+/// named a last stream below this one.
+fn unprocessed(e: &h2::Error) -> bool {
+    e.is_remote() && (e.is_go_away() || (e.is_reset() && e.reason() == Some(h2::Reason::REFUSED_STREAM)))
+}
+
+/// What a call holds while its response stream lives: its place among the
+/// connection's streams, and its count as a call in progress.
+pub(crate) struct CallHold {
+    _permit: StreamPermit,
+    _active: OwnedActiveCall,
 }
 
 impl Channel {
@@ -185,6 +219,7 @@ impl Channel {
             .unwrap_or(self.inner.config.compression)
             .filter(|enc| enc.is_enabled());
         let switch = request.message_compression;
+        let wait_for_ready = request.wait_for_ready.unwrap_or(self.inner.config.wait_for_ready);
         let head = CallHead {
             path: path.0,
             metadata: request.metadata,
@@ -197,6 +232,7 @@ impl Channel {
                 head,
                 compression,
                 switch,
+                wait_for_ready,
             },
             request.message,
         )
@@ -223,10 +259,13 @@ impl Channel {
         FrameReader::new(self.inner.config.max_recv_message_size, None)
     }
 
-    fn http_request(&self, prepared: &mut Prepared) -> http::Request<()> {
-        let head = &mut prepared.head;
+    /// The request's headers. The call's metadata is copied, not taken, so
+    /// that a call sent again transparently carries it too; a call without
+    /// metadata copies nothing.
+    fn http_request(&self, prepared: &Prepared) -> http::Request<()> {
+        let head = &prepared.head;
         let compression = prepared.compression;
-        let mut headers: HeaderMap = std::mem::take(&mut head.metadata).into_headers();
+        let mut headers: HeaderMap = head.metadata.clone().into_headers();
         headers.insert(&names::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(&names::TE, HeaderValue::from_static("trailers"));
         headers.insert(&names::USER_AGENT, self.inner.config.user_agent.clone());
@@ -256,31 +295,72 @@ impl Channel {
         request
     }
 
-    /// Opens the call's HTTP/2 stream. A connection that is closing
-    /// (GOAWAY) is replaced once: the call was not sent on it, so this is
-    /// safe. The request is built only once a connection is ready, so the
-    /// future holds the call's head rather than a built request as well.
-    async fn open(
-        &self,
-        prepared: &mut Prepared,
-    ) -> Result<(h2::client::ResponseFuture, h2::SendStream<Bytes>), Status> {
-        let mut attempt = 0;
-        let mut send = loop {
-            attempt += 1;
-            let conn = self.connection().await?;
+    /// Opens the call's HTTP/2 stream on a connection the policy picks,
+    /// waiting, if the call waits for ready, until there is one. A
+    /// connection found closing (GOAWAY) is retired and the call goes to
+    /// another: it was not sent, so this is safe. The request is built only
+    /// once a connection is ready, so the future holds the call's head
+    /// rather than a built request as well.
+    async fn open(&self, prepared: &Prepared) -> Result<Opened, Status> {
+        let mut unsent = 0;
+        loop {
+            let info = PickInfo {
+                path: prepared.head.path.as_str(),
+                metadata: &prepared.head.metadata,
+            };
+            let conn = self.inner.shared.pick(&info, prepared.wait_for_ready).await?;
+            let permit = conn.stream_permit().await;
             let mut send = conn.send.clone();
-            match poll_fn(|cx| send.poll_ready(cx)).await {
-                Ok(()) => break send,
+            let sent = match poll_fn(|cx| send.poll_ready(cx)).await {
+                Ok(()) => send.send_request(self.http_request(prepared), false),
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok((response, send)) => {
+                    return Ok(Opened {
+                        response,
+                        send,
+                        conn,
+                        permit,
+                    });
+                }
                 Err(e) => {
                     conn.retire();
-                    if attempt >= 2 {
+                    unsent += 1;
+                    if unsent > TRANSPARENT_RETRIES {
                         return Err(Status::from_h2(&e));
                     }
                 }
             }
-        };
-        send.send_request(self.http_request(prepared), false)
-            .map_err(|e| Status::from_h2(&e))
+        }
+    }
+
+    /// Sends a call whose request is one message, `body`, and waits for
+    /// the response headers; sends it again, transparently, while the
+    /// server refuses it unprocessed.
+    async fn send_whole(
+        &self,
+        prepared: &Prepared,
+        body: Bytes,
+    ) -> Result<(http::Response<h2::RecvStream>, StreamPermit), Status> {
+        let mut refused = 0;
+        loop {
+            let mut opened = self.open(prepared).await?;
+            // An error here shows up in the response.
+            let _ = opened.send.send_data(body.clone(), true);
+            drop(opened.send);
+            match opened.response.await {
+                Ok(response) => return Ok((response, opened.permit)),
+                Err(e) if unprocessed(&e) && refused < TRANSPARENT_RETRIES => {
+                    refused += 1;
+                    if e.is_go_away() {
+                        opened.conn.retire();
+                    }
+                    tracing::debug!("call refused unprocessed ({e}); sending it again");
+                }
+                Err(e) => return Err(Status::from_h2(&e)),
+            }
+        }
     }
 
     /// Makes a unary call.
@@ -297,13 +377,10 @@ impl Channel {
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
         let call = async move {
+            let _active = self.inner.shared.call_started();
             self.intercept(&mut prepared).await?;
             writer.write(message, true)?;
-            let (response, mut send) = self.open(&mut prepared).await?;
-            // An error here shows up in the response.
-            let _ = send.send_data(writer.take(), true);
-            drop(send);
-            let response = response.await.map_err(|e| Status::from_h2(&e))?;
+            let (response, _permit) = self.send_whole(&prepared, writer.take()).await?;
             let mut reader = self.reader();
             read_unary(check_response(response)?, &mut reader, &mut decoder).await
         };
@@ -326,10 +403,16 @@ impl Channel {
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let call = async {
+            let _active = self.inner.shared.call_started();
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
-            let (response, send) = self.open(&mut prepared).await?;
+            let Opened {
+                response,
+                send,
+                permit: _permit,
+                ..
+            } = self.open(&prepared).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
             let receiving = std::pin::pin!(async {
                 let response = response.await.map_err(|e| Status::from_h2(&e))?;
@@ -357,13 +440,16 @@ impl Channel {
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
         let call = async {
+            let active = self.inner.shared.owned_call_started();
             let (mut prepared, message) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
             let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
-            let (response, mut send) = self.open(&mut prepared).await?;
-            let _ = send.send_data(writer.take(), true);
-            let response = response.await.map_err(|e| Status::from_h2(&e))?;
+            let (response, permit) = self.send_whole(&prepared, writer.take()).await?;
+            let hold = CallHold {
+                _permit: permit,
+                _active: active,
+            };
             let mut reader = self.reader();
             match check_response(response)? {
                 ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => Ok(Response::new(
@@ -377,7 +463,8 @@ impl Channel {
                 } => {
                     reader.set_encoding(encoding);
                     let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None)
-                        .with_cancel(stream_cancel);
+                        .with_cancel(stream_cancel)
+                        .with_hold(hold);
                     let mut response = Response::new(stream);
                     response.metadata = metadata;
                     Ok(response)
@@ -407,10 +494,17 @@ impl Channel {
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
         let call = async {
+            let active = self.inner.shared.owned_call_started();
             let (mut prepared, stream) = self.prepare(request, path.into());
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
-            let (response, send) = self.open(&mut prepared).await?;
+            let Opened {
+                response, send, permit, ..
+            } = self.open(&prepared).await?;
+            let hold = CallHold {
+                _permit: permit,
+                _active: active,
+            };
             let error = Arc::new(Mutex::new(None));
             let slot = error.clone();
             let task = tokio::spawn(async move {
@@ -431,7 +525,8 @@ impl Channel {
                 deadline.map(Into::into),
                 Some(send),
             )
-            .with_cancel(stream_cancel);
+            .with_cancel(stream_cancel)
+            .with_hold(hold);
             Ok(Response::new(stream))
         };
         WithDeadline::new(deadline, cancel, call).await

@@ -19,33 +19,45 @@
 //! ```
 
 mod backoff;
+pub mod balancer;
 pub(crate) use call::{ResponseHead, check_response};
 pub(crate) mod call;
 mod cancel;
+mod connectivity;
+pub(crate) mod controller;
 #[cfg(feature = "fuzzing")]
 pub(crate) use call::encode_timeout;
-mod target;
+pub mod resolver;
+mod subchannel;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
 pub use backoff::BackoffConfig;
 pub use call::MethodPath;
 pub use cancel::CancelHandle;
+pub use connectivity::ConnectivityState;
+pub use subchannel::{Subchannel, SubchannelState};
 
 use crate::compression::Encoding;
 #[cfg(feature = "tls")]
 use crate::credentials::ClientTlsConfig;
 use crate::interceptor::{ClientDyn, ClientInterceptor, Interceptors};
+use crate::metadata::Metadata;
 use crate::status::Status;
-use crate::transport::client::Connection;
-use crate::transport::{Address, ConnectOptions, Http2Settings};
-use backoff::Backoff;
+use crate::transport::{ConnectOptions, Http2Settings};
+use balancer::{PickInfo, Policy};
+use controller::{Plan, Shared};
+use resolver::ResolverBuilder;
+use subchannel::SubchannelOptions;
+
+/// How long a channel with no calls waits before going IDLE, unless set:
+/// grpc-go's 30 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Per-call settings that every call on a channel starts from.
 #[derive(Clone, Debug)]
@@ -54,9 +66,16 @@ pub(crate) struct CallConfig {
     pub(crate) max_send_message_size: usize,
     pub(crate) compression: Option<Encoding>,
     pub(crate) user_agent: HeaderValue,
+    pub(crate) wait_for_ready: bool,
 }
 
-/// A connection to a gRPC server, shared by clones.
+/// A channel to a gRPC service, shared by clones.
+///
+/// A channel resolves its target to addresses, keeps connections to them
+/// (subchannels) as its load-balancing policy decides, and sends each call
+/// on one the policy picks. It starts IDLE, connects on its first call (or
+/// at once with [`ChannelBuilder::connect`]), and goes IDLE again after
+/// [`ChannelBuilder::idle_timeout`] without calls.
 #[derive(Clone)]
 pub struct Channel {
     inner: Arc<Inner>,
@@ -64,24 +83,17 @@ pub struct Channel {
 
 struct Inner {
     target: String,
-    address: Address,
     scheme: Scheme,
     authority: Authority,
-    connect: ConnectOptions,
     config: CallConfig,
     interceptors: Interceptors,
-    /// The ready connection, read without a lock on every call.
-    current: ArcSwapOption<Connection>,
-    /// Serializes connection attempts and holds the backoff state.
-    dialing: tokio::sync::Mutex<DialState>,
+    shared: Arc<Shared>,
 }
 
-struct DialState {
-    backoff: Backoff,
-    /// After a failed attempt: when the next may start (never, for a
-    /// backoff delay past what an `Instant` can represent), and why it
-    /// failed.
-    failure: Option<(Option<Instant>, Status)>,
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.shut_down();
+    }
 }
 
 impl fmt::Debug for Channel {
@@ -91,9 +103,11 @@ impl fmt::Debug for Channel {
 }
 
 impl Channel {
-    /// A builder for a channel to `target`: `http://host:port`,
-    /// `https://host:port` (TLS), `host:port`, `dns:///host:port`, or
-    /// `unix:/path/to/socket`.
+    /// A builder for a channel to `target`. Targets follow grpc/grpc
+    /// `doc/naming.md` (see [`resolver`] for the schemes): `dns:///host:port`,
+    /// `host:port`, `ipv4:10.0.0.1:50051,10.0.0.2:50051`,
+    /// `unix:/path/to/socket`, and also `http://host:port` and
+    /// `https://host:port` (TLS).
     pub fn builder(target: impl AsRef<str>) -> ChannelBuilder {
         ChannelBuilder::new(target.as_ref())
     }
@@ -113,59 +127,32 @@ impl Channel {
         &self.inner.target
     }
 
-    /// Whether the channel has a live connection now.
+    /// The channel's connectivity state. With `try_to_connect`, a channel
+    /// that is IDLE starts connecting (this needs a Tokio runtime; outside
+    /// one it only reports).
+    pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        self.inner.shared.state(try_to_connect)
+    }
+
+    /// Waits until the state is no longer `from`, and returns the new
+    /// state. States may be missed between two calls: compare with the
+    /// state you last saw, as grpc-go's `WaitForStateChange` does.
+    ///
+    /// ```no_run
+    /// # async fn run(channel: courier::Channel) {
+    /// let mut state = channel.state(true);
+    /// while state != courier::client::ConnectivityState::Ready {
+    ///     state = channel.wait_for_state_change(state).await;
+    /// }
+    /// # }
+    /// ```
+    pub async fn wait_for_state_change(&self, from: ConnectivityState) -> ConnectivityState {
+        self.inner.shared.state_changed(from).await
+    }
+
+    /// Whether the channel is READY now.
     pub fn is_connected(&self) -> bool {
-        self.inner.current.load().as_ref().is_some_and(|c| c.is_alive())
-    }
-
-    /// The live connection, connecting if there is none.
-    pub(crate) async fn connection(&self) -> Result<Arc<Connection>, Status> {
-        if let Some(c) = self.inner.current.load().as_ref()
-            && c.is_alive()
-        {
-            return Ok(c.clone());
-        }
-        // Boxed: dialing (TCP, TLS and HTTP/2 handshakes) is rare and its
-        // future is large; unboxed, every call's future would carry it.
-        Box::pin(self.dial()).await
-    }
-
-    async fn dial(&self) -> Result<Arc<Connection>, Status> {
-        let mut state = self.inner.dialing.lock().await;
-        if let Some(c) = self.inner.current.load_full()
-            && c.is_alive()
-        {
-            return Ok(c);
-        }
-        if let Some((retry_at, err)) = &state.failure
-            && retry_at.is_none_or(|at| Instant::now() < at)
-        {
-            return Err(err.clone());
-        }
-        let timeout = self
-            .inner
-            .connect
-            .connect_timeout
-            .unwrap_or_else(|| state.backoff.attempt_timeout());
-        match crate::transport::client::connect(&self.inner.address, &self.inner.connect, timeout).await {
-            Ok(conn) => {
-                let conn = Arc::new(conn);
-                state.backoff.reset();
-                state.failure = None;
-                self.inner.current.store(Some(conn.clone()));
-                Ok(conn)
-            }
-            Err(err) => {
-                let delay = state.backoff.next_delay();
-                tracing::debug!(
-                    "connection to {} failed: {err}; next attempt in {delay:?}",
-                    self.inner.target
-                );
-                state.failure = Some((Instant::now().checked_add(delay), err.clone()));
-                self.inner.current.store(None);
-                Err(err)
-            }
-        }
+        self.state(false) == ConnectivityState::Ready
     }
 }
 
@@ -177,6 +164,9 @@ pub struct ChannelBuilder {
     config: CallConfig,
     interceptors: Interceptors,
     authority: Option<String>,
+    policy: Policy,
+    resolver: Option<Arc<dyn ResolverBuilder>>,
+    idle_timeout: Option<Duration>,
     #[cfg(feature = "tls")]
     tls: Option<ClientTlsConfig>,
 }
@@ -189,6 +179,7 @@ impl ChannelBuilder {
                 connect_timeout: None,
                 tcp_nodelay: true,
                 http2: Http2Settings::default(),
+                max_concurrent_streams: None,
                 #[cfg(feature = "tls")]
                 tls: None,
             },
@@ -198,9 +189,13 @@ impl ChannelBuilder {
                 max_send_message_size: usize::MAX,
                 compression: None,
                 user_agent: HeaderValue::from_static(crate::USER_AGENT),
+                wait_for_ready: false,
             },
             interceptors: Interceptors::default(),
             authority: None,
+            policy: Policy::pick_first(),
+            resolver: None,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -304,63 +299,113 @@ impl ChannelBuilder {
         self
     }
 
+    /// The load-balancing policy: [`Policy::pick_first`] (the default),
+    /// [`Policy::round_robin`], or one of one's own.
+    pub fn load_balancing(mut self, policy: impl Into<Policy>) -> Self {
+        self.policy = policy.into();
+        self
+    }
+
+    /// Resolves this channel's target with `builder` when the target has
+    /// its scheme, instead of the resolver registered for that scheme
+    /// (see [`resolver::register`]).
+    pub fn resolver(mut self, builder: impl ResolverBuilder) -> Self {
+        self.resolver = Some(Arc::new(builder));
+        self
+    }
+
+    /// Whether calls wait for a READY connection by default, rather than
+    /// failing at once with UNAVAILABLE while the channel is in
+    /// TRANSIENT_FAILURE (grpc/grpc `doc/wait-for-ready.md`). A call's own
+    /// [`Request::set_wait_for_ready`](crate::Request::set_wait_for_ready)
+    /// wins. Default off.
+    pub fn wait_for_ready(mut self, on: bool) -> Self {
+        self.config.wait_for_ready = on;
+        self
+    }
+
+    /// How long the channel may go without calls before it goes IDLE,
+    /// closing its connections; the next call reconnects. `Duration::ZERO`
+    /// keeps it connected for ever. Default [`DEFAULT_IDLE_TIMEOUT`], 30
+    /// minutes.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// The most calls open at once on each connection, below whatever the
+    /// server allows; further calls wait for one to end. Default: only the
+    /// server's limit.
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.connect.max_concurrent_streams = Some(streams.max(1));
+        self
+    }
+
     fn build(mut self) -> Result<Channel, Status> {
-        let mut parsed = target::parse(&self.target)?;
-        self.settle_tls(&mut parsed)?;
-        let authority_text = self.authority.unwrap_or(parsed.authority);
-        let authority = Authority::try_from(authority_text.as_str())
-            .map_err(|_| Status::invalid_argument(format!("invalid authority {authority_text:?}")))?;
+        let parsed = resolver::parse_target(&self.target, self.resolver.as_ref())?;
+        let authority_text = self
+            .authority
+            .take()
+            .unwrap_or_else(|| parsed.builder.default_authority(&parsed.target));
+        let scheme = self.settle_tls(parsed.https, &authority_text)?;
+        let authority = Authority::try_from(authority_text.as_str()).map_err(|_| {
+            Status::invalid_argument(format!(
+                "invalid authority {authority_text:?} for target {:?}; set one with ChannelBuilder::authority",
+                self.target
+            ))
+        })?;
+        let plan = Plan {
+            target: parsed.target,
+            resolver: parsed.builder,
+            policy: self.policy,
+            subchannels: Arc::new(SubchannelOptions {
+                connect: self.connect,
+                backoff: self.backoff,
+            }),
+            idle_timeout: self.idle_timeout,
+        };
         Ok(Channel {
             inner: Arc::new(Inner {
                 target: self.target,
-                address: parsed.address,
-                scheme: parsed.scheme,
+                scheme,
                 authority,
-                connect: self.connect,
                 config: self.config,
                 interceptors: self.interceptors,
-                current: ArcSwapOption::empty(),
-                dialing: tokio::sync::Mutex::new(DialState {
-                    backoff: Backoff::new(self.backoff),
-                    failure: None,
-                }),
+                shared: Shared::new(plan),
             }),
         })
     }
 
     /// Builds the TLS settings: those given, or the defaults for an
-    /// `https://` target. The channel then uses the `https` scheme.
+    /// `https://` target, checking the server's name against the
+    /// authority's host. Returns the scheme calls carry.
     #[cfg(feature = "tls")]
-    fn settle_tls(&mut self, parsed: &mut target::Target) -> Result<(), Status> {
-        let tls = match (self.tls.take(), parsed.scheme == Scheme::HTTPS) {
+    fn settle_tls(&mut self, https: bool, authority: &str) -> Result<Scheme, Status> {
+        let tls = match (self.tls.take(), https) {
             (Some(tls), _) => tls,
             (None, true) => ClientTlsConfig::new(),
-            (None, false) => return Ok(()),
+            (None, false) => return Ok(Scheme::HTTP),
         };
-        let host = match &parsed.address {
-            Address::Tcp { host, .. } => host.as_str(),
-            Address::Unix(_) => "localhost",
-        };
+        let host = resolver::target::host_of(authority);
         let built = tls
             .build(host)
             .map_err(|e| Status::invalid_argument(format!("TLS settings for {}: {e}", self.target)))?;
         self.connect.tls = Some(built);
-        parsed.scheme = Scheme::HTTPS;
-        Ok(())
+        Ok(Scheme::HTTPS)
     }
 
     /// Without TLS support, refuses an `https://` target rather than
     /// sending plaintext to a TLS server.
     #[cfg(not(feature = "tls"))]
-    fn settle_tls(&mut self, parsed: &mut target::Target) -> Result<(), Status> {
-        if parsed.scheme == Scheme::HTTPS {
+    fn settle_tls(&mut self, https: bool, _authority: &str) -> Result<Scheme, Status> {
+        if https {
             return Err(Status::invalid_argument(format!(
                 "target {:?} needs TLS, which this build of courier leaves out: \
                  enable courier's `tls` cargo feature",
                 self.target
             )));
         }
-        Ok(())
+        Ok(Scheme::HTTP)
     }
 
     /// A channel that connects on its first call. Fails only for a target
@@ -373,7 +418,12 @@ impl ChannelBuilder {
     /// cannot be reached.
     pub async fn connect(self) -> Result<Channel, Status> {
         let channel = self.build()?;
-        channel.connection().await?;
+        let metadata = Metadata::new();
+        let probe = PickInfo {
+            path: "",
+            metadata: &metadata,
+        };
+        channel.inner.shared.pick(&probe, false).await?;
         Ok(channel)
     }
 }

@@ -614,6 +614,7 @@ fn request_from<T>(head: CallHead, message: T) -> Request<T> {
         message_compression: None,
         cancel: None,
         remote_addr: head.remote_addr,
+        wait_for_ready: None,
     }
 }
 

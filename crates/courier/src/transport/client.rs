@@ -12,24 +12,68 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Address, ConnectOptions};
+use super::ConnectOptions;
+use crate::client::resolver::Address;
+use crate::client::resolver::address::Repr;
 use crate::status::Status;
 
 /// A ready HTTP/2 connection.
 pub(crate) struct Connection {
     pub(crate) send: h2::client::SendRequest<Bytes>,
-    alive: Arc<AtomicBool>,
+    liveness: Arc<Liveness>,
+    /// The channel's own limit on streams open at once, when it sets one.
+    streams: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// Whether a connection still takes new calls, and a way to wait until it
+/// does not.
+#[derive(Default)]
+struct Liveness {
+    dead: AtomicBool,
+    ended: tokio::sync::Notify,
+}
+
+impl Liveness {
+    fn end(&self) {
+        self.dead.store(true, Ordering::Release);
+        self.ended.notify_waiters();
+    }
+}
+
+/// A slot among a connection's streams, held by a call until its stream
+/// ends, when the channel limits streams per connection.
+pub(crate) type StreamPermit = Option<tokio::sync::OwnedSemaphorePermit>;
 
 impl Connection {
     /// False once the connection has closed or failed, or received GOAWAY.
     pub(crate) fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        !self.liveness.dead.load(Ordering::Acquire)
     }
 
-    /// Marks the connection unusable for new calls.
+    /// Marks the connection unusable for new calls; its subchannel then
+    /// replaces it. Calls already on it carry on.
     pub(crate) fn retire(&self) {
-        self.alive.store(false, Ordering::Release);
+        self.liveness.end();
+    }
+
+    /// Resolves once the connection no longer takes new calls: it closed,
+    /// failed, or was retired.
+    pub(crate) async fn closed(&self) {
+        loop {
+            let ended = self.liveness.ended.notified();
+            let mut ended = std::pin::pin!(ended);
+            ended.as_mut().enable();
+            if !self.is_alive() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
+    /// Waits for a free stream slot, when the channel limits them.
+    pub(crate) async fn stream_permit(&self) -> StreamPermit {
+        let streams = self.streams.as_ref()?;
+        streams.clone().acquire_owned().await.ok()
     }
 }
 
@@ -43,26 +87,25 @@ const AWAITING_SERVER: u8 = 2;
 pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions, timeout: Duration) -> Result<Connection, Status> {
     let phase = AtomicU8::new(DIALING);
     let dial = async {
-        match addr {
-            Address::Tcp { host, port } => {
-                let stream = dial_tcp(host, *port).await?;
-                if opts.tcp_nodelay {
-                    let _ = stream.set_nodelay(true);
-                }
+        match &addr.0 {
+            Repr::Socket(sock) => {
+                let stream = tokio::net::TcpStream::connect(sock)
+                    .await
+                    .map_err(|e| tcp_failure(&addr.to_string(), e))?;
+                secure_then_handshake(tcp_options(stream, opts), addr, opts, &phase).await
+            }
+            Repr::Host { host, port } => {
+                let stream = dial_host(host, *port).await?;
+                secure_then_handshake(tcp_options(stream, opts), addr, opts, &phase).await
+            }
+            Repr::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| unix_failure(addr, e))?;
                 secure_then_handshake(stream, addr, opts, &phase).await
             }
-            Address::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
-                    let why = match e.kind() {
-                        ErrorKind::NotFound => "no socket at that path; is the server running?".to_string(),
-                        ErrorKind::ConnectionRefused => {
-                            "connection refused: nothing is listening on that socket; is the server running?"
-                                .to_string()
-                        }
-                        _ => e.to_string(),
-                    };
-                    Status::unavailable(format!("failed to connect to unix:{}: {why}", path.display()))
-                })?;
+            Repr::UnixAbstract(name) => {
+                let stream = connect_abstract(name).await.map_err(|e| unix_failure(addr, e))?;
                 secure_then_handshake(stream, addr, opts, &phase).await
             }
         }
@@ -76,35 +119,88 @@ pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions, timeout: Dura
                 _ => " (the server accepted the connection but did not answer with HTTP/2)",
             };
             Err(Status::unavailable(format!(
-                "timed out after {timeout:?} connecting to {}{during}",
-                addr.display()
+                "timed out after {timeout:?} connecting to {addr}{during}"
             )))
         }
     }
 }
 
-/// Resolves `host` and connects to the first of its addresses that accepts,
-/// saying which step failed.
-async fn dial_tcp(host: &str, port: u16) -> Result<tokio::net::TcpStream, Status> {
-    let fail = |why: String| Status::unavailable(format!("failed to connect to {host}:{port}: {why}"));
-    let addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![(ip, port).into()],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| fail(format!("cannot resolve the host name {host:?} ({e}); check the name")))?
-            .collect(),
-    };
-    if addrs.is_empty() {
-        return Err(fail(format!("the host name {host:?} resolves to no address")));
+fn tcp_options(stream: tokio::net::TcpStream, opts: &ConnectOptions) -> tokio::net::TcpStream {
+    if opts.tcp_nodelay {
+        let _ = stream.set_nodelay(true);
     }
-    tokio::net::TcpStream::connect(&addrs[..]).await.map_err(|e| {
-        fail(match e.kind() {
-            ErrorKind::ConnectionRefused => {
-                "connection refused: nothing is listening there; is the server running, on this port?".to_string()
-            }
-            _ => e.to_string(),
-        })
-    })
+    stream
+}
+
+/// Says why a TCP connection to `to` failed.
+fn tcp_failure(to: &str, e: std::io::Error) -> Status {
+    let why = match e.kind() {
+        ErrorKind::ConnectionRefused => {
+            "connection refused: nothing is listening there; is the server running, on this port?".to_string()
+        }
+        _ => e.to_string(),
+    };
+    Status::unavailable(format!("failed to connect to {to}: {why}"))
+}
+
+/// Says why a Unix socket connection failed.
+fn unix_failure(addr: &Address, e: std::io::Error) -> Status {
+    let why = match e.kind() {
+        ErrorKind::NotFound => "no socket at that path; is the server running?".to_string(),
+        ErrorKind::ConnectionRefused => {
+            "connection refused: nothing is listening on that socket; is the server running?".to_string()
+        }
+        _ => e.to_string(),
+    };
+    Status::unavailable(format!("failed to connect to {addr}: {why}"))
+}
+
+/// Connects to a socket in Linux's abstract namespace.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+async fn connect_abstract(name: &[u8]) -> std::io::Result<tokio::net::UnixStream> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    // A local connect does not wait on a network, but can on a full
+    // backlog: off the runtime's threads.
+    let stream = tokio::task::spawn_blocking(move || std::os::unix::net::UnixStream::connect_addr(&addr))
+        .await
+        .map_err(std::io::Error::other)??;
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
+}
+
+/// Abstract Unix sockets are Linux's alone.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+async fn connect_abstract(_name: &[u8]) -> std::io::Result<tokio::net::UnixStream> {
+    Err(std::io::Error::new(
+        ErrorKind::Unsupported,
+        "abstract Unix sockets exist only on Linux",
+    ))
+}
+
+/// Resolves `host` with the system's resolver and connects to the first of
+/// its addresses that accepts, saying which step failed.
+async fn dial_host(host: &str, port: u16) -> Result<tokio::net::TcpStream, Status> {
+    let to = format!("{host}:{port}");
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| {
+            Status::unavailable(format!(
+                "failed to connect to {to}: cannot resolve the host name {host:?} ({e}); check the name"
+            ))
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Status::unavailable(format!(
+            "failed to connect to {to}: the host name {host:?} resolves to no address"
+        )));
+    }
+    tokio::net::TcpStream::connect(&addrs[..])
+        .await
+        .map_err(|e| tcp_failure(&to, e))
 }
 
 /// Runs the TLS handshake first when the channel uses TLS, and insists on
@@ -132,7 +228,7 @@ where
     if !crate::credentials::negotiated_h2(stream.get_ref().1.alpn_protocol()) {
         return Err(Status::unavailable(format!(
             "{} did not agree to HTTP/2 over TLS (ALPN h2), which gRPC requires",
-            addr.display()
+            addr
         )));
     }
     phase.store(AWAITING_SERVER, Ordering::Relaxed);
@@ -170,7 +266,7 @@ fn tls_failure(addr: &Address, err: &std::io::Error, seen: &Sniffed) -> Status {
     } else {
         err.to_string()
     };
-    Status::unavailable(format!("TLS handshake with {} failed: {why}", addr.display()))
+    Status::unavailable(format!("TLS handshake with {} failed: {why}", addr))
 }
 
 /// A TLS record header: content type 20 to 23, then major version 3.
@@ -198,7 +294,6 @@ const SETTINGS_FRAME: u8 = 0x04;
 /// frame. Anything else gets a status saying what answered instead.
 fn check_answer(addr: &Address, seen: &Sniffed) -> Result<(), Status> {
     let bytes = seen.bytes();
-    let addr = addr.display();
     if bytes.len() >= 4 && bytes[3] == SETTINGS_FRAME {
         return Ok(());
     }
@@ -413,9 +508,9 @@ where
     flusher.watch_greeting(0);
     let (send, conn) = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io))
         .await
-        .map_err(|e| Status::unavailable(format!("HTTP/2 handshake with {} failed: {e}", addr.display())))?;
-    let alive = Arc::new(AtomicBool::new(true));
-    let flag = alive.clone();
+        .map_err(|e| Status::unavailable(format!("HTTP/2 handshake with {} failed: {e}", addr)))?;
+    let liveness = Arc::new(Liveness::default());
+    let flag = liveness.clone();
     let (greeted_tx, greeted) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let mut conn = std::pin::pin!(super::io::flushed(&flusher, conn));
@@ -431,25 +526,23 @@ where
         if let Err(e) = ended {
             tracing::debug!("client connection ended: {e}");
         }
-        flag.store(false, Ordering::Release);
+        flag.end();
     });
     check_answer(addr, &sniffer.answer().await)?;
     if greeted.await.is_err() {
         return Err(Status::unavailable(format!(
             "{} closed the connection before its HTTP/2 SETTINGS arrived whole",
-            addr.display()
+            addr
         )));
     }
-    Ok(Connection { send, alive })
-}
-
-impl Address {
-    pub(crate) fn display(&self) -> String {
-        match self {
-            Address::Tcp { host, port } => format!("{host}:{port}"),
-            Address::Unix(p) => format!("unix:{}", p.display()),
-        }
-    }
+    let streams = opts
+        .max_concurrent_streams
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize)));
+    Ok(Connection {
+        send,
+        liveness,
+        streams,
+    })
 }
 
 #[cfg(test)]
@@ -469,10 +562,7 @@ mod tests {
 
     #[test]
     fn first_bytes_name_what_answered() {
-        let addr = Address::Tcp {
-            host: "h".into(),
-            port: 1,
-        };
+        let addr = Address::host("h", 1);
         let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0];
         assert!(check_answer(&addr, &seen(&settings, false)).is_ok());
         let tls = check_answer(&addr, &seen(&[0x15, 0x03, 0x03, 0, 2, 2, 50], true)).unwrap_err();

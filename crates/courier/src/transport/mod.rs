@@ -70,13 +70,6 @@ impl Http2Settings {
     }
 }
 
-/// Where a client connects: a TCP host and port, or a Unix socket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Address {
-    Tcp { host: String, port: u16 },
-    Unix(std::path::PathBuf),
-}
-
 /// Socket options for client connections.
 #[derive(Clone)]
 pub(crate) struct ConnectOptions {
@@ -84,6 +77,9 @@ pub(crate) struct ConnectOptions {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
     pub(crate) http2: Http2Settings,
+    /// The channel's limit on streams open at once on one connection, below
+    /// whatever the server allows.
+    pub(crate) max_concurrent_streams: Option<u32>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::credentials::ClientTls>,
 }

@@ -1,0 +1,363 @@
+//! A channel's control loop: one task that owns the resolver and the
+//! load-balancing policy, feeds the policy what the resolver and the
+//! subchannels report, publishes its pickers, and takes the channel IDLE
+//! after its idle timeout. Calls never wait on this task's lock: they read
+//! the current picker through an atomic swap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, watch};
+
+use super::balancer::{Always, ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy};
+use super::connectivity::ConnectivityState;
+use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
+use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
+use crate::status::Status;
+use crate::transport::client::Connection;
+
+/// What the control loop hears about.
+pub(crate) enum Event {
+    /// From the resolver.
+    Resolved(Result<ResolverState, Status>),
+    /// A subchannel changed state.
+    Subchannel { id: u64, state: SubchannelState },
+    /// A call found the policy IDLE.
+    ExitIdle,
+}
+
+/// How a channel resolves, balances and connects: fixed when it is built.
+pub(crate) struct Plan {
+    pub(crate) target: Target,
+    pub(crate) resolver: Arc<dyn ResolverBuilder>,
+    pub(crate) policy: Policy,
+    pub(crate) subchannels: Arc<SubchannelOptions>,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+/// The picker calls use now, and the channel state it came with.
+pub(crate) struct Slot {
+    picker: Arc<dyn Picker>,
+    state: ConnectivityState,
+    /// A call has asked the policy to leave IDLE for this picker.
+    exit_idle_asked: AtomicBool,
+}
+
+/// What a channel's clones and its control loop share.
+pub(crate) struct Shared {
+    plan: Plan,
+    slot: ArcSwap<Slot>,
+    /// Bumped after each new slot, to wake the calls waiting for one.
+    version: watch::Sender<u64>,
+    state: watch::Sender<ConnectivityState>,
+    /// The control loop, while the channel is not IDLE.
+    running: Mutex<Option<Running>>,
+    /// Calls started (high 32 bits, wrapping) and calls in progress (low
+    /// 32 bits), for the idle timeout: one atomic add at each end of a call.
+    calls: AtomicU64,
+}
+
+struct Running {
+    events: mpsc::UnboundedSender<Event>,
+    task: tokio::task::AbortHandle,
+}
+
+const STARTED: u64 = 1 << 32;
+const ACTIVE_MASK: u64 = STARTED - 1;
+
+/// Counts a call as in progress until dropped.
+pub(crate) struct ActiveCall<'a>(&'a Shared);
+
+impl Drop for ActiveCall<'_> {
+    fn drop(&mut self) {
+        self.0.calls.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// [`ActiveCall`] for a call that outlives its future: a response stream.
+pub(crate) struct OwnedActiveCall(Arc<Shared>);
+
+impl Drop for OwnedActiveCall {
+    fn drop(&mut self) {
+        self.0.calls.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(plan: Plan) -> Arc<Shared> {
+        Arc::new(Shared {
+            plan,
+            slot: ArcSwap::from_pointee(Slot::idle()),
+            version: watch::Sender::new(0),
+            state: watch::Sender::new(ConnectivityState::Idle),
+            running: Mutex::new(None),
+            calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Marks a call as started.
+    pub(crate) fn call_started(&self) -> ActiveCall<'_> {
+        self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
+        ActiveCall(self)
+    }
+
+    /// Marks a call as started, for a guard the call's response stream
+    /// keeps.
+    pub(crate) fn owned_call_started(self: &Arc<Shared>) -> OwnedActiveCall {
+        self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
+        OwnedActiveCall(self.clone())
+    }
+
+    /// The channel's connectivity state; with `try_to_connect`, an IDLE
+    /// channel starts connecting.
+    pub(crate) fn state(self: &Arc<Shared>, try_to_connect: bool) -> ConnectivityState {
+        let state = *self.state.borrow();
+        if try_to_connect && state == ConnectivityState::Idle && tokio::runtime::Handle::try_current().is_ok() {
+            self.exit_idle(&self.slot.load());
+        }
+        state
+    }
+
+    /// Waits until the state is no longer `from`, and returns the new one.
+    pub(crate) async fn state_changed(&self, from: ConnectivityState) -> ConnectivityState {
+        let mut rx = self.state.subscribe();
+        match rx.wait_for(|s| *s != from).await {
+            Ok(state) => *state,
+            Err(_) => ConnectivityState::Shutdown,
+        }
+    }
+
+    /// A connection for a call: the picker's choice, waiting for a new
+    /// picker while there is none to give (and, with `wait_for_ready`,
+    /// while the channel is in TRANSIENT_FAILURE).
+    pub(crate) async fn pick(
+        self: &Arc<Shared>,
+        call: &PickInfo<'_>,
+        wait_for_ready: bool,
+    ) -> Result<Arc<Connection>, Status> {
+        if let Pick::Ready(subchannel) = self.slot.load().picker.pick(call)
+            && let Some(conn) = subchannel.connection()
+        {
+            return Ok(conn);
+        }
+        // Boxed: waiting is rare, and its future would otherwise make every
+        // call's future larger.
+        Box::pin(self.pick_slowly(call, wait_for_ready)).await
+    }
+
+    async fn pick_slowly(
+        self: &Arc<Shared>,
+        call: &PickInfo<'_>,
+        wait_for_ready: bool,
+    ) -> Result<Arc<Connection>, Status> {
+        let mut version = self.version.subscribe();
+        loop {
+            let slot = self.slot.load_full();
+            match slot.picker.pick(call) {
+                Pick::Ready(subchannel) => {
+                    if let Some(conn) = subchannel.connection() {
+                        return Ok(conn);
+                    }
+                    // Not READY after all: its report is on the way, and a
+                    // new picker with it.
+                }
+                Pick::Queue => {}
+                Pick::Fail(status) if !wait_for_ready => return Err(status),
+                Pick::Fail(_) => {}
+            }
+            if slot.state == ConnectivityState::Idle {
+                self.exit_idle(&slot);
+            }
+            if version.changed().await.is_err() {
+                return Err(Status::unavailable("the channel was shut down"));
+            }
+        }
+    }
+
+    /// Leaves IDLE: starts the control loop, or asks a running one's policy
+    /// to connect.
+    fn exit_idle(self: &Arc<Shared>, slot: &Slot) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.as_ref() {
+            None => *running = self.start(),
+            Some(r) => {
+                if !slot.exit_idle_asked.swap(true, Ordering::AcqRel) {
+                    let _ = r.events.send(Event::ExitIdle);
+                }
+            }
+        }
+    }
+
+    /// Builds the resolver and the policy, and starts the control loop.
+    fn start(self: &Arc<Shared>) -> Option<Running> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = ResolverSink { tx: tx.clone() };
+        let resolver = match self.plan.resolver.build(&self.plan.target, sink) {
+            Ok(resolver) => resolver,
+            Err(status) => {
+                self.publish(ConnectivityState::TransientFailure, Arc::new(FailPicker(status)));
+                return None;
+            }
+        };
+        let lb = self.plan.policy.0.build();
+        self.publish(ConnectivityState::Connecting, Arc::new(Always(|| Pick::Queue)));
+        let task = tokio::spawn(run(self.clone(), tx.clone(), rx, resolver, lb));
+        Some(Running {
+            events: tx,
+            task: task.abort_handle(),
+        })
+    }
+
+    /// Hands calls a new picker.
+    fn publish(&self, state: ConnectivityState, picker: Arc<dyn Picker>) {
+        self.slot.store(Arc::new(Slot {
+            picker,
+            state,
+            exit_idle_asked: AtomicBool::new(false),
+        }));
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+        self.state.send_if_modified(|s| {
+            let changed = *s != state;
+            if changed {
+                tracing::info!(target = self.plan.target.as_str(), from = %s, to = %state, "channel state");
+            }
+            *s = state;
+            changed
+        });
+    }
+
+    /// Stops the control loop for good: the channel was dropped.
+    pub(crate) fn shut_down(&self) {
+        if let Some(running) = self.running.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            running.task.abort();
+        }
+        self.publish(
+            ConnectivityState::Shutdown,
+            Arc::new(FailPicker(Status::unavailable("the channel was shut down"))),
+        );
+    }
+}
+
+impl Slot {
+    fn idle() -> Slot {
+        Slot {
+            picker: Arc::new(Always(|| Pick::Queue)),
+            state: ConnectivityState::Idle,
+            exit_idle_asked: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What the policy may do, from inside the control loop.
+struct Control<'a> {
+    shared: &'a Shared,
+    events: &'a mpsc::UnboundedSender<Event>,
+    subchannels: &'a mut HashMap<u64, Weak<Handle>>,
+    resolve_now: bool,
+}
+
+impl ChannelControl for Control<'_> {
+    fn new_subchannel(&mut self, address: &Address) -> Subchannel {
+        let subchannel = Subchannel::spawn(
+            address.clone(),
+            self.shared.plan.subchannels.clone(),
+            self.events.clone(),
+        );
+        self.subchannels.insert(subchannel.id(), Arc::downgrade(&subchannel.0));
+        subchannel
+    }
+
+    fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>) {
+        self.shared.publish(state, picker);
+    }
+
+    fn request_resolution(&mut self) {
+        self.resolve_now = true;
+    }
+}
+
+/// The control loop.
+async fn run(
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<Event>,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    mut resolver: Box<dyn Resolver>,
+    mut lb: Box<dyn LoadBalancer>,
+) {
+    let mut subchannels: HashMap<u64, Weak<Handle>> = HashMap::new();
+    let mut idle_check = shared.plan.idle_timeout.and_then(|every| {
+        let first = tokio::time::Instant::now().checked_add(every)?;
+        Some(tokio::time::interval_at(first, every))
+    });
+    let mut started = shared.calls.load(Ordering::Acquire) >> 32;
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => event,
+            _ = async { idle_check.as_mut().expect("checked").tick().await }, if idle_check.is_some() => {
+                let calls = shared.calls.load(Ordering::Acquire);
+                if calls & ACTIVE_MASK == 0 && calls >> 32 == started && go_idle(&shared) {
+                    return;
+                }
+                started = calls >> 32;
+                continue;
+            }
+        };
+        // The loop holds a sender itself, so the stream never ends.
+        let Some(event) = event else { return };
+        let mut control = Control {
+            shared: &shared,
+            events: &events,
+            subchannels: &mut subchannels,
+            resolve_now: false,
+        };
+        match event {
+            Event::Resolved(Ok(state)) if state.addresses().is_empty() => {
+                lb.resolver_error(
+                    &Status::unavailable("name resolver returned no addresses"),
+                    &mut control,
+                );
+            }
+            Event::Resolved(Ok(state)) => lb.resolver_update(&state, &mut control),
+            Event::Resolved(Err(status)) => {
+                tracing::debug!(target = shared.plan.target.as_str(), "resolution failed: {status}");
+                lb.resolver_error(&status, &mut control);
+            }
+            Event::Subchannel { id, state } => {
+                let handle = control.subchannels.get(&id).and_then(Weak::upgrade);
+                match handle {
+                    Some(handle) => lb.subchannel_update(&Subchannel(handle), &state, &mut control),
+                    None => {
+                        control.subchannels.remove(&id);
+                    }
+                }
+            }
+            Event::ExitIdle => lb.exit_idle(&mut control),
+        }
+        if control.resolve_now {
+            resolver.resolve_now();
+        }
+        if subchannels.len() > 64 {
+            subchannels.retain(|_, weak| weak.strong_count() > 0);
+        }
+    }
+}
+
+/// Takes the channel IDLE after its idle timeout: the policy, its
+/// subchannels and the resolver are dropped when the loop returns. False if
+/// a call raced in first.
+fn go_idle(shared: &Arc<Shared>) -> bool {
+    let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+    if shared.calls.load(Ordering::Acquire) & ACTIVE_MASK != 0 {
+        return false;
+    }
+    *running = None;
+    tracing::debug!(
+        target = shared.plan.target.as_str(),
+        "channel idle: no calls for its idle timeout"
+    );
+    shared.publish(ConnectivityState::Idle, Arc::new(Always(|| Pick::Queue)));
+    true
+}
