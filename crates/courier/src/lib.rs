@@ -92,6 +92,7 @@ extern crate self as courier;
 pub mod client;
 pub mod codec;
 pub mod compression;
+mod context;
 #[cfg(feature = "tls")]
 pub mod credentials;
 mod extensions;
@@ -116,6 +117,7 @@ pub mod __fuzz;
 
 pub use client::Channel;
 pub use compression::{Encoding, MessageCompression};
+pub use context::CallContext;
 pub use extensions::Extensions;
 pub use metadata::Metadata;
 pub use request::{IntoRequest, IntoStreamingRequest, Request};

@@ -7,15 +7,19 @@ use std::time::{Duration, Instant};
 use futures_core::Stream;
 
 use crate::client::CancelHandle;
+use crate::client::call::deadline_after;
 use crate::compression::{Encoding, MessageCompression};
+use crate::context::CallContext;
 use crate::extensions::Extensions;
 use crate::metadata::Metadata;
 
 /// A gRPC request: a message, its metadata and call options.
 ///
-/// On the client, set metadata, a timeout and compression before the call.
-/// On the server, read the metadata, the deadline the client sent, the
-/// peer's address and any values interceptors put in the extensions.
+/// On the client, set metadata, a timeout or deadline and compression
+/// before the call, and, in a server handler, the incoming call it is made
+/// for ([`Request::with_parent`]). On the server, read the metadata, the
+/// deadline the client sent, the peer's address and any values interceptors
+/// put in the extensions.
 ///
 /// ```
 /// use std::time::Duration;
@@ -34,6 +38,8 @@ pub struct Request<T> {
     pub(crate) compression: Option<Option<Encoding>>,
     pub(crate) message_compression: Option<MessageCompression>,
     pub(crate) cancel: Option<CancelHandle>,
+    /// Client: the server call this call is made for.
+    pub(crate) parent: Option<CallContext>,
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) wait_for_ready: Option<bool>,
 }
@@ -50,6 +56,7 @@ impl<T> Request<T> {
             compression: None,
             message_compression: None,
             cancel: None,
+            parent: None,
             remote_addr: None,
             wait_for_ready: None,
         }
@@ -96,9 +103,11 @@ impl<T> Request<T> {
     }
 
     /// Client: the call fails with DEADLINE_EXCEEDED if it takes longer than
-    /// this. The timeout is sent to the server as `grpc-timeout`. A timeout
-    /// longer than `grpc-timeout` can carry (99,999,999 hours), such as
-    /// `Duration::MAX`, means no deadline.
+    /// this, counted from when it is made. The timeout is sent to the server
+    /// as `grpc-timeout`. A timeout longer than `grpc-timeout` can carry
+    /// (99,999,999 hours), such as `Duration::MAX`, means no deadline. With
+    /// a deadline set as well ([`Request::set_deadline`]), the earlier of
+    /// the two applies.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = Some(timeout);
     }
@@ -109,9 +118,67 @@ impl<T> Request<T> {
         self.timeout
     }
 
+    /// Client: the call fails with DEADLINE_EXCEEDED once `deadline` has
+    /// passed. What is left of it when the call is sent goes to the server
+    /// as `grpc-timeout` (one already past ends the call at once). With a
+    /// timeout set as well ([`Request::set_timeout`]), the earlier of the
+    /// two applies; a parent's deadline ([`Request::with_parent`]) bounds
+    /// both.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let mut req = courier::Request::new(());
+    /// req.set_deadline(Instant::now() + Duration::from_millis(300));
+    /// req.set_timeout(Duration::from_secs(5)); // the deadline, earlier, applies
+    /// ```
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
     /// Server: the instant the client's deadline passes, if it sent one.
+    /// Client: the deadline set with [`Request::set_deadline`].
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// Server: this incoming call's deadline and cancellation, to pass on to
+    /// the calls its handler makes with [`Request::with_parent`] (see
+    /// [`CallContext`]). Take it while the handler runs; clones can go to
+    /// spawned tasks. A call whose handler never takes it pays nothing for
+    /// it.
+    pub fn context(&self) -> CallContext {
+        CallContext::current(self.deadline)
+    }
+
+    /// Client: makes this call on behalf of the server call `parent` is the
+    /// context of ([`Request::context`]), as grpc-go does with the handler's
+    /// `ctx`: the call's deadline is at most the parent's, and the call is
+    /// cancelled (RST_STREAM(CANCEL) to its server, CANCELLED or
+    /// DEADLINE_EXCEEDED to its caller) when the parent call ends.
+    ///
+    /// ```
+    /// # async fn handler(
+    /// #     request: courier::Request<String>,
+    /// #     downstream: courier::Channel,
+    /// # ) -> Result<courier::Response<String>, courier::Status> {
+    /// use courier::codec::ProstCodec;
+    /// let out = courier::Request::new(request.get_ref().clone()).with_parent(&request.context());
+    /// downstream.unary(out, "/demo.Store/Get", ProstCodec::<String, String>::new()).await
+    /// # }
+    /// ```
+    pub fn with_parent(mut self, parent: &CallContext) -> Request<T> {
+        self.parent = Some(parent.clone());
+        self
+    }
+
+    /// Client: the call's deadline, from now: the earliest of its timeout,
+    /// its deadline and its parent's deadline.
+    pub(crate) fn call_deadline(&self) -> Option<Instant> {
+        let parent = self.parent.as_ref().and_then(CallContext::deadline);
+        [self.timeout.and_then(deadline_after), self.deadline, parent]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Client: compress this call's messages with `encoding`, or send them
@@ -145,8 +212,12 @@ impl<T> Request<T> {
         self.cancel.get_or_insert_with(CancelHandle::new).clone()
     }
 
-    /// Splits off the cancel handle, by value.
+    /// Splits off the cancel handle, by value. A call made for a server
+    /// call gets one, which that call's end cancels.
     pub(crate) fn take_cancel(mut self) -> (Request<T>, Option<CancelHandle>) {
+        if let Some(parent) = &self.parent {
+            parent.adopt(&mut self.cancel);
+        }
         let cancel = self.cancel.take();
         (self, cancel)
     }
@@ -177,6 +248,7 @@ impl<T> Request<T> {
             compression: self.compression,
             message_compression: self.message_compression,
             cancel: self.cancel,
+            parent: self.parent,
             remote_addr: self.remote_addr,
             wait_for_ready: self.wait_for_ready,
         }

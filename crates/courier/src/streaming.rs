@@ -49,8 +49,10 @@ enum State {
     Head(h2::client::ResponseFuture),
     Reading,
     Trailers,
-    /// Cancelled by [`Streaming::cancel`]: CANCELLED is the next item.
-    Cancelled,
+    /// Cancelled by [`Streaming::cancel`] or the call's [`CancelHandle`]:
+    /// this status (CANCELLED, or DEADLINE_EXCEEDED for a call whose parent
+    /// ended at its deadline) is the next item.
+    Cancelled(Status),
     Done,
 }
 
@@ -115,8 +117,10 @@ impl<T: 'static> Streaming<T> {
         if matches!(self.state, State::Done) || !handle.poll_cancelled(cx) {
             return false;
         }
+        let deadline = self.deadline.as_ref().map(|d| d.deadline().into_std());
+        let status = handle.status(deadline);
         self.cancel = None;
-        self.cancel();
+        self.cancel_with(status);
         true
     }
 
@@ -161,8 +165,9 @@ impl<T: 'static> Streaming<T> {
     /// this waits for them.
     pub async fn headers(&mut self) -> Result<&Metadata, Status> {
         std::future::poll_fn(|cx| {
-            if self.poll_cancel(cx) || matches!(self.state, State::Cancelled) {
-                return Poll::Ready(Err(Status::cancelled(CANCELLED_BY_CLIENT)));
+            self.poll_cancel(cx);
+            if let State::Cancelled(status) = &self.state {
+                return Poll::Ready(Err(status.clone()));
             }
             self.poll_head(cx)
         })
@@ -183,10 +188,14 @@ impl<T: 'static> Streaming<T> {
     /// without the status. To cancel from another task, or a call of any
     /// kind, take a [`CancelHandle`] from the request before the call.
     pub fn cancel(&mut self) {
+        self.cancel_with(Status::cancelled(CANCELLED_BY_CLIENT));
+    }
+
+    fn cancel_with(&mut self, status: Status) {
         if matches!(self.state, State::Done) {
             return;
         }
-        self.state = State::Cancelled;
+        self.state = State::Cancelled(status);
         self.body = None;
         self.sender = None;
         self.deadline = None;
@@ -288,7 +297,10 @@ impl<T: 'static> Stream for Streaming<T> {
         loop {
             match this.state {
                 State::Done => return Poll::Ready(None),
-                State::Cancelled => return this.fail(Status::cancelled(CANCELLED_BY_CLIENT)),
+                State::Cancelled(ref mut status) => {
+                    let status = std::mem::replace(status, Status::ok());
+                    return this.fail(status);
+                }
                 State::Head(_) => match this.poll_head(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(status)) => return this.fail(status),

@@ -211,7 +211,7 @@ impl Channel {
     /// Settles the call's head and options. Interceptors run separately
     /// ([`Channel::intercept`]), so a channel without them awaits nothing.
     fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> (Prepared, T) {
-        let deadline = request.timeout.and_then(deadline_after);
+        let deadline = request.call_deadline();
         // An encoding not enabled in this build is not used: the messages
         // go uncompressed.
         let compression = request
@@ -370,7 +370,7 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
-        let deadline = request.timeout.and_then(deadline_after);
+        let deadline = request.call_deadline();
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let (mut prepared, message) = self.prepare(request, path.into());
@@ -399,7 +399,7 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.timeout.and_then(deadline_after);
+        let deadline = request.call_deadline();
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let call = async {
@@ -435,7 +435,7 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
-        let deadline = request.timeout.and_then(deadline_after);
+        let deadline = request.call_deadline();
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
@@ -489,7 +489,7 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.timeout.and_then(deadline_after);
+        let deadline = request.call_deadline();
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
@@ -567,7 +567,7 @@ impl<T, F: Future<Output = Result<T, Status>>> Future for WithDeadline<F> {
             && cancel.poll_cancelled(cx)
         {
             // Returning drops the call's future, which resets its stream.
-            return Poll::Ready(Err(Status::cancelled(CANCELLED_BY_CLIENT)));
+            return Poll::Ready(Err(cancel.status(*this.deadline)));
         }
         if let Poll::Ready(result) = this.call.poll(cx) {
             // A CANCELLED racing the deadline is reported as the deadline.

@@ -16,6 +16,7 @@ use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use super::ServerConfig;
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
+use crate::context::Scoped;
 use crate::extensions::Extensions;
 use crate::interceptor::{CallHead, split_path};
 use crate::metadata::{Metadata, names};
@@ -463,7 +464,7 @@ impl ServerCall {
             mut writer,
             mut expiry,
         } = self.into_parts(codec.encoder());
-        async move {
+        Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let request = single_request(&config, head, &mut body, &mut reader, &mut decoder).await?;
                 handler(request).await
@@ -471,7 +472,7 @@ impl ServerCall {
             if let Outcome::Done(result) = guarded(&mut respond, &mut expiry, work).await {
                 respond_single(&mut respond, &mut writer, result);
             }
-        }
+        })
     }
 
     /// Runs a client-streaming handler: a stream of requests, one response.
@@ -493,7 +494,7 @@ impl ServerCall {
         } = self.into_parts(codec.encoder());
         // Boxed: a streaming call lives long and pays one allocation, so
         // that a service's unary calls need not carry its streaming state.
-        Box::pin(async move {
+        Box::pin(Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let head = intercept(&config, head).await?;
                 let stream = Streaming::new(body, reader, decoder, None, None);
@@ -502,7 +503,7 @@ impl ServerCall {
             if let Outcome::Done(result) = guarded(&mut respond, &mut expiry, work).await {
                 respond_single(&mut respond, &mut writer, result);
             }
-        })
+        }))
     }
 
     /// Runs a server-streaming handler: one request, a stream of responses.
@@ -525,7 +526,7 @@ impl ServerCall {
         } = self.into_parts(codec.encoder());
         // Boxed: a streaming call lives long and pays one allocation, so
         // that a service's unary calls need not carry its streaming state.
-        Box::pin(async move {
+        Box::pin(Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let request = single_request(&config, head, &mut body, &mut reader, &mut decoder).await?;
                 handler(request).await
@@ -535,7 +536,7 @@ impl ServerCall {
                 Outcome::Done(Err(status)) => respond.trailers_only(status),
                 Outcome::Done(Ok(response)) => respond_stream(&mut respond, &mut writer, response, &mut expiry).await,
             }
-        })
+        }))
     }
 
     /// Runs a bidirectional handler: streams both ways. The handler may read
@@ -559,7 +560,7 @@ impl ServerCall {
         } = self.into_parts(codec.encoder());
         // Boxed: a streaming call lives long and pays one allocation, so
         // that a service's unary calls need not carry its streaming state.
-        Box::pin(async move {
+        Box::pin(Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let head = intercept(&config, head).await?;
                 let stream = Streaming::new(body, reader, decoder, None, None);
@@ -570,7 +571,7 @@ impl ServerCall {
                 Outcome::Done(Err(status)) => respond.trailers_only(status),
                 Outcome::Done(Ok(response)) => respond_stream(&mut respond, &mut writer, response, &mut expiry).await,
             }
-        })
+        }))
     }
 }
 
@@ -613,6 +614,7 @@ fn request_from<T>(head: CallHead, message: T) -> Request<T> {
         compression: None,
         message_compression: None,
         cancel: None,
+        parent: None,
         remote_addr: head.remote_addr,
         wait_for_ready: None,
     }
