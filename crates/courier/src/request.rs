@@ -225,7 +225,7 @@ impl<T> Request<T> {
     /// Client: with `true`, the call waits for the channel to have a READY
     /// connection, through CONNECTING and TRANSIENT_FAILURE, until its
     /// deadline; with `false` (the default, unless the channel's
-    /// [`wait_for_ready`](crate::ChannelBuilder::wait_for_ready) says
+    /// [`wait_for_ready`](crate::client::ChannelBuilder::wait_for_ready) says
     /// otherwise) it fails at once with UNAVAILABLE while the channel is in
     /// TRANSIENT_FAILURE. See grpc/grpc `doc/wait-for-ready.md`.
     pub fn set_wait_for_ready(&mut self, wait: bool) {

@@ -1,22 +1,30 @@
-//! Client: a [`Channel`] to a server, over which generated clients make
+//! Client: a [`Channel`] to a service, over which generated clients make
 //! calls.
 //!
-//! A channel owns one HTTP/2 connection, connected lazily or eagerly, and
-//! multiplexes any number of concurrent calls on it. Clones share the
-//! connection and are cheap. When the connection is lost the channel
-//! reconnects on the next call; failed attempts back off exponentially per
-//! grpc/grpc `doc/connection-backoff.md`, and calls made while the channel is
-//! waiting to retry fail fast with UNAVAILABLE and the cause.
+//! A channel resolves its target to addresses ([`resolver`]), keeps
+//! connections to them as its load-balancing policy decides ([`balancer`]:
+//! pick_first by default, or round_robin), and sends each call on the
+//! connection the policy picks, multiplexing any number of concurrent calls
+//! on each. Clones share all of it and are cheap. Lost connections are
+//! remade with exponential backoff per grpc/grpc
+//! `doc/connection-backoff.md`. While no connection can be made the
+//! channel is in TRANSIENT_FAILURE, and calls fail fast with UNAVAILABLE and
+//! the cause, unless they wait for ready ([`Request::set_wait_for_ready`]).
+//! The channel's [`ConnectivityState`] can be read and watched.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), courier::Status> {
 //! use std::time::Duration;
-//! let channel = courier::Channel::builder("http://127.0.0.1:50051")
+//! use courier::client::balancer::Policy;
+//! let channel = courier::Channel::builder("dns:///backends.example.com:50051")
+//!     .load_balancing(Policy::round_robin())
 //!     .connect_timeout(Duration::from_secs(5))
 //!     .connect()
 //!     .await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`Request::set_wait_for_ready`]: crate::Request::set_wait_for_ready
 
 mod backoff;
 pub mod balancer;

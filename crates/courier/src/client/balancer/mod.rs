@@ -137,7 +137,7 @@ impl Picker for FailPicker {
 }
 
 /// A channel's load-balancing policy, chosen by
-/// [`ChannelBuilder::load_balancing`](crate::ChannelBuilder::load_balancing).
+/// [`ChannelBuilder::load_balancing`](crate::client::ChannelBuilder::load_balancing).
 ///
 /// ```
 /// use courier::client::balancer::{PickFirst, Policy};

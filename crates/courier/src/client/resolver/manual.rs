@@ -7,7 +7,7 @@ use crate::status::Status;
 
 /// A resolver whose address list the application updates, for service
 /// discovery Courier does not know: give it to a channel with
-/// [`ChannelBuilder::resolver`](crate::ChannelBuilder::resolver) and
+/// [`ChannelBuilder::resolver`](crate::client::ChannelBuilder::resolver) and
 /// call [`ManualResolver::update`] whenever the list changes. Clones share
 /// the list, and every channel built with it follows it.
 ///

@@ -16,7 +16,7 @@
 //!
 //! Other schemes are added by implementing [`ResolverBuilder`] and
 //! registering it, with [`register`] for every channel of the process or
-//! [`ChannelBuilder::resolver`](crate::ChannelBuilder::resolver) for one
+//! [`ChannelBuilder::resolver`](crate::client::ChannelBuilder::resolver) for one
 //! channel. A [`ManualResolver`] is one whose addresses the application
 //! sets.
 //!
