@@ -13,19 +13,6 @@ use futures_util::StreamExt;
 /// loaded machines; it bounds a failure and times no success.
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// Polls `cond` until it holds, for state the library exposes no event for
-/// (`Channel::is_connected`); false after [`LIMIT`].
-async fn poll_until(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + LIMIT;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cond()
-}
-
 #[tokio::test]
 async fn deadline_is_sent_and_seen_by_the_handler() {
     let server = start_server().await;
@@ -406,10 +393,13 @@ async fn reconnects_after_the_server_restarts() {
     client.unary(text("before")).await.unwrap();
     tx.send(()).unwrap();
     first.await.unwrap().unwrap();
-    assert!(
-        poll_until(|| !channel.is_connected()).await,
-        "the channel noticed the connection closed"
-    );
+    let left = tokio::time::timeout(
+        LIMIT,
+        channel.wait_for_state_change(courier::client::ConnectivityState::Ready),
+    )
+    .await
+    .expect("the channel noticed the connection closed");
+    assert_ne!(left, courier::client::ConnectivityState::Ready);
     let err = client.unary(text("down")).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.message().to_lowercase().contains("refused"), "{err:?}");
