@@ -201,6 +201,7 @@ pub(crate) fn split_host_port(s: &str, default_port: u16) -> Result<(&str, u16),
 
 /// The host of an authority, for TLS's server name: without the port, and
 /// an IPv6 address without its brackets.
+#[cfg(feature = "tls")]
 pub(crate) fn host_of(authority: &str) -> &str {
     split_host_port(authority, 0).map(|(host, _)| host).unwrap_or(authority)
 }
