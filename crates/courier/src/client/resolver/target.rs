@@ -210,6 +210,7 @@ mod tests {
     use super::*;
 
     fn parts(text: &str) -> (String, Option<String>, String, bool) {
+#[cfg(feature = "tls")]
         let p = parse(text, None).unwrap_or_else(|e| panic!("{text}: {e}"));
         (p.target.scheme, p.target.authority, p.target.endpoint, p.https)
     }
