@@ -316,7 +316,9 @@ impl ChannelBuilder {
 
     /// Resolves this channel's target with `builder` when the target has
     /// its scheme, instead of the resolver registered for that scheme
-    /// (see [`resolver::register`]).
+    /// (see [`resolver::register`]). A target that names no scheme
+    /// (`host:port`, `http://host:port`) has the `dns` scheme: a
+    /// [`resolver::DnsResolver`] given here resolves it.
     pub fn resolver(mut self, builder: impl ResolverBuilder) -> Self {
         self.resolver = Some(Arc::new(builder));
         self

@@ -39,7 +39,8 @@ pub trait ChannelControl {
     fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>);
 
     /// Asks the resolver to resolve again (a hint; DNS acts on it at most
-    /// every 30 seconds).
+    /// every 30 seconds by default, see
+    /// [`DnsResolver`](crate::client::resolver::DnsResolver)).
     fn request_resolution(&mut self);
 }
 

@@ -7,7 +7,7 @@
 //!
 //! | target | resolves to |
 //! |---|---|
-//! | `dns:[//dns-server/]host[:port]`, `host:port`, `http://host:port`, `https://host:port` | every A and AAAA record of `host` (default port 443) |
+//! | `dns:[//dns-server/]host[:port]`, `host:port`, `http://host:port`, `https://host:port` | every A and AAAA record of `host` (default port 443), from `/etc/hosts` and `/etc/resolv.conf`'s name servers, or from `dns-server` alone (an IP address, default port 53): see [`DnsResolver`] |
 //! | `ipv4:addr[:port][,addr[:port],...]` | those IPv4 addresses (default port 443) |
 //! | `ipv6:addr` or `ipv6:[addr]:port`, comma-separated | those IPv6 addresses (default port 443) |
 //! | `unix:path`, `unix:///absolute/path` | a Unix socket |
@@ -35,6 +35,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 
 pub use address::Address;
+pub use dns::DnsResolver;
 pub use manual::ManualResolver;
 pub use target::Target;
 
@@ -175,7 +176,7 @@ fn registry() -> &'static RwLock<HashMap<String, Arc<dyn ResolverBuilder>>> {
     static REGISTRY: OnceLock<RwLock<HashMap<String, Arc<dyn ResolverBuilder>>>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let builtin: [Arc<dyn ResolverBuilder>; 6] = [
-            Arc::new(dns::DnsBuilder),
+            Arc::new(DnsResolver::new()),
             Arc::new(fixed::Ipv4),
             Arc::new(fixed::Ipv6),
             Arc::new(fixed::Unix),
@@ -209,5 +210,5 @@ pub(crate) fn lookup(scheme: &str) -> Option<Arc<dyn ResolverBuilder>> {
 
 /// The DNS builder, for targets with no registered scheme.
 pub(crate) fn dns_builder() -> Arc<dyn ResolverBuilder> {
-    lookup("dns").unwrap_or_else(|| Arc::new(dns::DnsBuilder))
+    lookup("dns").unwrap_or_else(|| Arc::new(DnsResolver::new()))
 }

@@ -104,7 +104,7 @@ pub(crate) fn parse(text: &str, own: Option<&Arc<dyn ResolverBuilder>>) -> Resul
                 authority: Some(String::new()),
                 endpoint: endpoint.to_string(),
             };
-            let builder = super::dns_builder();
+            let builder = dns(own);
             builder.check(&target)?;
             return Ok(Parsed { target, builder, https });
         }
@@ -149,7 +149,7 @@ pub(crate) fn parse(text: &str, own: Option<&Arc<dyn ResolverBuilder>>) -> Resul
                 authority: None,
                 endpoint: text.to_string(),
             };
-            (target, super::dns_builder())
+            (target, dns(own))
         }
     };
     builder.check(&target)?;
@@ -158,6 +158,15 @@ pub(crate) fn parse(text: &str, own: Option<&Arc<dyn ResolverBuilder>>) -> Resul
         builder,
         https: false,
     })
+}
+
+/// The resolver of targets that name no scheme: the channel's own for
+/// `dns`, if it has one, else the registered one.
+fn dns(own: Option<&Arc<dyn ResolverBuilder>>) -> Arc<dyn ResolverBuilder> {
+    match own {
+        Some(own) if own.scheme().eq_ignore_ascii_case("dns") => own.clone(),
+        _ => super::dns_builder(),
+    }
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -224,6 +233,14 @@ mod tests {
         );
         assert_eq!(parts("dns:foo"), (s("dns"), None, s("foo"), false));
         assert_eq!(
+            parts("dns://8.8.8.8/example.com:443"),
+            (s("dns"), Some(s("8.8.8.8")), s("example.com:443"), false)
+        );
+        assert_eq!(
+            parts("dns://127.0.0.1:5353/name:50051"),
+            (s("dns"), Some(s("127.0.0.1:5353")), s("name:50051"), false)
+        );
+        assert_eq!(
             parts("passthrough://auth:53/foo.example:80"),
             (s("passthrough"), Some(s("auth:53")), s("foo.example:80"), false)
         );
@@ -254,6 +271,7 @@ mod tests {
             ("unix:", "no socket path"),
             ("http://h:notaport", "not a port number"),
             ("dns:///:80", "no host"),
+            ("dns://ns.example.com/h:80", "is not an IP address"),
         ] {
             let err = parse(text, None).err().unwrap_or_else(|| panic!("{text:?} parsed"));
             assert_eq!(err.code(), crate::Code::InvalidArgument, "{text:?}: {err}");
