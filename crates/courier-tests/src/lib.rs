@@ -12,6 +12,9 @@ use courier::{Code, Request, Response, Status, Streaming};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
+pub mod backend;
+pub use backend::{Backend, Gate, Gated, Relay, ipv4_target};
+
 /// Generated from `proto/echo.proto`.
 pub mod pb {
     #![allow(missing_docs)]

@@ -113,9 +113,11 @@ impl LoadBalancer for Balancer {
                 None => {
                     let subchannel = channel.new_subchannel(address);
                     subchannel.connect();
+                    // Asked to connect, it counts as CONNECTING: reported
+                    // IDLE, the channel would say it is not trying.
                     Endpoint {
                         subchannel,
-                        state: ConnectivityState::Idle,
+                        state: ConnectivityState::Connecting,
                     }
                 }
             };
@@ -147,6 +149,7 @@ impl LoadBalancer for Balancer {
         match state.state() {
             ConnectivityState::Idle => {
                 subchannel.connect();
+                endpoint.state = ConnectivityState::Connecting;
                 channel.request_resolution();
             }
             ConnectivityState::TransientFailure => {
