@@ -19,10 +19,36 @@ fn bad(target: &Target, why: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("invalid target {:?}: {why}", target.as_str()))
 }
 
-/// Reports `addresses` once.
-fn report(sink: &ResolverSink, addresses: Vec<Address>) -> Result<Box<dyn Resolver>, Status> {
-    sink.update(ResolverState::new(addresses));
-    Ok(Box::new(Resolved))
+/// A scheme whose targets spell out their addresses: parsed once to check
+/// the target when the channel is built, and again to report them, once,
+/// each time the channel leaves IDLE.
+pub(super) struct Literal {
+    scheme: &'static str,
+    addresses: fn(&Target) -> Result<Vec<Address>, Status>,
+    /// The `:authority` of the target's calls; `None` for the endpoint.
+    authority: Option<fn(&Target) -> String>,
+}
+
+impl ResolverBuilder for Literal {
+    fn scheme(&self) -> &str {
+        self.scheme
+    }
+
+    fn build(&self, target: &Target, sink: ResolverSink) -> Result<Box<dyn Resolver>, Status> {
+        sink.update(ResolverState::new((self.addresses)(target)?));
+        Ok(Box::new(Resolved))
+    }
+
+    fn default_authority(&self, target: &Target) -> String {
+        match self.authority {
+            Some(authority) => authority(target),
+            None => target.endpoint().to_string(),
+        }
+    }
+
+    fn check(&self, target: &Target) -> Result<(), Status> {
+        (self.addresses)(target).map(drop)
+    }
 }
 
 /// The authority of a list of IP addresses: the address itself when there
@@ -32,6 +58,11 @@ fn list_authority(target: &Target) -> String {
         None => target.endpoint().to_string(),
         Some(_) => "localhost".into(),
     }
+}
+
+/// The authority of a Unix socket target.
+fn localhost(_target: &Target) -> String {
+    "localhost".into()
 }
 
 /// Parses a comma-separated list of `addr[:port]`, each an IP address of
@@ -55,159 +86,71 @@ fn ip_list(target: &Target, family: &str, parse_ip: fn(&str) -> Option<IpAddr>) 
 }
 
 /// `ipv4:addr[:port][,addr[:port],...]`.
-pub(super) struct Ipv4;
-
-impl Ipv4 {
-    fn addresses(target: &Target) -> Result<Vec<Address>, Status> {
-        ip_list(target, "IPv4", |s| s.parse::<Ipv4Addr>().ok().map(IpAddr::V4))
-    }
-}
-
-impl ResolverBuilder for Ipv4 {
-    fn scheme(&self) -> &str {
-        "ipv4"
-    }
-
-    fn build(&self, target: &Target, sink: ResolverSink) -> Result<Box<dyn Resolver>, Status> {
-        report(&sink, Self::addresses(target)?)
-    }
-
-    fn default_authority(&self, target: &Target) -> String {
-        list_authority(target)
-    }
-
-    fn check(&self, target: &Target) -> Result<(), Status> {
-        Self::addresses(target).map(drop)
-    }
-}
+pub(super) const IPV4: Literal = Literal {
+    scheme: "ipv4",
+    addresses: |target| ip_list(target, "IPv4", |s| s.parse::<Ipv4Addr>().ok().map(IpAddr::V4)),
+    authority: Some(list_authority),
+};
 
 /// `ipv6:addr` or `ipv6:[addr]:port`, comma-separated.
-pub(super) struct Ipv6;
-
-impl Ipv6 {
-    fn addresses(target: &Target) -> Result<Vec<Address>, Status> {
-        ip_list(target, "IPv6", |s| s.parse::<Ipv6Addr>().ok().map(IpAddr::V6))
-    }
-}
-
-impl ResolverBuilder for Ipv6 {
-    fn scheme(&self) -> &str {
-        "ipv6"
-    }
-
-    fn build(&self, target: &Target, sink: ResolverSink) -> Result<Box<dyn Resolver>, Status> {
-        report(&sink, Self::addresses(target)?)
-    }
-
-    fn default_authority(&self, target: &Target) -> String {
-        list_authority(target)
-    }
-
-    fn check(&self, target: &Target) -> Result<(), Status> {
-        Self::addresses(target).map(drop)
-    }
-}
+pub(super) const IPV6: Literal = Literal {
+    scheme: "ipv6",
+    addresses: |target| ip_list(target, "IPv6", |s| s.parse::<Ipv6Addr>().ok().map(IpAddr::V6)),
+    authority: Some(list_authority),
+};
 
 /// `unix:path` (relative or absolute) and `unix:///absolute/path`.
-pub(super) struct Unix;
+pub(super) const UNIX: Literal = Literal {
+    scheme: "unix",
+    addresses: unix_address,
+    authority: Some(localhost),
+};
 
-impl Unix {
-    fn address(target: &Target) -> Result<Address, Status> {
-        let path = match target.authority() {
-            None => target.endpoint().to_string(),
-            Some("") => format!("/{}", target.endpoint()),
-            Some(_) => {
-                return Err(bad(
-                    target,
-                    "unix: targets take no authority; expected unix:path or unix:///absolute/path",
-                ));
-            }
-        };
-        if path.is_empty() || path == "/" {
+fn unix_address(target: &Target) -> Result<Vec<Address>, Status> {
+    let path = match target.authority() {
+        None => target.endpoint().to_string(),
+        Some("") => format!("/{}", target.endpoint()),
+        Some(_) => {
             return Err(bad(
                 target,
-                "no socket path; expected unix:path or unix:///absolute/path",
+                "unix: targets take no authority; expected unix:path or unix:///absolute/path",
             ));
         }
-        Ok(Address::unix(path))
+    };
+    if path.is_empty() || path == "/" {
+        return Err(bad(
+            target,
+            "no socket path; expected unix:path or unix:///absolute/path",
+        ));
     }
-}
-
-impl ResolverBuilder for Unix {
-    fn scheme(&self) -> &str {
-        "unix"
-    }
-
-    fn build(&self, target: &Target, sink: ResolverSink) -> Result<Box<dyn Resolver>, Status> {
-        report(&sink, vec![Self::address(target)?])
-    }
-
-    fn default_authority(&self, _target: &Target) -> String {
-        "localhost".into()
-    }
-
-    fn check(&self, target: &Target) -> Result<(), Status> {
-        Self::address(target).map(drop)
-    }
+    Ok(vec![Address::unix(path)])
 }
 
 /// `unix-abstract:name`: a socket in Linux's abstract namespace.
-pub(super) struct UnixAbstract;
-
-impl UnixAbstract {
-    fn address(target: &Target) -> Result<Address, Status> {
+pub(super) const UNIX_ABSTRACT: Literal = Literal {
+    scheme: "unix-abstract",
+    addresses: |target| {
         if target.authority().is_some() {
             return Err(bad(target, "expected unix-abstract:name"));
         }
-        Ok(Address::unix_abstract(target.endpoint().as_bytes().to_vec()))
-    }
-}
-
-impl ResolverBuilder for UnixAbstract {
-    fn scheme(&self) -> &str {
-        "unix-abstract"
-    }
-
-    fn build(&self, target: &Target, sink: ResolverSink) -> Result<Box<dyn Resolver>, Status> {
-        report(&sink, vec![Self::address(target)?])
-    }
-
-    fn default_authority(&self, _target: &Target) -> String {
-        "localhost".into()
-    }
-
-    fn check(&self, target: &Target) -> Result<(), Status> {
-        Self::address(target).map(drop)
-    }
-}
+        Ok(vec![Address::unix_abstract(target.endpoint().as_bytes().to_vec())])
+    },
+    authority: Some(localhost),
+};
 
 /// `passthrough:///host:port`: the endpoint as given, for the system to
 /// resolve each time a connection is made.
-pub(super) struct Passthrough;
-
-impl Passthrough {
-    fn address(target: &Target) -> Result<Address, Status> {
+pub(super) const PASSTHROUGH: Literal = Literal {
+    scheme: "passthrough",
+    addresses: |target| {
         let (host, port) = split_host_port(target.endpoint(), DEFAULT_PORT).map_err(|why| bad(target, why))?;
-        Ok(match host.parse::<IpAddr>() {
+        Ok(vec![match host.parse::<IpAddr>() {
             Ok(ip) => Address::socket(SocketAddr::new(ip, port)),
             Err(_) => Address::host(host, port),
-        })
-    }
-}
-
-impl ResolverBuilder for Passthrough {
-    fn scheme(&self) -> &str {
-        "passthrough"
-    }
-
-    fn build(&self, target: &Target, sink: ResolverSink) -> Result<Box<dyn Resolver>, Status> {
-        report(&sink, vec![Self::address(target)?])
-    }
-
-    fn check(&self, target: &Target) -> Result<(), Status> {
-        Self::address(target).map(drop)
-    }
-}
+        }])
+    },
+    authority: None,
+};
 
 #[cfg(test)]
 mod tests {

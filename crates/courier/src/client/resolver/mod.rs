@@ -177,11 +177,11 @@ fn registry() -> &'static RwLock<HashMap<String, Arc<dyn ResolverBuilder>>> {
     REGISTRY.get_or_init(|| {
         let builtin: [Arc<dyn ResolverBuilder>; 6] = [
             Arc::new(DnsResolver::new()),
-            Arc::new(fixed::Ipv4),
-            Arc::new(fixed::Ipv6),
-            Arc::new(fixed::Unix),
-            Arc::new(fixed::UnixAbstract),
-            Arc::new(fixed::Passthrough),
+            Arc::new(fixed::IPV4),
+            Arc::new(fixed::IPV6),
+            Arc::new(fixed::UNIX),
+            Arc::new(fixed::UNIX_ABSTRACT),
+            Arc::new(fixed::PASSTHROUGH),
         ];
         let map = builtin.into_iter().map(|b| (b.scheme().to_string(), b)).collect();
         RwLock::new(map)
