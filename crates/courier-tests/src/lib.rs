@@ -422,6 +422,22 @@ impl Default for RefusingAddr {
     }
 }
 
+/// A TCP listener that accepts connections and never says a word on them,
+/// as a server stuck before its HTTP/2 handshake does: a connection
+/// attempt to it stays CONNECTING until its timeout. The task holds every
+/// socket it accepted until it is aborted or its runtime ends.
+pub async fn silent_listener() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
 /// Starts a server with the Echo service on an ephemeral loopback port.
 pub async fn start_server() -> TestServer {
     start_with_counters(|b, counters| b.add_service(echo_with(counters))).await

@@ -7,24 +7,10 @@ use std::time::Duration;
 use courier::Channel;
 use courier::client::ConnectivityState;
 use courier::client::balancer::PickFirst;
-use courier_tests::{EchoClient, start_server, text};
+use courier_tests::{EchoClient, silent_listener, start_server, text};
 
 /// Longest any step may take before the test calls it a hang.
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A listener that accepts connections and never says a word: a connection
-/// attempt to it stays CONNECTING until its timeout.
-async fn silent_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    (addr, task)
-}
 
 #[tokio::test]
 async fn a_silent_first_address_does_not_hold_up_the_second() {

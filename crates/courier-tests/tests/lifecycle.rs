@@ -642,20 +642,6 @@ async fn a_failed_connect_with_absurd_backoff_values_is_unavailable_without_pani
     }
 }
 
-/// A TCP listener that accepts connections and never says a word on them,
-/// as a server stuck before its HTTP/2 handshake does.
-async fn silent_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    (addr, task)
-}
-
 #[tokio::test]
 async fn min_connect_timeout_of_a_custom_backoff_bounds_each_attempt() {
     let (addr, _task) = silent_listener().await;
