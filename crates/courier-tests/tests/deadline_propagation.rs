@@ -200,6 +200,31 @@ async fn hops() -> Hops {
 
 /// The output of `fut`; fails the test after [`WAIT_LIMIT`], so a call that
 /// should have ended and did not is a failure, not a hang.
+/// An upstream call of `message`, made on a task of its own, and the handle
+/// that cancels it.
+fn cancellable_upstream_call(
+    hops: &Hops,
+    message: &str,
+) -> (
+    courier::client::CancelHandle,
+    tokio::task::JoinHandle<Result<Response<EchoResponse>, Status>>,
+) {
+    let mut req = Request::new(text(message));
+    let cancel = req.cancel_handle();
+    let upstream = hops.upstream.clone();
+    (cancel, tokio::spawn(async move { upstream.ping(req).await }))
+}
+
+/// Cancels an upstream call and checks that it ends CANCELLED.
+async fn cancel_upstream_call(
+    cancel: courier::client::CancelHandle,
+    call: tokio::task::JoinHandle<Result<Response<EchoResponse>, Status>>,
+) {
+    cancel.cancel();
+    let err = within(call, "the upstream call ends").await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err}");
+}
+
 async fn within<F: std::future::Future>(fut: F, what: &str) -> F::Output {
     tokio::time::timeout(WAIT_LIMIT, fut)
         .await
@@ -240,6 +265,14 @@ async fn spawned_call_ended(hops: &mut Hops) -> Status {
 /// was made for ends first.
 const PARENT_ENDED: &str = "the server call it was made for has ended";
 
+/// Waits for the middle server's spawned call to end, and checks that it
+/// was cancelled because its parent, the server call, ended.
+async fn spawned_call_cancelled_with_its_parent(hops: &mut Hops) {
+    let status = spawned_call_ended(hops).await;
+    assert_eq!(status.code(), Code::Cancelled, "{status}");
+    assert!(status.message().contains(PARENT_ENDED), "{status}");
+}
+
 #[tokio::test]
 async fn the_downstream_deadline_is_no_later_than_the_incoming_one() {
     let mut hops = hops().await;
@@ -272,33 +305,21 @@ async fn the_downstream_deadline_is_no_later_than_the_incoming_one() {
 #[tokio::test]
 async fn cancelling_the_upstream_call_cancels_the_downstream_call() {
     let mut hops = hops().await;
-    let mut req = Request::new(text("hang"));
-    let cancel = req.cancel_handle();
-    let upstream = hops.upstream.clone();
-    let call = tokio::spawn(async move { upstream.ping(req).await });
+    let (cancel, call) = cancellable_upstream_call(&hops, "hang");
     let (text, timeout) = downstream_started(&mut hops).await;
     assert_eq!((text.as_str(), timeout), ("hang", None), "no deadline anywhere");
-    cancel.cancel();
-    let err = within(call, "the upstream call ends").await.unwrap().unwrap_err();
-    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    cancel_upstream_call(cancel, call).await;
     assert_eq!(downstream_cancelled(&mut hops).await, "hang");
 }
 
 #[tokio::test]
 async fn a_call_from_a_spawned_task_is_cancelled_with_the_upstream_call() {
     let mut hops = hops().await;
-    let mut req = Request::new(text("spawn"));
-    let cancel = req.cancel_handle();
-    let upstream = hops.upstream.clone();
-    let call = tokio::spawn(async move { upstream.ping(req).await });
+    let (cancel, call) = cancellable_upstream_call(&hops, "spawn");
     downstream_started(&mut hops).await;
-    cancel.cancel();
-    let err = within(call, "the upstream call ends").await.unwrap().unwrap_err();
-    assert_eq!(err.code(), Code::Cancelled, "{err}");
+    cancel_upstream_call(cancel, call).await;
     // Nothing dropped the spawned call: only its parent's end stopped it.
-    let status = spawned_call_ended(&mut hops).await;
-    assert_eq!(status.code(), Code::Cancelled, "{status}");
-    assert!(status.message().contains(PARENT_ENDED), "{status}");
+    spawned_call_cancelled_with_its_parent(&mut hops).await;
     assert_eq!(downstream_cancelled(&mut hops).await, "hang");
 }
 
@@ -313,27 +334,18 @@ async fn a_call_from_a_spawned_task_is_cancelled_when_the_handler_returns() {
         .await
         .unwrap()
         .expect("the middle answers");
-    let status = spawned_call_ended(&mut hops).await;
-    assert_eq!(status.code(), Code::Cancelled, "{status}");
-    assert!(status.message().contains(PARENT_ENDED), "{status}");
+    spawned_call_cancelled_with_its_parent(&mut hops).await;
     assert_eq!(downstream_cancelled(&mut hops).await, "hang");
 }
 
 #[tokio::test]
 async fn a_response_stream_from_a_spawned_task_ends_with_the_upstream_call() {
     let mut hops = hops().await;
-    let mut req = Request::new(text("spawn-stream"));
-    let cancel = req.cancel_handle();
-    let upstream = hops.upstream.clone();
-    let call = tokio::spawn(async move { upstream.ping(req).await });
+    let (cancel, call) = cancellable_upstream_call(&hops, "spawn-stream");
     let event = next(&mut hops.middle_events, "the spawned call streams").await;
     assert!(matches!(event, Middle::Streaming), "{event:?}");
-    cancel.cancel();
-    let err = within(call, "the upstream call ends").await.unwrap().unwrap_err();
-    assert_eq!(err.code(), Code::Cancelled, "{err}");
-    let status = spawned_call_ended(&mut hops).await;
-    assert_eq!(status.code(), Code::Cancelled, "{status}");
-    assert!(status.message().contains(PARENT_ENDED), "{status}");
+    cancel_upstream_call(cancel, call).await;
+    spawned_call_cancelled_with_its_parent(&mut hops).await;
     downstream_started(&mut hops).await;
     assert_eq!(downstream_cancelled(&mut hops).await, "hang");
 }
