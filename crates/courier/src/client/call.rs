@@ -208,10 +208,11 @@ pub(crate) struct CallHold {
 }
 
 impl Channel {
-    /// Settles the call's head and options. Interceptors run separately
-    /// ([`Channel::intercept`]), so a channel without them awaits nothing.
-    fn prepare<T>(&self, request: Request<T>, path: MethodPath) -> (Prepared, T) {
-        let deadline = request.call_deadline();
+    /// Settles the call's head and options, with the call's `deadline`
+    /// (computed once, by the caller, which also enforces it). Interceptors
+    /// run separately ([`Channel::intercept`]), so a channel without them
+    /// awaits nothing.
+    fn prepare<T>(&self, request: Request<T>, path: MethodPath, deadline: Option<Instant>) -> (Prepared, T) {
         // An encoding not enabled in this build is not used: the messages
         // go uncompressed.
         let compression = request
@@ -373,7 +374,7 @@ impl Channel {
         let deadline = request.call_deadline();
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
-        let (mut prepared, message) = self.prepare(request, path.into());
+        let (mut prepared, message) = self.prepare(request, path.into(), deadline);
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
         let call = async move {
@@ -404,7 +405,7 @@ impl Channel {
         let (request, cancel) = request.take_cancel();
         let call = async {
             let _active = self.inner.shared.call_started();
-            let (mut prepared, stream) = self.prepare(request, path.into());
+            let (mut prepared, stream) = self.prepare(request, path.into(), deadline);
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             let Opened {
@@ -441,7 +442,7 @@ impl Channel {
         let stream_cancel = cancel.clone();
         let call = async {
             let active = self.inner.shared.owned_call_started();
-            let (mut prepared, message) = self.prepare(request, path.into());
+            let (mut prepared, message) = self.prepare(request, path.into(), deadline);
             self.intercept(&mut prepared).await?;
             let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
@@ -495,7 +496,7 @@ impl Channel {
         let stream_cancel = cancel.clone();
         let call = async {
             let active = self.inner.shared.owned_call_started();
-            let (mut prepared, stream) = self.prepare(request, path.into());
+            let (mut prepared, stream) = self.prepare(request, path.into(), deadline);
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             let Opened {

@@ -98,6 +98,11 @@ impl Shared {
         })
     }
 
+    /// The channel's target, as the application wrote it and as parsed.
+    pub(crate) fn target(&self) -> &Target {
+        &self.plan.target
+    }
+
     /// Marks a call as started.
     pub(crate) fn call_started(&self) -> ActiveCall<'_> {
         self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);

@@ -90,7 +90,6 @@ pub struct Channel {
 }
 
 struct Inner {
-    target: String,
     scheme: Scheme,
     authority: Authority,
     config: CallConfig,
@@ -106,7 +105,7 @@ impl Drop for Inner {
 
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Channel").field("target", &self.inner.target).finish()
+        f.debug_struct("Channel").field("target", &self.target()).finish()
     }
 }
 
@@ -132,7 +131,7 @@ impl Channel {
 
     /// The target this channel was made for.
     pub fn target(&self) -> &str {
-        &self.inner.target
+        self.inner.shared.target().as_str()
     }
 
     /// The channel's connectivity state. With `try_to_connect`, a channel
@@ -376,7 +375,6 @@ impl ChannelBuilder {
         };
         Ok(Channel {
             inner: Arc::new(Inner {
-                target: self.target,
                 scheme,
                 authority,
                 config: self.config,
