@@ -12,7 +12,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 
-use super::balancer::{Always, ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy};
+use super::balancer::{ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy, QueuePicker};
 use super::connectivity::ConnectivityState;
 use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
@@ -208,7 +208,7 @@ impl Shared {
             }
         };
         let lb = self.plan.policy.0.build();
-        self.publish(ConnectivityState::Connecting, Arc::new(Always(|| Pick::Queue)));
+        self.publish(ConnectivityState::Connecting, Arc::new(QueuePicker));
         let task = tokio::spawn(run(self.clone(), tx.clone(), rx, resolver, lb));
         Some(Running {
             events: tx,
@@ -249,7 +249,7 @@ impl Shared {
 impl Slot {
     fn idle() -> Slot {
         Slot {
-            picker: Arc::new(Always(|| Pick::Queue)),
+            picker: Arc::new(QueuePicker),
             state: ConnectivityState::Idle,
             exit_idle_asked: AtomicBool::new(false),
         }
@@ -363,6 +363,6 @@ fn go_idle(shared: &Arc<Shared>) -> bool {
         target = shared.plan.target.as_str(),
         "channel idle: no calls for its idle timeout"
     );
-    shared.publish(ConnectivityState::Idle, Arc::new(Always(|| Pick::Queue)));
+    shared.publish(ConnectivityState::Idle, Arc::new(QueuePicker));
     true
 }

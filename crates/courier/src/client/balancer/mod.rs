@@ -117,12 +117,13 @@ pub trait Picker: Send + Sync + 'static {
     fn pick(&self, call: &PickInfo<'_>) -> Pick;
 }
 
-/// A picker that gives every call the same answer.
-pub(crate) struct Always(pub(crate) fn() -> Pick);
+/// A picker that makes every call wait for the next one: a policy that is
+/// connecting or IDLE.
+pub(crate) struct QueuePicker;
 
-impl Picker for Always {
+impl Picker for QueuePicker {
     fn pick(&self, _call: &PickInfo<'_>) -> Pick {
-        (self.0)()
+        Pick::Queue
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Always, ChannelControl, ConnectivityState, FailPicker, LoadBalancer, LoadBalancerBuilder, Pick, PickInfo, Picker,
-    Subchannel, SubchannelState,
+    ChannelControl, ConnectivityState, FailPicker, LoadBalancer, LoadBalancerBuilder, Pick, PickInfo, Picker,
+    QueuePicker, Subchannel, SubchannelState,
 };
 use crate::client::resolver::{Address, ResolverState};
 use crate::status::Status;
@@ -251,7 +251,7 @@ impl Balancer {
         self.timer = None;
         self.attempts.clear();
         self.phase = Phase::Idle;
-        channel.update_picker(ConnectivityState::Idle, Arc::new(Always(|| Pick::Queue)));
+        channel.update_picker(ConnectivityState::Idle, Arc::new(QueuePicker));
     }
 }
 
@@ -273,7 +273,7 @@ impl LoadBalancer for Balancer {
         let sticky = self.phase == Phase::TransientFailure;
         self.phase = Phase::Connecting;
         if !sticky {
-            channel.update_picker(ConnectivityState::Connecting, Arc::new(Always(|| Pick::Queue)));
+            channel.update_picker(ConnectivityState::Connecting, Arc::new(QueuePicker));
         }
         self.start_pass(channel);
     }
@@ -348,7 +348,7 @@ impl LoadBalancer for Balancer {
     fn exit_idle(&mut self, channel: &mut dyn ChannelControl) {
         if self.phase == Phase::Idle && !self.addresses.is_empty() {
             self.phase = Phase::Connecting;
-            channel.update_picker(ConnectivityState::Connecting, Arc::new(Always(|| Pick::Queue)));
+            channel.update_picker(ConnectivityState::Connecting, Arc::new(QueuePicker));
             self.start_pass(channel);
         }
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
-    Always, ChannelControl, ConnectivityState, FailPicker, LoadBalancer, LoadBalancerBuilder, Pick, PickInfo, Picker,
-    Subchannel, SubchannelState,
+    ChannelControl, ConnectivityState, FailPicker, LoadBalancer, LoadBalancerBuilder, Pick, PickInfo, Picker,
+    QueuePicker, Subchannel, SubchannelState,
 };
 use crate::client::resolver::ResolverState;
 use crate::status::Status;
@@ -94,7 +94,7 @@ impl Balancer {
                     .clone()
                     .unwrap_or_else(|| Status::unavailable("no address could be connected to")),
             )),
-            _ => Arc::new(Always(|| Pick::Queue)),
+            _ => Arc::new(QueuePicker),
         };
         self.reported = Some((state, ready));
         channel.update_picker(state, picker);
