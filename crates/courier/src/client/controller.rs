@@ -5,6 +5,7 @@
 //! the current picker through an atomic swap.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -68,19 +69,15 @@ struct Running {
 const STARTED: u64 = 1 << 32;
 const ACTIVE_MASK: u64 = STARTED - 1;
 
-/// Counts a call as in progress until dropped.
-pub(crate) struct ActiveCall<'a>(&'a Shared);
+/// Counts a call as in progress until dropped: borrowing the channel's
+/// state for a call whose future ends with it, owning a reference for a
+/// call that outlives its future (a response stream).
+pub(crate) struct ActiveCall<S: Deref<Target = Shared>>(S);
 
-impl Drop for ActiveCall<'_> {
-    fn drop(&mut self) {
-        self.0.calls.fetch_sub(1, Ordering::Release);
-    }
-}
+/// [`ActiveCall`] for a call that outlives its future.
+pub(crate) type OwnedActiveCall = ActiveCall<Arc<Shared>>;
 
-/// [`ActiveCall`] for a call that outlives its future: a response stream.
-pub(crate) struct OwnedActiveCall(Arc<Shared>);
-
-impl Drop for OwnedActiveCall {
+impl<S: Deref<Target = Shared>> Drop for ActiveCall<S> {
     fn drop(&mut self) {
         self.0.calls.fetch_sub(1, Ordering::Release);
     }
@@ -104,7 +101,7 @@ impl Shared {
     }
 
     /// Marks a call as started.
-    pub(crate) fn call_started(&self) -> ActiveCall<'_> {
+    pub(crate) fn call_started(&self) -> ActiveCall<&Shared> {
         self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
         ActiveCall(self)
     }
@@ -113,7 +110,7 @@ impl Shared {
     /// keeps.
     pub(crate) fn owned_call_started(self: &Arc<Shared>) -> OwnedActiveCall {
         self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
-        OwnedActiveCall(self.clone())
+        ActiveCall(self.clone())
     }
 
     /// The channel's connectivity state; with `try_to_connect`, an IDLE
