@@ -155,21 +155,15 @@ fn unix_failure(addr: &Address, e: std::io::Error) -> Status {
     Status::unavailable(format!("failed to connect to {addr}: {why}"))
 }
 
-/// Connects to a socket in Linux's abstract namespace.
+/// Connects to a socket in Linux's abstract namespace: Tokio reads a path
+/// that starts with a NUL byte as an abstract name.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 async fn connect_abstract(name: &[u8]) -> std::io::Result<tokio::net::UnixStream> {
-    #[cfg(target_os = "android")]
-    use std::os::android::net::SocketAddrExt;
-    #[cfg(target_os = "linux")]
-    use std::os::linux::net::SocketAddrExt;
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-    // A local connect does not wait on a network, but can on a full
-    // backlog: off the runtime's threads.
-    let stream = tokio::task::spawn_blocking(move || std::os::unix::net::UnixStream::connect_addr(&addr))
-        .await
-        .map_err(std::io::Error::other)??;
-    stream.set_nonblocking(true)?;
-    tokio::net::UnixStream::from_std(stream)
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = Vec::with_capacity(name.len() + 1);
+    path.push(0);
+    path.extend_from_slice(name);
+    tokio::net::UnixStream::connect(std::ffi::OsStr::from_bytes(&path)).await
 }
 
 /// Abstract Unix sockets are Linux's alone.
