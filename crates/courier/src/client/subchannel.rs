@@ -49,18 +49,13 @@ pub(crate) struct Core {
     address: Address,
     /// The live connection, while READY: what calls read.
     connection: ArcSwapOption<Connection>,
-    state: Mutex<Snapshot>,
+    /// The current state; why it last failed goes to the policy with each
+    /// change, and is not kept here.
+    state: Mutex<ConnectivityState>,
     /// Set by [`Subchannel::connect`] while IDLE.
     wake: tokio::sync::Notify,
     shutdown: CancellationToken,
     events: UnboundedSender<Event>,
-}
-
-/// A subchannel's state, and why it last failed.
-#[derive(Clone, Debug)]
-struct Snapshot {
-    state: ConnectivityState,
-    error: Option<Status>,
 }
 
 /// What a subchannel reports to its policy on each change: its new state,
@@ -103,10 +98,7 @@ impl Subchannel {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             address,
             connection: ArcSwapOption::empty(),
-            state: Mutex::new(Snapshot {
-                state: ConnectivityState::Idle,
-                error: None,
-            }),
+            state: Mutex::new(ConnectivityState::Idle),
             wake: tokio::sync::Notify::new(),
             shutdown: CancellationToken::new(),
             events,
@@ -122,15 +114,15 @@ impl Subchannel {
 
     /// The current state.
     pub fn state(&self) -> ConnectivityState {
-        self.0.core.snapshot().state
+        self.0.core.state()
     }
 
     /// Starts connecting, if IDLE; otherwise does nothing. Safe to call from
     /// a picker, on any thread.
     pub fn connect(&self) {
         let core = &self.0.core;
-        let snapshot = core.state.lock().unwrap_or_else(|e| e.into_inner());
-        if snapshot.state == ConnectivityState::Idle {
+        let state = core.state.lock().unwrap_or_else(|e| e.into_inner());
+        if *state == ConnectivityState::Idle {
             core.wake.notify_one();
         }
     }
@@ -168,17 +160,13 @@ impl fmt::Debug for Subchannel {
 }
 
 impl Core {
-    fn snapshot(&self) -> Snapshot {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    fn state(&self) -> ConnectivityState {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Moves to `state` and tells the policy.
     fn set(&self, state: ConnectivityState, error: Option<Status>) {
-        {
-            let mut snapshot = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            snapshot.state = state;
-            snapshot.error = error.clone();
-        }
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
         tracing::debug!(address = %self.address, %state, "subchannel state");
         let _ = self.events.send(Event::Subchannel {
             id: self.id,
@@ -230,6 +218,5 @@ async fn run(core: Arc<Core>, options: Arc<SubchannelOptions>) {
         _ = life => {}
     }
     core.connection.store(None);
-    let mut snapshot = core.state.lock().unwrap_or_else(|e| e.into_inner());
-    snapshot.state = ConnectivityState::Shutdown;
+    *core.state.lock().unwrap_or_else(|e| e.into_inner()) = ConnectivityState::Shutdown;
 }
