@@ -257,6 +257,11 @@ run_loadgen() {
 }
 
 # Converts an h2load time ("123.45us", "1.2ms", "2s") to microseconds.
+# The argument if it is a JSON number, else null.
+number() {
+  if [[ "$1" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then echo "$1"; else echo null; fi
+}
+
 to_us() {
   awk -v t="$1" 'BEGIN {
     if (t ~ /us$/) { sub(/us$/, "", t); print t + 0 }
@@ -294,21 +299,33 @@ run_h2load() {
   local before after
   before=$(cpu_ticks "$SERVER_PID")
   if ! taskset -c "$CLIENT_CPU" h2load -c "$conns" -m "$streams" -D "$SECS" "${common[@]}" "$url" >"$log" 2>&1; then
-    echo "  h2load failed for $scenario on $impl; see $log" >&2
+    echo "  h2load failed for $scenario on $impl:" >&2
+    sed 's/^/    /' "$log" >&2
     FAILED=$((FAILED + 1))
     return
   fi
   after=$(cpu_ticks "$SERVER_PID")
   local secs rps ok failed errored mean peak
-  secs=$(awk '/^finished in/ { sub(/s,$/, "", $3); print $3 }' "$log")
-  rps=$(awk '/^finished in/ { print $4 }' "$log")
+  # h2load prints the elapsed time as "1.00s" or, under a second, "999.87ms".
+  secs=$(to_us "$(awk '/^finished in/ { sub(/,$/, "", $3); print $3 }' "$log")")
+  secs=$(awk -v u="$secs" 'BEGIN { if (u == "null") print "null"; else print u / 1000000 }')
+  rps=$(number "$(awk '/^finished in/ { print $4 }' "$log")")
   read -r ok failed errored < <(awk '/^requests:/ { print $8, $10, $12 }' "$log")
+  ok=$(number "${ok:-}")
+  failed=$(number "${failed:-}")
+  errored=$(number "${errored:-}")
   mean=$(to_us "$(awk '/^time for request:/ { print $6 }' "$log")")
-  peak=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
+  peak=$(number "$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || true)")
+  if [ "$secs" = null ] || [ "$ok" = null ]; then
+    echo "  h2load output for $scenario on $impl not understood:" >&2
+    sed 's/^/    /' "$log" >&2
+    FAILED=$((FAILED + 1))
+    return
+  fi
   # Response bytes in DATA frames: h2load counts HTTP 200s, not grpc-status,
   # so a server answering with errors shows here, as too few MiB/s.
   local data
-  data=$(sed -n 's/^traffic:.*(\([0-9]*\)) data.*/\1/p' "$log")
+  data=$(number "$(sed -n 's/^traffic:.*(\([0-9]*\)) data.*/\1/p' "$log")")
   jq -n -c --argjson secs "$secs" --argjson rps "$rps" --argjson ok "$ok" \
     --argjson failed "$failed" --argjson errored "$errored" --argjson mean "$mean" \
     --argjson ticks "$((after - before))" --argjson tck "$CLK_TCK" --argjson peak "$peak" \
@@ -316,7 +333,7 @@ run_h2load() {
     --argjson data "${data:-null}" '{
       mode: "h2load", connections: $c, streams: $m, payload: $p, elapsed_s: $secs,
       messages_per_call: $per, bytes_received: $data,
-      ok: ($ok * $per), errors_total: ($failed + $errored), qps: ($rps * $per),
+      ok: ($ok * $per), errors_total: (($failed // 0) + ($errored // 0)), qps: (if $rps == null then null else $rps * $per end),
       mean_us: (if $per == 1 then $mean else null end),
       p50_us: null, p99_us: null,
       server_cpu_us_per_rpc: (if $ok > 0 then $ticks * 1000000 / $tck / $ok / $per else null end),
