@@ -24,6 +24,9 @@
 #
 # Outputs:
 #   target/interop/go/bin/interop-client, target/interop/go/bin/interop-server
+#   target/interop/go/bin/interop-xds-server (interop/xds/server: a TestService
+#     whose UnaryCall answers with its --server_id, for the load-balancing
+#     tests; it needs nothing of xDS itself)
 #   target/interop/go/testdata/{ca.pem,server1.pem,server1.key}
 #
 # Idempotent: every step is skipped when its output already exists, so a
@@ -246,8 +249,8 @@ export GOCACHE=$GO_DIR/cache
 export GOFLAGS=
 export CGO_ENABLED=0
 mkdir -p "$BIN_DIR"
-for role in client server; do
-    out=$BIN_DIR/interop-$role
+for role in client server xds/server; do
+    out=$BIN_DIR/interop-${role//\//-}
     if [ ! -x "$out" ]; then
         log "go build google.golang.org/grpc/interop/$role"
         go build -o "$out.tmp" "google.golang.org/grpc/interop/$role"
@@ -262,7 +265,7 @@ for f in ca.pem server1.pem server1.key; do
 done
 
 echo "grpc-go $SRC_VERSION interop binaries ($(go version | awk '{print $3}')):"
-for f in "$BIN_DIR/interop-client" "$BIN_DIR/interop-server" \
+for f in "$BIN_DIR/interop-client" "$BIN_DIR/interop-server" "$BIN_DIR/interop-xds-server" \
          "$TESTDATA_DIR/ca.pem" "$TESTDATA_DIR/server1.pem" "$TESTDATA_DIR/server1.key"; do
     echo "  ${f#"$ROOT"/}"
 done

@@ -1,9 +1,12 @@
 //! `courier bench ADDR pkg.Service/Method`: load for one method, then a
 //! summary.
 //!
-//! `-c` connections carry `--concurrency` calls in flight between them (each
+//! `-c` channels carry `--concurrency` calls in flight between them (each
 //! call waits for its predecessor on the same worker), until `-n` calls have
-//! been made or `-z` has passed. The request (`-d`, as for `call`) is encoded
+//! been made or `-z` has passed. A channel is one connection with the default
+//! `--lb pick_first`; with `--lb round_robin` it keeps one to every address
+//! the target resolves to (`ipv4:127.0.0.1:5001,127.0.0.1:5002`, or a DNS
+//! name with several records) and rotates its calls over them. The request (`-d`, as for `call`) is encoded
 //! once; responses are counted, not decoded. Every kind of method works: a
 //! streaming call counts as one call, from its start until its last response.
 //!
@@ -28,7 +31,7 @@ use prost::Message as _;
 use serde_json::json;
 
 use crate::call::resolve_method;
-use crate::connect::{ConnectArgs, connect, parse_duration};
+use crate::connect::{ConnectArgs, Lb, connect, parse_duration};
 use crate::error::{Error, Result, status_line};
 use crate::input::Input;
 use crate::source::{SourceArgs, open};
@@ -37,19 +40,26 @@ use crate::source::{SourceArgs, open};
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   courier bench localhost:50051 helloworld.Greeter/SayHello -d '{\"name\": \"Ada\"}' -n 10000
-  courier bench localhost:50051 helloworld.Greeter/SayHello -c 4 --concurrency 100 -z 30s --format json")]
+  courier bench localhost:50051 helloworld.Greeter/SayHello -c 4 --concurrency 100 -z 30s --format json
+  courier bench ipv4:127.0.0.1:5001,127.0.0.1:5002 helloworld.Greeter/SayHello --lb round_robin -z 10s")]
 pub struct BenchArgs {
-    /// The server: HOST:PORT, http(s)://HOST:PORT or unix:PATH.
+    /// The server: HOST:PORT, http(s)://HOST:PORT, or a target such as
+    /// dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT, ipv6:[ADDR]:PORT,
+    /// unix:PATH, unix-abstract:NAME or passthrough:///HOST:PORT.
     pub addr: String,
     /// The method: pkg.Service/Method.
     pub method: String,
     /// The request as JSON, as for `call` (@FILE, @-, or standard input).
     #[arg(short = 'd', long = "data", value_name = "JSON")]
     pub data: Option<String>,
-    /// How many connections to open.
+    /// How many channels to open: each is one connection with pick_first,
+    /// and one per address with round_robin.
     #[arg(short = 'c', long = "connections", value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
+    /// The load-balancing policy of each channel.
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "pick_first")]
+    pub lb: Lb,
     /// How many calls to keep in flight, spread over the connections.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
@@ -98,7 +108,8 @@ enum Shape {
 }
 
 /// Runs `courier bench`.
-pub async fn run(args: BenchArgs) -> Result<()> {
+pub async fn run(mut args: BenchArgs) -> Result<()> {
+    args.connect.lb = Some(args.lb);
     if args.concurrency < args.connections {
         return Err(Error::msg(format!(
             "--concurrency ({}) must be at least the number of connections (-c {})",
@@ -131,7 +142,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let path = MethodPath::parse(format!("/{}/{}", method.parent_service().full_name(), method.name()))
         .map_err(|s| Error::msg(s.message()))?;
 
-    // One channel is one connection: the first comes from `open`.
+    // The first channel comes from `open`.
     let mut channels = vec![first];
     for _ in 1..args.connections {
         channels.push(connect(&args.addr, &args.connect).await?.0);
@@ -180,6 +191,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let summary = Summary {
         method: method.full_name().to_string(),
         connections: args.connections,
+        lb: args.lb,
         concurrency: args.concurrency,
         elapsed,
         stats,
@@ -383,6 +395,7 @@ const PERCENTILES: [(f64, &str); 6] = [
 struct Summary {
     method: String,
     connections: u32,
+    lb: Lb,
     concurrency: u32,
     elapsed: Duration,
     stats: Stats,
@@ -446,6 +459,7 @@ impl Summary {
             "  Connections:   {}, concurrency {}",
             self.connections, self.concurrency
         ));
+        line(format!("  Balancing:     {}", self.lb.name()));
         if !h.is_empty() {
             line(String::new());
             line("Latency of successful calls:".into());
@@ -514,6 +528,7 @@ impl Summary {
         json!({
             "method": self.method,
             "connections": self.connections,
+            "load_balancing": self.lb.name(),
             "concurrency": self.concurrency,
             "calls": s.calls(),
             "ok": s.ok,

@@ -30,7 +30,9 @@ use crate::source::{Source, SourceArgs, open};
   printf '{\"n\": 1}\\n{\"n\": 2}\\n' | courier call localhost:50051 pkg.Service/ClientStream
   courier call api.example.com:443 pkg.Service/Method --proto api.proto -I protos/")]
 pub struct CallArgs {
-    /// The server: HOST:PORT, http(s)://HOST:PORT or unix:PATH.
+    /// The server: HOST:PORT, http(s)://HOST:PORT, or a target such as
+    /// dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT, ipv6:[ADDR]:PORT,
+    /// unix:PATH, unix-abstract:NAME or passthrough:///HOST:PORT.
     pub addr: String,
     /// The method: pkg.Service/Method (or pkg.Service.Method).
     pub method: String,

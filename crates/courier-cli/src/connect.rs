@@ -1,11 +1,16 @@
 //! A channel from an address and the connection flags.
 //!
 //! `ADDR` is `host:port` (`[::1]:50051` for IPv6), `http://host:port`,
-//! `https://host:port` or `unix:/path`. Loopback addresses (127.0.0.0/8,
-//! `::1`, `localhost`) and Unix sockets are plaintext by default, as a
-//! server tried out on one's own machine usually is; every other address uses
-//! TLS unless `--plaintext` says otherwise. Any TLS flag (`--ca`, `--cert`,
-//! `--insecure-skip-verify`, `--servername`) implies `--tls`.
+//! `https://host:port`, or any target of grpc/grpc `doc/naming.md` that the
+//! library resolves: `dns:[//server/]host:port`, `ipv4:a:port[,b:port...]`,
+//! `ipv6:[a]:port[,...]`, `unix:/path`, `unix:///path`,
+//! `unix-abstract:name` and `passthrough:///host:port`. Such a target is
+//! handed to the channel as written. Loopback addresses (127.0.0.0/8,
+//! `::1`, `localhost`, and `ipv4:`/`ipv6:` lists of only those) and Unix
+//! sockets are plaintext by default, as a server tried out on one's own
+//! machine usually is; every other address uses TLS unless `--plaintext`
+//! says otherwise. Any TLS flag (`--ca`, `--cert`, `--insecure-skip-verify`,
+//! `--servername`) implies `--tls`.
 //!
 //! `-H` metadata is attached to every call made on the channel (reflection
 //! and health included) by a client interceptor.
@@ -15,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
+use courier::client::balancer::Policy;
 use courier::credentials::ClientTlsConfig;
 use courier::interceptor::CallHead;
 use courier::{Channel, Metadata, Status};
@@ -54,6 +60,38 @@ pub struct ConnectArgs {
     /// name ending in -bin takes a base64 value.
     #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
+    /// The load-balancing policy: not a flag of every verb (`bench` sets it
+    /// from its `--lb`); `None` is the library's default, pick_first.
+    #[arg(skip)]
+    pub lb: Option<Lb>,
+}
+
+/// A load-balancing policy, by its gRPC name.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lb {
+    /// One connection, to the first address that connects (the default).
+    #[value(name = "pick_first")]
+    PickFirst,
+    /// A connection to every address, calls rotated over the ready ones.
+    #[value(name = "round_robin")]
+    RoundRobin,
+}
+
+impl Lb {
+    /// The policy's gRPC name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lb::PickFirst => "pick_first",
+            Lb::RoundRobin => "round_robin",
+        }
+    }
+
+    fn policy(self) -> Policy {
+        match self {
+            Lb::PickFirst => Policy::pick_first(),
+            Lb::RoundRobin => Policy::round_robin(),
+        }
+    }
 }
 
 /// A channel to the server, connected, and whether it uses TLS.
@@ -63,6 +101,9 @@ pub async fn connect(addr: &str, args: &ConnectArgs) -> Result<(Channel, bool)> 
     let url = target.url(tls);
     let metadata = parse_headers(&args.headers)?;
     let mut builder = Channel::builder(&url).connect_timeout(args.connect_timeout);
+    if let Some(lb) = args.lb {
+        builder = builder.load_balancing(lb.policy());
+    }
     if tls {
         builder = builder.tls(tls_config(args)?);
     }
@@ -143,48 +184,60 @@ pub fn explain_transport_error(status: &Status, tls: bool) -> Option<String> {
 
 /// An address, split into what decides plaintext or TLS.
 struct Target {
-    /// `host:port`, or the whole `unix:` target.
+    /// `host:port` for the `http(s)://` and bare forms; otherwise the whole
+    /// target, as written.
     authority: String,
-    /// The scheme written in the address, if any.
-    scheme: Option<Scheme>,
+    /// The form the address was written in.
+    scheme: Scheme,
     loopback: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Scheme {
+    /// `host:port`.
+    Bare,
     Http,
     Https,
+    /// `unix:` and `unix-abstract:`.
     Unix,
+    /// Another scheme the library resolves (`dns:`, `ipv4:`, ...).
+    Named,
 }
 
 impl Target {
     fn parse(addr: &str) -> Result<Target> {
-        if addr.starts_with("unix:") {
+        if ["unix:", "unix-abstract:"].iter().any(|p| has_prefix(addr, p)) {
+            check_target(addr)?;
             return Ok(Target {
                 authority: addr.to_string(),
-                scheme: Some(Scheme::Unix),
+                scheme: Scheme::Unix,
                 loopback: true,
             });
         }
-        let (scheme, rest) = if let Some(rest) = addr.strip_prefix("http://") {
-            (Some(Scheme::Http), rest)
-        } else if let Some(rest) = addr.strip_prefix("https://") {
-            (Some(Scheme::Https), rest)
+        let (scheme, rest) = if let Some(rest) = strip_prefix(addr, "http://") {
+            (Scheme::Http, rest)
+        } else if let Some(rest) = strip_prefix(addr, "https://") {
+            (Scheme::Https, rest)
+        } else if let Some(target) = named_target(addr)? {
+            return Ok(Target {
+                authority: addr.to_string(),
+                scheme: Scheme::Named,
+                loopback: named_is_loopback(&target),
+            });
         } else {
-            (None, addr)
+            (Scheme::Bare, addr)
         };
         let rest = rest.trim_end_matches('/');
         let host = host_of(rest).ok_or_else(|| {
             Error::msg(format!(
-                "invalid address {addr:?}: expected HOST:PORT, such as localhost:50051 or [::1]:50051"
+                "invalid address {addr:?}: expected HOST:PORT, such as localhost:50051 or [::1]:50051, \
+                 or a target such as dns:///HOST:PORT, ipv4:ADDR:PORT,... or unix:PATH"
             ))
         })?;
-        let loopback =
-            host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         Ok(Target {
             authority: rest.to_string(),
             scheme,
-            loopback,
+            loopback: is_loopback_host(host),
         })
     }
 
@@ -195,25 +248,89 @@ impl Target {
             || args.insecure_skip_verify
             || args.servername.is_some();
         match self.scheme {
-            Some(Scheme::Unix) if tls_flag => Err(Error::msg("TLS over a Unix socket is not supported")),
-            Some(Scheme::Unix) => Ok(false),
-            Some(Scheme::Http) if tls_flag => Err(Error::msg("an http:// address is plaintext: drop the TLS flags")),
-            Some(Scheme::Https) if args.plaintext => Err(Error::msg("an https:// address uses TLS: drop --plaintext")),
-            Some(Scheme::Http) => Ok(false),
-            Some(Scheme::Https) => Ok(true),
-            None if args.plaintext => Ok(false),
-            None if tls_flag => Ok(true),
-            None => Ok(!self.loopback),
+            Scheme::Unix if tls_flag => Err(Error::msg("TLS over a Unix socket is not supported")),
+            Scheme::Unix => Ok(false),
+            Scheme::Http if tls_flag => Err(Error::msg("an http:// address is plaintext: drop the TLS flags")),
+            Scheme::Https if args.plaintext => Err(Error::msg("an https:// address uses TLS: drop --plaintext")),
+            Scheme::Http => Ok(false),
+            Scheme::Https => Ok(true),
+            Scheme::Bare | Scheme::Named if args.plaintext => Ok(false),
+            Scheme::Bare | Scheme::Named if tls_flag => Ok(true),
+            Scheme::Bare | Scheme::Named => Ok(!self.loopback),
         }
     }
 
+    /// What the channel is built for: a named target as written (TLS then
+    /// comes from the builder's settings), the others as a URL.
     fn url(&self, tls: bool) -> String {
         match self.scheme {
-            Some(Scheme::Unix) => self.authority.clone(),
+            Scheme::Unix | Scheme::Named => self.authority.clone(),
             _ if tls => format!("https://{}", self.authority),
             _ => format!("http://{}", self.authority),
         }
     }
+}
+
+fn strip_prefix<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+}
+
+fn has_prefix(text: &str, prefix: &str) -> bool {
+    strip_prefix(text, prefix).is_some()
+}
+
+/// Checks a target with the library's parser, whose message says what was
+/// expected.
+fn check_target(addr: &str) -> Result<courier::client::resolver::Target> {
+    courier::client::resolver::Target::parse(addr)
+        .map_err(|status| Error::msg(format!("invalid address {addr:?}: {}", status.message())))
+}
+
+/// The parsed target when `addr` names a scheme the library resolves
+/// (`dns:`, `ipv4:`, `ipv6:`, `passthrough:`); `None` for the bare
+/// `host:port` form, which the library reads as a DNS name too.
+fn named_target(addr: &str) -> Result<Option<courier::client::resolver::Target>> {
+    let Some((scheme, _)) = addr.split_once(':') else {
+        return Ok(None);
+    };
+    let named = matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "dns" | "ipv4" | "ipv6" | "passthrough"
+    );
+    if !named {
+        return Ok(None);
+    }
+    check_target(addr).map(Some)
+}
+
+/// Whether every address a named target names is on this machine.
+fn named_is_loopback(target: &courier::client::resolver::Target) -> bool {
+    let endpoint = target.endpoint();
+    match target.scheme() {
+        "ipv4" | "ipv6" => endpoint.split(',').all(|part| {
+            let host = if let Some(rest) = part.strip_prefix('[') {
+                rest.split_once(']').map_or(rest, |(host, _)| host)
+            } else if part.matches(':').count() > 1 {
+                part
+            } else {
+                part.split_once(':').map_or(part, |(host, _)| host)
+            };
+            host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }),
+        _ => {
+            let host = if let Some(rest) = endpoint.strip_prefix('[') {
+                rest.split_once(']').map_or(rest, |(host, _)| host)
+            } else {
+                endpoint.rsplit_once(':').map_or(endpoint, |(host, _)| host)
+            };
+            is_loopback_host(host)
+        }
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host of `host:port` or `[v6]:port`; `None` without a port.
@@ -319,6 +436,54 @@ mod tests {
         assert!(Target::parse("127.0.0.2:1").unwrap().loopback);
         assert!(Target::parse("[::1]:1").unwrap().loopback);
         assert!(!Target::parse("example.com:443").unwrap().loopback);
+    }
+
+    #[test]
+    fn named_targets_pass_through_and_loopback_is_per_address() {
+        for (addr, loopback) in [
+            ("ipv4:127.0.0.1:50051", true),
+            ("ipv4:127.0.0.1:1,127.0.0.2:2", true),
+            ("ipv4:127.0.0.1:1,10.0.0.1:2", false),
+            ("ipv6:[::1]:50051", true),
+            ("ipv6:::1", true),
+            ("ipv6:[2001:db8::1]:443", false),
+            ("dns:///localhost:50051", true),
+            ("dns:localhost", true),
+            ("dns://127.0.0.1:53/example.com:443", false),
+            ("passthrough:///127.0.0.1:50051", true),
+            ("unix:/tmp/s", true),
+            ("unix-abstract:name", true),
+        ] {
+            let target = Target::parse(addr).unwrap_or_else(|e| panic!("{addr}: {e:?}"));
+            assert_eq!(target.loopback, loopback, "{addr}");
+            // Handed to the channel as written, whether plaintext or TLS.
+            assert_eq!(target.url(false), addr);
+            assert_eq!(target.url(!loopback), addr);
+        }
+        // The bare and URL forms stay URLs.
+        assert_eq!(Target::parse("localhost:1").unwrap().url(false), "http://localhost:1");
+        assert_eq!(
+            Target::parse("example.com:443").unwrap().url(true),
+            "https://example.com:443"
+        );
+        assert_eq!(Target::parse("https://h:1/").unwrap().url(true), "https://h:1");
+    }
+
+    #[test]
+    fn malformed_named_targets_say_what_was_expected() {
+        for (addr, says) in [
+            ("ipv4:not-an-ip", "not an IPv4 address"),
+            ("ipv4:127.0.0.1:99999", "not a port number"),
+            ("unix:", "no socket path"),
+            ("nonsense", "expected HOST:PORT"),
+        ] {
+            let Err(e) = Target::parse(addr) else {
+                panic!("{addr:?} parsed")
+            };
+            let message = format!("{e:?}");
+            assert!(message.contains(says), "{addr:?}: {message}");
+            assert!(message.contains("invalid address"), "{addr:?}: {message}");
+        }
     }
 
     #[test]

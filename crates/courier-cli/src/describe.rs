@@ -22,7 +22,9 @@ use crate::source::{SourceArgs, open};
 /// `courier list`.
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    /// The server: HOST:PORT, http(s)://HOST:PORT or unix:PATH.
+    /// The server: HOST:PORT, http(s)://HOST:PORT, or a target such as
+    /// dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT, ipv6:[ADDR]:PORT,
+    /// unix:PATH, unix-abstract:NAME or passthrough:///HOST:PORT.
     pub addr: String,
     /// List the methods of this service instead of the services.
     pub service: Option<String>,
@@ -35,7 +37,9 @@ pub struct ListArgs {
 /// `courier describe`.
 #[derive(clap::Args, Debug)]
 pub struct DescribeArgs {
-    /// The server: HOST:PORT, http(s)://HOST:PORT or unix:PATH.
+    /// The server: HOST:PORT, http(s)://HOST:PORT, or a target such as
+    /// dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT, ipv6:[ADDR]:PORT,
+    /// unix:PATH, unix-abstract:NAME or passthrough:///HOST:PORT.
     pub addr: String,
     /// A service, method, message, enum, field or enum value, fully
     /// qualified (pkg.Service/Method works too). Without it, every service

@@ -16,7 +16,9 @@ use crate::error::{Error, NOT_SERVING, Result, status_line};
 /// `courier health`.
 #[derive(clap::Args, Debug)]
 pub struct HealthArgs {
-    /// The server: HOST:PORT, http(s)://HOST:PORT or unix:PATH.
+    /// The server: HOST:PORT, http(s)://HOST:PORT, or a target such as
+    /// dns:///HOST:PORT, ipv4:ADDR:PORT,ADDR:PORT, ipv6:[ADDR]:PORT,
+    /// unix:PATH, unix-abstract:NAME or passthrough:///HOST:PORT.
     pub addr: String,
     /// The service to ask about; without it, the server as a whole.
     #[arg(default_value = "")]

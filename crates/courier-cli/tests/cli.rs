@@ -20,7 +20,9 @@ use courier::interceptor::CallHead;
 use courier::status::details::{BadRequest, ErrorInfo, FieldViolation};
 use courier::{Code, Status};
 use courier_tests::pb::other_server::OtherServer;
-use courier_tests::{OtherService, RefusingAddr, TestServer, echo_with, grpcio_python, start_server, start_with};
+use courier_tests::{
+    OtherService, RefusingAddr, TestServer, echo_with, grpcio_python, start_server, start_with, start_with_counters,
+};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -120,10 +122,10 @@ async fn full_server() -> TestServer {
     let health = HealthReporter::new();
     health.set_serving("courier.test.Echo");
     health.set_not_serving("courier.test.Other");
-    start_with(move |b| {
+    start_with_counters(move |b, counters| {
         b.with_reflection()
             .with_health(health)
-            .add_service(echo_with(Default::default()))
+            .add_service(echo_with(counters))
             .add_service(OtherServer::new(OtherService))
     })
     .await
@@ -461,7 +463,108 @@ async fn health_prints_the_status_and_exits_zero_only_when_serving() {
     run.one_line_error(76, &["does not serve the health service"]);
 }
 
+/// Calls made to `server`'s Echo service so far.
+fn echo_calls(server: &TestServer) -> usize {
+    server.counters.started.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call_accepts_grpc_naming_targets() {
+    let server = full_server().await;
+    let port = server.addr.port();
+    for target in [
+        format!("ipv4:127.0.0.1:{port}"),
+        format!("dns:///127.0.0.1:{port}"),
+        format!("passthrough:///127.0.0.1:{port}"),
+        // A list: pick_first takes the first address that connects.
+        format!("ipv4:127.0.0.1:{port},127.0.0.1:{port}"),
+    ] {
+        let before = echo_calls(&server);
+        let run = courier(["call", &target, "courier.test.Echo/Unary", "-d", r#"{"text": "named"}"#]).await;
+        let run = run.ok();
+        assert_eq!(run.json()[0]["text"], "named", "{target}: {run:?}");
+        assert_eq!(echo_calls(&server), before + 1, "{target}: {run:?}");
+    }
+
+    // A server on a Unix socket, reached as unix:PATH and unix://PATH
+    // (an absolute path: unix:///tmp/...).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("courier.sock");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let counters = std::sync::Arc::new(courier_tests::Counters::default());
+    let mut serve = Box::pin(
+        courier::Server::builder()
+            .with_reflection()
+            .add_service(echo_with(counters.clone()))
+            .serve_unix(path.clone(), async {
+                let _ = stopped.await;
+            }),
+    );
+    // The first poll binds the socket; then the server runs as a task.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(serve.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the server stopped at once: {first:?}");
+    let serving = tokio::spawn(serve);
+    for target in [format!("unix:{}", path.display()), format!("unix://{}", path.display())] {
+        let run = courier(["call", &target, "courier.test.Echo/Unary", "-d", r#"{"text": "local"}"#])
+            .await
+            .ok();
+        assert_eq!(run.json()[0]["text"], "local", "{target}: {run:?}");
+    }
+    assert_eq!(counters.started.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+
+    // A malformed target says what was expected, in one line.
+    let run = courier(["call", "ipv4:not-an-ip", "courier.test.Echo/Unary"]).await;
+    run.one_line_error(1, &["invalid address \"ipv4:not-an-ip\"", "not an IPv4 address"]);
+}
+
 // --- bench -----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_round_robin_spreads_calls_over_both_backends_and_pick_first_sticks_to_the_first() {
+    let (a, b) = (full_server().await, full_server().await);
+    let target = format!("ipv4:{},{}", a.addr, b.addr);
+    let bench = |lb: &'static str| {
+        let target = target.clone();
+        async move {
+            courier([
+                "bench",
+                &target,
+                "courier.test.Echo/Unary",
+                "-d",
+                r#"{"text": "spread"}"#,
+                "--lb",
+                lb,
+                "--concurrency",
+                "4",
+                "-n",
+                "1000",
+                "--format",
+                "json",
+            ])
+            .await
+            .ok()
+        }
+    };
+
+    let run = bench("round_robin").await;
+    let summary = &run.json()[0];
+    assert_eq!(summary["ok"], 1000, "{run:?}");
+    assert_eq!(summary["load_balancing"], "round_robin", "{run:?}");
+    let (on_a, on_b) = (echo_calls(&a), echo_calls(&b));
+    assert_eq!(on_a + on_b, 1000, "{run:?}");
+    assert!(
+        on_a > 0 && on_b > 0,
+        "round_robin sent {on_a} calls to the first backend and {on_b} to the second: {run:?}"
+    );
+
+    // pick_first, the default, sends every call to the first address.
+    let run = bench("pick_first").await;
+    assert_eq!(run.json()[0]["ok"], 1000, "{run:?}");
+    assert_eq!(run.json()[0]["load_balancing"], "pick_first", "{run:?}");
+    assert_eq!((echo_calls(&a), echo_calls(&b)), (on_a + 1000, on_b), "{run:?}");
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_summarizes_as_json_and_text() {
