@@ -6,6 +6,8 @@
 #   scripts/bench.sh               # everything: Courier, tonic, grpc-go, grpcio
 #   scripts/bench.sh --smoke       # 1 s, one run, Courier and tonic only
 #   scripts/bench.sh --callgrind   # server instructions per RPC under callgrind
+#   scripts/bench.sh --callgrind-lb   # client instructions per call, and the
+#                                     # picker's, pick_first vs round_robin
 #   scripts/bench.sh --table       # only print the table of the last run again
 #
 # Environment:
@@ -22,8 +24,15 @@
 # h2load run on core 1. Each measurement starts a fresh server, and the
 # implementations are interleaved within each run of each scenario.
 #
+# The lb-* scenarios measure the client instead: the same load (one
+# channel, 64 calls in flight) sent by a single-address channel to one
+# Courier server, or balanced by round_robin over four (all pinned to the
+# server core, one worker thread each), and report the load generator's CPU
+# time per call (its own utime + stime over the measured window / calls).
+#
 # Outputs go to target/bench/: results.jsonl (every run), table.md (the
-# medians and ratios), logs/, and callgrind/ for --callgrind.
+# medians and ratios), logs/, and callgrind/ for --callgrind and
+# --callgrind-lb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +41,7 @@ for arg in "$@"; do
   case "$arg" in
     --smoke) MODE=smoke ;;
     --callgrind) MODE=callgrind ;;
+    --callgrind-lb) MODE=callgrind-lb ;;
     --table) MODE=table ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
@@ -161,6 +171,45 @@ start_server() {
   fi
 }
 
+# start_backends N [WRAPPER...]: N Courier bench servers on ports they
+# choose (--port 0, read from the line each prints), pinned to the server
+# core; sets BACKEND_PIDS and BACKEND_TARGET (an ipv4: target of them all).
+BACKEND_PIDS=()
+BACKEND_TARGET=
+start_backends() {
+  local n=$1 i addr log addrs=()
+  shift
+  BACKEND_PIDS=()
+  for i in $(seq 1 "$n"); do
+    log="$OUT/logs/backend-$i.log"
+    taskset -c "$SERVER_CPU" "$@" "$BIN/courier-bench-server" --port 0 --threads 1 >"$log" 2>&1 &
+    BACKEND_PIDS+=($!)
+    addr=
+    for _ in $(seq 1 1200); do
+      addr=$(sed -n 's/^courier-bench-server listening on //p' "$log")
+      [ -n "$addr" ] && break
+      kill -0 "${BACKEND_PIDS[-1]}" 2>/dev/null || break
+      sleep 0.05
+    done
+    if [ -z "$addr" ]; then
+      echo "backend $i did not start:" >&2
+      tail -n 5 "$log" >&2
+      stop_backends
+      return 1
+    fi
+    addrs+=("$addr")
+  done
+  BACKEND_TARGET="ipv4:$(IFS=,; echo "${addrs[*]}")"
+}
+
+stop_backends() {
+  local pid
+  for pid in "${BACKEND_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${BACKEND_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  BACKEND_PIDS=()
+}
+trap 'stop_server; stop_backends' EXIT
+
 # Listening ports below Linux's default ephemeral range (32768-60999), so
 # that the load generators' own connections never hold one.
 PORT=$((20000 + RANDOM % 10000))
@@ -191,6 +240,13 @@ SCENARIOS=(
   "h2load-stream-1k|h2load|1 1 1024 1000"
   "h2load-stream-1m|h2load|1 1 1048576 20"
   "h2load-streams-10k|h2load|1 10000 0"
+  # BACKENDS POLICY LOADGEN ARGS: the client's cost, Courier servers only.
+  "lb-single-1x64|lb|1 pick_first --mode unary --connections 1 --streams 64 --payload 0"
+  "lb-rr4-1x64|lb|4 round_robin --mode unary --connections 1 --streams 64 --payload 0"
+  # The same 64 calls over as many connections as round_robin's (4
+  # channels of 16), to one address: what one connection per backend costs
+  # apart from the picker.
+  "lb-single-4x16|lb|1 pick_first --mode unary --connections 4 --streams 16 --payload 0"
 )
 
 # A protobuf varint, as printf escapes.
@@ -254,6 +310,24 @@ run_loadgen() {
     echo "  courier-bench failed for $scenario on $impl; see $log" >&2
     FAILED=$((FAILED + 1))
   fi
+}
+
+run_lb() {
+  local scenario=$1 run=$2 backends=$3 lb=$4 args=$5
+  local log="$OUT/logs/$scenario-$run.log" pid
+  local -a pids=()
+  start_backends "$backends" || { FAILED=$((FAILED + 1)); return; }
+  for pid in "${BACKEND_PIDS[@]}"; do pids+=(--server-pid "$pid"); done
+  # shellcheck disable=SC2086
+  if taskset -c "$CLIENT_CPU" "$BIN/courier-bench" --server "$BACKEND_TARGET" --lb "$lb" --target benchmark \
+      "${pids[@]}" --duration "$SECS" --warmup "$WARMUP" --threads 1 --json \
+      --label "$scenario/courier/$run" $args >"$log.json" 2>"$log"; then
+    jq -c --argjson b "$backends" '. + {backends: $b}' "$log.json" | record "$scenario" courier "$run"
+  else
+    echo "  courier-bench failed for $scenario; see $log" >&2
+    FAILED=$((FAILED + 1))
+  fi
+  stop_backends
 }
 
 # Converts an h2load time ("123.45us", "1.2ms", "2s") to microseconds.
@@ -410,6 +484,99 @@ if [ "$MODE" = callgrind ]; then
 fi
 
 # ---------------------------------------------------------------------------
+# --callgrind-lb: the load generator (the Courier client) under callgrind,
+# one call at a time, against one backend with pick_first and four with
+# round_robin; instructions per call for the whole client and for picking a
+# connection. The servers run normally.
+# ---------------------------------------------------------------------------
+# pick_costs FILE: the instructions spent picking a connection, and of
+# those in Picker::pick and in Subchannel::connection, from
+# callgrind_annotate's inclusive costs. Shared::pick is inlined into the
+# call's open future, so its share is the cost of that future's code from
+# controller.rs (Shared::pick itself, with the Picker::pick and
+# Subchannel::connection calls it makes, whose costs are read from the call
+# tree) and from arc-swap (the load of the picker slot, inlined there too).
+pick_costs() {
+  callgrind_annotate --tree=calling --inclusive=yes --auto=no --threshold=100 "$1" 2>/dev/null | awk '
+    function num(s) { gsub(/,/, "", s); return s + 0 }
+    BEGIN { open_fn = "courier::client::call::<impl courier::client::Channel>::open::{{closure}}" }
+    / \* / {
+      line = $0
+      n = index(line, "*")
+      name = substr(line, n + 1)
+      sub(/^ +/, "", name)
+      sub(/ \[[^]]*\]$/, "", name)
+      inblock = 0
+      k = length(name) - length(open_fn)
+      if (k > 0 && substr(name, k + 1) == open_fn) {
+        file = substr(name, 1, k - 1)
+        if (file ~ /client\/controller\.rs$/) { total += num($1); inblock = 1 }
+        else if (file ~ /arc-swap-[^\/]*\/src\//) { total += num($1) }
+      }
+      next
+    }
+    inblock && / > / && /as courier::client::balancer::Picker>::pick / { picker += num($1) }
+    inblock && / > / && /courier::client::subchannel::Subchannel::connection / { conn += num($1) }
+    END { printf "%d\t%d\t%d\n", total, picker, conn }'
+}
+
+if [ "$MODE" = callgrind-lb ]; then
+  need valgrind
+  N1=${CALLGRIND_RPCS:-2000}
+  N2=$((2 * N1))
+  CG="$OUT/callgrind"
+  mkdir -p "$CG"
+  # NAME|BACKENDS|POLICY
+  LB_WORKLOADS=(
+    "single-pick_first|1|pick_first"
+    "rr4-round_robin|4|round_robin"
+  )
+  : >"$CG/lb-results.tsv"
+  for w in "${LB_WORKLOADS[@]}"; do
+    IFS='|' read -r name backends lb <<<"$w"
+    for n in "$N1" "$N2"; do
+      start_backends "$backends"
+      out="$CG/client-$name-$n.out"
+      rm -f "$out"
+      if ! taskset -c "$CLIENT_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
+          "$BIN/courier-bench" --server "$BACKEND_TARGET" --lb "$lb" --target benchmark \
+          --mode unary --payload 0 --connections 1 --streams 1 --requests "$n" --threads 1 \
+          >"$CG/client-$name-$n.loadgen.txt" 2>&1; then
+        echo "courier-bench failed under callgrind; see $CG/client-$name-$n.loadgen.txt" >&2
+        exit 1
+      fi
+      stop_backends
+      printf '%s\t%s\t%s\t%s\n' "$name" "$n" "$(callgrind_total "$out")" "$(pick_costs "$out")" >>"$CG/lb-results.tsv"
+      echo "  $name $n calls: $(callgrind_total "$out") instructions" >&2
+    done
+    callgrind_annotate --inclusive=yes --auto=no "$CG/client-$name-$N2.out" 2>/dev/null | head -80 >"$CG/client-$name.inclusive.txt" || true
+  done
+  {
+    echo "Client instructions per call under callgrind (Ir of a run with $N2 calls minus one with $N1,"
+    echo "divided by $((N2 - N1)); one channel, one call at a time, unary, empty payload)."
+    echo "\"picking\" is Shared::pick with the picker slot's load, Picker::pick and Subchannel::connection."
+    echo
+    echo "| channel | client instr/call | picking instr/call | of which Picker::pick | of which Subchannel::connection |"
+    echo "|---|---:|---:|---:|---:|"
+    awk -F'\t' -v n1="$N1" -v n2="$N2" '
+      { total[$1 "-" $2] = $3; pick[$1 "-" $2] = $4; picker[$1 "-" $2] = $5; conn[$1 "-" $2] = $6
+        if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+      END {
+        d = n2 - n1
+        for (i = 1; i <= k; i++) {
+          w = order[i]
+          printf "| %s | %.0f | %.1f | %.1f | %.1f |\n", w,
+            (total[w "-" n2] - total[w "-" n1]) / d, (pick[w "-" n2] - pick[w "-" n1]) / d,
+            (picker[w "-" n2] - picker[w "-" n1]) / d, (conn[w "-" n2] - conn[w "-" n1]) / d
+        }
+      }' "$CG/lb-results.tsv"
+  } | tee "$CG/lb-table.md"
+  echo
+  echo "Profiles: $CG/client-*.out"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------
 # The load runs.
 # ---------------------------------------------------------------------------
 RESULTS="$OUT/results.jsonl"
@@ -473,6 +640,14 @@ for s in "${SCENARIOS[@]}"; do
       if [ -n "$count" ] && [ "$(target_of "$impl")" != benchmark ]; then
         continue # streams through h2load: BenchmarkService servers only
       fi
+      if [ "$kind" = lb ]; then
+        # The client's cost, balanced or not: Courier's servers only.
+        [ "$impl" = courier ] || continue
+        echo "$name run $run/$RUNS: courier client" >&2
+        read -r backends lb lbargs <<<"$args"
+        run_lb "$name" "$run" "$backends" "$lb" "$lbargs"
+        continue
+      fi
       echo "$name run $run/$RUNS: $impl" >&2
       next_port
       start_server "$impl" "$PORT" || { FAILED=$((FAILED + 1)); continue; }
@@ -528,6 +703,9 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
      p99: (map(.p99_us) | median),
      mean: (map(.mean_us) | median),
      cpu: (map(.server_cpu_us_per_rpc) | median),
+     ccpu: (map(.client_cpu_us_per_rpc) | median),
+     backends: .[0].backends,
+     lb: .[0].lb,
      rss: (map(.server_peak_rss_kib) | median),
      per_conn: (map(.rss_per_connection_kib) | median),
      mibs: (map(if .bytes_received != null and .elapsed_s > 0 then .bytes_received / 1048576 / .elapsed_s else null end) | median),
@@ -561,6 +739,23 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
       ),
       ""
     else empty end ),
+  ( ($scen | map(select(startswith("lb-")))) as $lbs
+    | if ($lbs | length) > 0 then
+        "Balancing (issue 12): the load generator's CPU per call (its utime + stime / calls), the same load",
+        "(one channel, 64 calls in flight) sent to one address or balanced over several Courier servers:",
+        "",
+        "| scenario | backends | policy | QPS | client CPU µs/call | server CPU µs/call (all backends) |",
+        "|---|---:|---|---:|---:|---:|",
+        ( $lbs[] as $s | $m[$s + "|courier"] | select(. != null) |
+          "| \($s) | \(.backends // "—") | \(.lb // "—") | \(.qps | cell(0)) | \(.ccpu | cell(2)) | \(.cpu | cell(2)) |" ),
+        "",
+        ( ratio($m["lb-rr4-1x64|courier"].ccpu; $m["lb-single-1x64|courier"].ccpu) as $x
+          | "- round_robin over 4 within 5% of the single-address channel, client CPU per call: \($x | cell(3)) x: \(if $x == null then "not measured" elif $x <= 1.05 then "met" else "NOT met" end)" ),
+        ( ratio($m["lb-rr4-1x64|courier"].ccpu; $m["lb-single-4x16|courier"].ccpu) as $x
+          | select($x != null)
+          | "- round_robin over 4 against 4 single-address channels (as many connections): \($x | cell(3)) x" ),
+        ""
+      else empty end ),
   "Targets (issue 4):",
   "",
   ( def verdict(x; ok): if x == null then "not measured" elif ok then "met" else "NOT met" end;

@@ -19,7 +19,13 @@
 //! not counted, or as exactly `--requests` calls (or stream messages) with
 //! no warm-up. With `--server-pid` the report has the server's CPU time per
 //! call over the measured window (utime + stime from `/proc/PID/stat`) and
-//! its peak RSS (`VmHWM`).
+//! its peak RSS (`VmHWM`); given more than once (several backends behind
+//! one target), the servers' sums. The report always has the load
+//! generator's own CPU time per call.
+//!
+//! `--server` is any channel target (`ipv4:a:p,b:q` for several backends)
+//! and `--lb` the channel's load-balancing policy, so that the same load can
+//! go to one address or be balanced over several.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -31,6 +37,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use courier::client::balancer::Policy;
 use courier::{Channel, Status, Streaming};
 use futures_util::Stream;
 use hdrhistogram::Histogram;
@@ -90,6 +97,27 @@ impl Target {
     }
 }
 
+/// The channel's load-balancing policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Lb {
+    /// One connection per channel, to the first address that connects.
+    #[value(name = "pick_first")]
+    PickFirst,
+    /// A connection per address, calls rotated over them.
+    #[value(name = "round_robin")]
+    RoundRobin,
+}
+
+impl Lb {
+    /// The policy's gRPC name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lb::PickFirst => "pick_first",
+            Lb::RoundRobin => "round_robin",
+        }
+    }
+}
+
 /// The command line of `courier-bench`.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -98,9 +126,14 @@ impl Target {
     about = "A closed-loop gRPC load generator on the Courier client."
 )]
 pub struct Args {
-    /// The server: `host:port` or `http://host:port`.
+    /// The server: `host:port`, `http://host:port`, or any channel target
+    /// (`ipv4:127.0.0.1:5001,127.0.0.1:5002`, `dns:///host:port`, ...).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub server: String,
+
+    /// The channels' load-balancing policy.
+    #[arg(long, value_enum, default_value = "pick_first")]
+    pub lb: Lb,
 
     /// What to send.
     #[arg(long, value_enum, default_value = "unary")]
@@ -110,11 +143,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "benchmark")]
     pub target: Target,
 
-    /// Connections (each one a Courier channel: one HTTP/2 connection).
+    /// Channels (each one HTTP/2 connection with pick_first, one per
+    /// address with round_robin).
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
 
-    /// Concurrent calls (or streams) per connection.
+    /// Concurrent calls (or streams) per channel.
     #[arg(long, default_value_t = 1)]
     pub streams: usize,
 
@@ -136,8 +170,9 @@ pub struct Args {
     pub payload: usize,
 
     /// The server's process id: its CPU time and memory are read from /proc.
+    /// Repeat it for several servers: the report has their sums.
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
 
     /// Seconds to hold the connections idle in idle-connections mode.
     #[arg(long, default_value_t = 3.0)]
@@ -193,7 +228,9 @@ pub struct Report {
     pub mode: Mode,
     /// The service.
     pub target: Target,
-    /// Connections.
+    /// The load-balancing policy.
+    pub lb: Lb,
+    /// Channels.
     pub connections: usize,
     /// Streams per connection.
     pub streams: usize,
@@ -262,6 +299,7 @@ impl Report {
         j.string("label", self.label.as_deref());
         j.string("mode", Some(self.mode.name()));
         j.string("target", Some(self.target.name()));
+        j.string("lb", Some(self.lb.name()));
         j.int("connections", Some(self.connections as u64));
         j.int("streams", Some(self.streams as u64));
         j.int("payload", Some(self.payload as u64));
@@ -294,6 +332,7 @@ impl Report {
         j.int("server_rss_after_kib", self.server_rss_after_kib);
         j.float("rss_per_connection_kib", self.rss_per_connection_kib());
         j.int("connections_held", self.connections_held.map(|n| n as u64));
+        j.float("client_cpu_s", self.client_cpu.map(|d| d.as_secs_f64()));
         j.float("client_cpu_us_per_rpc", self.client_cpu_us_per_rpc());
         j.finish()
     }
@@ -304,10 +343,11 @@ impl Report {
         let label = self.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default();
         let _ = writeln!(
             s,
-            "{}{} on {}: {} connection(s) x {} stream(s), payload {} B",
+            "{}{} on {} ({}): {} channel(s) x {} stream(s), payload {} B",
             self.mode.name(),
             label,
             self.target.name(),
+            self.lb.name(),
             self.connections,
             self.streams,
             self.payload
@@ -772,19 +812,49 @@ fn spawn_worker(
     })
 }
 
+/// The channel target for `--server`: a target with a scheme the library
+/// resolves as it is, and `host:port` as `http://host:port`.
 fn server_uri(server: &str) -> String {
-    if server.contains("://") {
+    let named = server.split_once(':').is_some_and(|(scheme, _)| {
+        matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "dns" | "ipv4" | "ipv6" | "unix" | "unix-abstract" | "passthrough"
+        )
+    });
+    if server.contains("://") || named {
         server.to_string()
     } else {
         format!("http://{server}")
     }
 }
 
-async fn connect(uri: &str) -> Result<Channel, Status> {
+async fn connect(uri: &str, lb: Lb) -> Result<Channel, Status> {
+    let policy = match lb {
+        Lb::PickFirst => Policy::pick_first(),
+        Lb::RoundRobin => Policy::round_robin(),
+    };
     Channel::builder(uri)
+        .load_balancing(policy)
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
+}
+
+/// The servers' CPU time: the sum over `pids`, `None` without any or when
+/// one cannot be read.
+fn servers_cpu(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| procfs::cpu_time(pid)).sum()
+}
+
+/// The sum of a memory figure over `pids`, as [`servers_cpu`].
+fn servers_kib(pids: &[u32], read: fn(u32) -> Option<u64>) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| read(pid)).sum()
 }
 
 /// Runs the load the arguments describe and reports on it.
@@ -810,7 +880,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         channels.push(
-            connect(&uri)
+            connect(&uri, args.lb)
                 .await
                 .map_err(|e| format!("cannot connect to {uri}: {e}"))?,
         );
@@ -828,8 +898,8 @@ pub async fn run(args: &Args) -> Result<Report, String> {
             .map(|n| AtomicI64::new(i64::try_from(n).unwrap_or(i64::MAX))),
         shards: (0..SHARDS).map(|_| Mutex::new(Stats::new())).collect(),
     });
-    let pid = args.server_pid;
-    let server_cpu = || pid.and_then(procfs::cpu_time);
+    let pids = &args.server_pid;
+    let server_cpu = || servers_cpu(pids);
 
     let mut cpu_before = (server_cpu(), procfs::self_cpu_time());
     let mut start = Instant::now();
@@ -879,8 +949,8 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     let mut report = collect(args, &shared, end - start);
     report.server_cpu = cpu_after.0.zip(cpu_before.0).map(|(a, b)| a.saturating_sub(b));
     report.client_cpu = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a.saturating_sub(b));
-    report.server_peak_rss_kib = pid.and_then(procfs::peak_rss_kib);
-    report.server_rss_after_kib = pid.and_then(procfs::rss_kib);
+    report.server_peak_rss_kib = servers_kib(pids, procfs::peak_rss_kib);
+    report.server_rss_after_kib = servers_kib(pids, procfs::rss_kib);
     Ok(report)
 }
 
@@ -909,6 +979,7 @@ fn collect(args: &Args, shared: &Shared, elapsed: Duration) -> Report {
         label: args.label.clone(),
         mode: args.mode,
         target: args.target,
+        lb: args.lb,
         connections: args.connections,
         streams: args.streams,
         payload: args.payload,
@@ -932,15 +1003,15 @@ fn collect(args: &Args, shared: &Shared, elapsed: Duration) -> Report {
 /// before and after.
 async fn idle_connections(args: &Args, uri: &str) -> Result<Report, String> {
     const BATCH: usize = 50;
-    let pid = args.server_pid;
+    let pids = &args.server_pid;
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(MEASURE),
         tokens: None,
         shards: (0..SHARDS).map(|_| Mutex::new(Stats::new())).collect(),
     });
     let request = simple_request(args.payload)?;
-    let rss_before = pid.and_then(procfs::rss_kib);
-    let cpu_before = (pid.and_then(procfs::cpu_time), procfs::self_cpu_time());
+    let rss_before = servers_kib(pids, procfs::rss_kib);
+    let cpu_before = (servers_cpu(pids), procfs::self_cpu_time());
     let start = Instant::now();
     let mut channels = Vec::with_capacity(args.connections);
     let mut opened = 0;
@@ -952,9 +1023,10 @@ async fn idle_connections(args: &Args, uri: &str) -> Result<Report, String> {
             let request = request.clone();
             let shared = shared.clone();
             let target = args.target;
+            let lb = args.lb;
             let worker = opened + i;
             batch.push(tokio::spawn(async move {
-                let channel = match connect(&uri).await {
+                let channel = match connect(&uri, lb).await {
                     Ok(c) => c,
                     Err(status) => {
                         shared.record_error(worker, &status);
@@ -978,15 +1050,15 @@ async fn idle_connections(args: &Args, uri: &str) -> Result<Report, String> {
         opened += n;
     }
     tokio::time::sleep(Duration::from_secs_f64(args.hold.max(0.0))).await;
-    let rss_after = pid.and_then(procfs::rss_kib);
+    let rss_after = servers_kib(pids, procfs::rss_kib);
     let held = channels.iter().filter(|c| c.is_connected()).count();
     let elapsed = start.elapsed();
-    let cpu_after = (pid.and_then(procfs::cpu_time), procfs::self_cpu_time());
+    let cpu_after = (servers_cpu(pids), procfs::self_cpu_time());
     drop(channels);
     let mut report = collect(args, &shared, elapsed);
     report.server_cpu = cpu_after.0.zip(cpu_before.0).map(|(a, b)| a.saturating_sub(b));
     report.client_cpu = cpu_after.1.zip(cpu_before.1).map(|(a, b)| a.saturating_sub(b));
-    report.server_peak_rss_kib = pid.and_then(procfs::peak_rss_kib);
+    report.server_peak_rss_kib = servers_kib(pids, procfs::peak_rss_kib);
     report.server_rss_before_kib = rss_before;
     report.server_rss_after_kib = rss_after;
     report.connections_held = Some(held);

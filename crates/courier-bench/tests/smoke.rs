@@ -5,7 +5,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use courier_bench::loadgen::{Args, Mode, Report, Target, run_blocking};
+use courier_bench::loadgen::{Args, Lb, Mode, Report, Target, run_blocking};
 
 /// A bench server process, killed when dropped.
 struct Server {
@@ -46,7 +46,7 @@ impl Server {
         args.duration = Some(0.5);
         args.warmup = 0.1;
         args.threads = Some(1);
-        args.server_pid = Some(self.child.id());
+        args.server_pid = vec![self.child.id()];
         args
     }
 }
@@ -132,4 +132,25 @@ fn bad_arguments_are_refused() {
     args.streams = 0;
     let err = run_blocking(&args).map(|r| r.summary()).unwrap_err();
     assert!(err.contains("--streams must be at least 1"), "{err}");
+}
+
+#[test]
+fn round_robin_over_two_servers_answers_every_call_and_sums_the_servers() {
+    let exe = env!("CARGO_BIN_EXE_courier-bench-server");
+    let (a, b) = (Server::start(exe), Server::start(exe));
+    let mut args = Args::new(format!("ipv4:{},{}", a.addr, b.addr));
+    args.lb = Lb::RoundRobin;
+    args.requests = Some(200);
+    args.streams = 4;
+    args.threads = Some(1);
+    args.server_pid = vec![a.child.id(), b.child.id()];
+    let report = run_blocking(&args).unwrap();
+    let summary = report.summary();
+    assert_eq!(report.ok, 200, "{summary}");
+    assert_eq!(report.error_count(), 0, "{summary}");
+    assert!(report.to_json().contains("\"lb\":\"round_robin\""), "{summary}");
+    // The servers' memory is the sum of both: more than either alone.
+    let one = courier_bench::procfs::rss_kib(a.child.id()).unwrap();
+    assert!(report.server_rss_after_kib.is_some_and(|kib| kib > one), "{summary}");
+    assert!(report.client_cpu.is_some(), "{summary}");
 }
