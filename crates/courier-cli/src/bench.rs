@@ -6,8 +6,9 @@
 //! been made or `-z` has passed. A channel is one connection with the default
 //! `--lb pick_first`; with `--lb round_robin` it keeps one to every address
 //! the target resolves to (`ipv4:127.0.0.1:5001,127.0.0.1:5002`, or a DNS
-//! name with several records) and rotates its calls over them. The request (`-d`, as for `call`) is encoded
-//! once; responses are counted, not decoded. Every kind of method works: a
+//! name with several records) and rotates its calls over them. The request
+//! (`-d`, as for `call`) is encoded once; responses are counted, not
+//! decoded. Every kind of method works: a
 //! streaming call counts as one call, from its start until its last response.
 //!
 //! On a terminal a progress bar shows on standard error. The summary gives
