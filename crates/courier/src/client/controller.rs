@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::balancer::{ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy, QueuePicker};
 use super::connectivity::ConnectivityState;
+use super::service_config::ServiceConfig;
 use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
 use crate::status::Status;
@@ -37,6 +38,8 @@ pub(crate) struct Plan {
     pub(crate) policy: Policy,
     pub(crate) subchannels: Arc<SubchannelOptions>,
     pub(crate) idle_timeout: Option<Duration>,
+    /// The builder's service config, used while the resolver gives none.
+    pub(crate) default_config: Arc<ServiceConfig>,
 }
 
 /// The picker calls use now, and the channel state it came with.
@@ -51,6 +54,8 @@ pub(crate) struct Slot {
 pub(crate) struct Shared {
     plan: Plan,
     slot: ArcSwap<Slot>,
+    /// The service config calls follow now.
+    config: ArcSwap<ServiceConfig>,
     /// Bumped after each new slot, to wake the calls waiting for one.
     version: watch::Sender<u64>,
     state: watch::Sender<ConnectivityState>,
@@ -86,6 +91,7 @@ impl<S: Deref<Target = Shared>> Drop for ActiveCall<S> {
 impl Shared {
     pub(crate) fn new(plan: Plan) -> Arc<Shared> {
         Arc::new(Shared {
+            config: ArcSwap::new(plan.default_config.clone()),
             plan,
             slot: ArcSwap::from_pointee(Slot::idle()),
             version: watch::Sender::new(0),
@@ -98,6 +104,16 @@ impl Shared {
     /// The channel's target, as the application wrote it and as parsed.
     pub(crate) fn target(&self) -> &Target {
         &self.plan.target
+    }
+
+    /// The service config in force.
+    pub(crate) fn service_config(&self) -> arc_swap::Guard<Arc<ServiceConfig>> {
+        self.config.load()
+    }
+
+    /// Replaces the service config in force.
+    pub(crate) fn set_service_config(&self, config: Arc<ServiceConfig>) {
+        self.config.store(config);
     }
 
     /// Marks a call as started.

@@ -36,6 +36,7 @@ pub(crate) mod controller;
 #[cfg(feature = "fuzzing")]
 pub(crate) use call::encode_timeout;
 pub mod resolver;
+pub mod service_config;
 mod subchannel;
 
 use std::fmt;
@@ -61,6 +62,7 @@ use crate::transport::{ConnectOptions, Http2Settings};
 use balancer::{PickInfo, Policy};
 use controller::{Plan, Shared};
 use resolver::ResolverBuilder;
+use service_config::ServiceConfig;
 use subchannel::SubchannelOptions;
 
 /// How long a channel with no calls waits before going IDLE, unless set:
@@ -174,6 +176,7 @@ pub struct ChannelBuilder {
     policy: Policy,
     resolver: Option<Arc<dyn ResolverBuilder>>,
     idle_timeout: Option<Duration>,
+    service_config: ServiceConfig,
     #[cfg(feature = "tls")]
     tls: Option<ClientTlsConfig>,
 }
@@ -203,6 +206,7 @@ impl ChannelBuilder {
             policy: Policy::pick_first(),
             resolver: None,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            service_config: ServiceConfig::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -350,6 +354,37 @@ impl ChannelBuilder {
         self
     }
 
+    /// The service config calls follow while the resolver gives none
+    /// (grpc/grpc `doc/service_config.md`): per-method timeouts,
+    /// wait-for-ready, message limits, retry and hedging policies, and the
+    /// load-balancing policy, which then wins over
+    /// [`ChannelBuilder::load_balancing`].
+    ///
+    /// ```
+    /// # fn run() -> Result<(), courier::Status> {
+    /// use courier::client::service_config::ServiceConfig;
+    /// let config = ServiceConfig::from_json(r#"{
+    ///   "methodConfig": [{
+    ///     "name": [{"service": "helloworld.Greeter"}],
+    ///     "retryPolicy": {
+    ///       "maxAttempts": 4,
+    ///       "initialBackoff": "0.1s",
+    ///       "maxBackoff": "1s",
+    ///       "backoffMultiplier": 2,
+    ///       "retryableStatusCodes": ["UNAVAILABLE"]
+    ///     }
+    ///   }]
+    /// }"#)?;
+    /// let channel = courier::Channel::builder("dns:///greeter.example.com:50051")
+    ///     .service_config(config)
+    ///     .connect_lazy()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn service_config(mut self, config: ServiceConfig) -> Self {
+        self.service_config = config;
+        self
+    }
+
     fn build(mut self) -> Result<Channel, Status> {
         let parsed = resolver::parse_target(&self.target, self.resolver.as_ref())?;
         let authority_text = self
@@ -372,6 +407,7 @@ impl ChannelBuilder {
                 backoff: self.backoff,
             }),
             idle_timeout: self.idle_timeout,
+            default_config: Arc::new(self.service_config),
         };
         Ok(Channel {
             inner: Arc::new(Inner {
