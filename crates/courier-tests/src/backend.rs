@@ -192,6 +192,28 @@ impl Gate {
         self.most.load(Ordering::SeqCst)
     }
 
+    /// Waits until at most `n` calls run (the others finished or were
+    /// cancelled); panics after [`WAIT_LIMIT`].
+    pub async fn wait_running_at_most(&self, n: usize) {
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                let mut changed = std::pin::pin!(changed);
+                changed.as_mut().enable();
+                if self.running() <= n {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        if tokio::time::timeout(WAIT_LIMIT, wait).await.is_err() {
+            panic!(
+                "at most {n} gated calls running: not within {WAIT_LIMIT:?} (running {})",
+                self.running()
+            );
+        }
+    }
+
     /// Waits until at least `n` calls have started; panics after
     /// [`WAIT_LIMIT`].
     pub async fn wait_started(&self, n: usize) {

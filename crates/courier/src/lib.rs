@@ -140,6 +140,19 @@ pub const USER_AGENT: &str = concat!("grpc-rust-courier/", env!("CARGO_PKG_VERSI
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageCompressed;
 
+/// How many attempts of this call the client made before this one, from
+/// its `grpc-previous-rpc-attempts` header (gRFC A6): in a server's request
+/// extensions when the client retried or hedged the call. The first attempt
+/// carries none.
+///
+/// ```
+/// # fn handler(request: &courier::Request<()>) {
+/// let previous = request.extensions().get::<courier::PreviousRpcAttempts>().map_or(0, |p| p.0);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreviousRpcAttempts(pub u32);
+
 /// Includes the code `courier-build` generated for a proto package.
 ///
 /// ```ignore

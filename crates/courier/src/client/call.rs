@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::future::{Either, select};
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use http::header::{HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 
 use super::balancer::PickInfo;
 use super::controller::OwnedActiveCall;
+use super::retry::{BufferHold, Retrier, Throttle, Verdict};
+use super::service_config::{AttemptPolicy, HedgingPolicy, MethodConfig, RetryPolicy};
 use super::{CancelHandle, Channel};
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
@@ -23,7 +26,7 @@ use crate::interceptor::CallHead;
 use crate::metadata::{Metadata, names};
 use crate::request::Request;
 use crate::response::Response;
-use crate::status::{Code, Status};
+use crate::status::{Code, RetryPushback, Status};
 use crate::streaming::{AbortOnDrop, SendSide, Streaming};
 use crate::transport::body::{self, RecvBody};
 use crate::transport::client::{Connection, StreamPermit};
@@ -175,6 +178,27 @@ struct Prepared {
     compression: Option<Encoding>,
     switch: Option<crate::MessageCompression>,
     wait_for_ready: bool,
+    max_send_message_size: usize,
+    max_recv_message_size: usize,
+    /// The method's retry or hedging policy, unless the channel has
+    /// retries off.
+    attempts: Option<AttemptPolicy>,
+}
+
+/// What the service config says for one call: found once, before the call
+/// is prepared.
+struct MethodPlan {
+    config: Option<Arc<MethodConfig>>,
+    deadline: Option<Instant>,
+}
+
+/// A one-message call's attempt that the call goes on with: its response
+/// head, its stream's place on the connection, and the retry state, to
+/// count its success.
+struct Committed {
+    head: ResponseHead,
+    permit: StreamPermit,
+    retrier: Option<Retrier>,
 }
 
 /// A call's HTTP/2 stream, once opened.
@@ -208,24 +232,52 @@ pub(crate) struct CallHold {
 }
 
 impl Channel {
-    /// Settles the call's head and options, with the call's `deadline`
-    /// (computed once, by the caller, which also enforces it). Interceptors
-    /// run separately ([`Channel::intercept`]), so a channel without them
+    /// Finds the service config's settings for a call to `path`, and the
+    /// call's deadline: its own, or the method's timeout from now, whichever
+    /// is sooner. The caller enforces the deadline.
+    fn plan<T>(&self, request: &Request<T>, path: &MethodPath) -> MethodPlan {
+        let own = request.call_deadline();
+        let config = self
+            .inner
+            .shared
+            .service_config()
+            .method_config_arc(path.as_str())
+            .cloned();
+        let configured = config.as_ref().and_then(|c| c.timeout).and_then(deadline_after);
+        let deadline = match (own, configured) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        MethodPlan { config, deadline }
+    }
+
+    /// Settles the call's head and options, from the request, the method's
+    /// config and the channel's defaults, in that order. Interceptors run
+    /// separately ([`Channel::intercept`]), so a channel without them
     /// awaits nothing.
-    fn prepare<T>(&self, request: Request<T>, path: MethodPath, deadline: Option<Instant>) -> (Prepared, T) {
+    fn prepare<T>(&self, request: Request<T>, path: MethodPath, plan: MethodPlan) -> (Prepared, T) {
+        let channel = &self.inner.config;
+        let method = plan.config.as_deref();
         // An encoding not enabled in this build is not used: the messages
         // go uncompressed.
         let compression = request
             .compression
-            .unwrap_or(self.inner.config.compression)
+            .unwrap_or(channel.compression)
             .filter(|enc| enc.is_enabled());
         let switch = request.message_compression;
-        let wait_for_ready = request.wait_for_ready.unwrap_or(self.inner.config.wait_for_ready);
+        let wait_for_ready = request
+            .wait_for_ready
+            .or(method.and_then(|m| m.wait_for_ready))
+            .unwrap_or(channel.wait_for_ready);
+        let smaller = |limit: usize, configured: Option<usize>| configured.map_or(limit, |c| c.min(limit));
+        let attempts = method
+            .and_then(|m| m.attempts.clone())
+            .filter(|_| self.inner.shared.retry_settings().enabled);
         let head = CallHead {
             path: path.0,
             metadata: request.metadata,
             extensions: request.extensions,
-            deadline,
+            deadline: plan.deadline,
             remote_addr: None,
         };
         (
@@ -234,6 +286,15 @@ impl Channel {
                 compression,
                 switch,
                 wait_for_ready,
+                max_send_message_size: smaller(
+                    channel.max_send_message_size,
+                    method.and_then(|m| m.max_request_message_bytes),
+                ),
+                max_recv_message_size: smaller(
+                    channel.max_recv_message_size,
+                    method.and_then(|m| m.max_response_message_bytes),
+                ),
+                attempts,
             },
             request.message,
         )
@@ -251,19 +312,19 @@ impl Channel {
     }
 
     fn writer<E: Encoder>(&self, encoder: E, prepared: &mut Prepared) -> FrameWriter<E> {
-        let mut writer = FrameWriter::new(encoder, prepared.compression, self.inner.config.max_send_message_size);
+        let mut writer = FrameWriter::new(encoder, prepared.compression, prepared.max_send_message_size);
         writer.set_switch(prepared.switch.take());
         writer
     }
 
-    fn reader(&self) -> FrameReader {
-        FrameReader::new(self.inner.config.max_recv_message_size, None)
+    fn reader(&self, prepared: &Prepared) -> FrameReader {
+        FrameReader::new(prepared.max_recv_message_size, None)
     }
 
-    /// The request's headers. The call's metadata is copied, not taken, so
-    /// that a call sent again transparently carries it too; a call without
-    /// metadata copies nothing.
-    fn http_request(&self, prepared: &Prepared) -> http::Request<()> {
+    /// The request's headers, for an attempt that follows `previous` others.
+    /// The call's metadata is copied, not taken, so that a call sent again
+    /// carries it too; a call without metadata copies nothing.
+    fn http_request(&self, prepared: &Prepared, previous: u32) -> http::Request<()> {
         let head = &prepared.head;
         let compression = prepared.compression;
         let mut headers: HeaderMap = head.metadata.clone().into_headers();
@@ -283,6 +344,9 @@ impl Channel {
             &names::GRPC_ACCEPT_ENCODING,
             HeaderValue::from_static(compression::ACCEPT_ENCODING),
         );
+        if previous > 0 {
+            headers.insert(&names::GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(previous));
+        }
         let uri = http::Uri::builder()
             .scheme(self.inner.scheme.clone())
             .authority(self.inner.authority.clone())
@@ -302,7 +366,7 @@ impl Channel {
     /// another: it was not sent, so this is safe. The request is built only
     /// once a connection is ready, so the future holds the call's head
     /// rather than a built request as well.
-    async fn open(&self, prepared: &Prepared) -> Result<Opened, Status> {
+    async fn open(&self, prepared: &Prepared, previous: u32) -> Result<Opened, Status> {
         let mut unsent = 0;
         loop {
             let info = PickInfo {
@@ -313,7 +377,7 @@ impl Channel {
             let permit = conn.stream_permit().await;
             let mut send = conn.send.clone();
             let sent = match poll_fn(|cx| send.poll_ready(cx)).await {
-                Ok(()) => send.send_request(self.http_request(prepared), false),
+                Ok(()) => send.send_request(self.http_request(prepared, previous), false),
                 Err(e) => Err(e),
             };
             match sent {
@@ -343,10 +407,11 @@ impl Channel {
         &self,
         prepared: &Prepared,
         body: Bytes,
+        previous: u32,
     ) -> Result<(http::Response<h2::RecvStream>, StreamPermit), Status> {
         let mut refused = 0;
         loop {
-            let mut opened = self.open(prepared).await?;
+            let mut opened = self.open(prepared, previous).await?;
             // An error here shows up in the response.
             let _ = opened.send.send_data(body.clone(), true);
             drop(opened.send);
@@ -364,6 +429,78 @@ impl Channel {
         }
     }
 
+    /// One attempt of a call whose request is one message: sent, and its
+    /// response headers read.
+    async fn attempt_whole(
+        &self,
+        prepared: &Prepared,
+        body: Bytes,
+        previous: u32,
+    ) -> Result<(ResponseHead, StreamPermit), Status> {
+        let (response, permit) = self.send_whole(prepared, body, previous).await?;
+        Ok((check_response(response)?, permit))
+    }
+
+    /// Sends a call whose request is one message, `body`, under the
+    /// method's retry or hedging policy, until an attempt commits (its
+    /// response headers arrive) or the call fails. Without a policy, or when
+    /// the request does not fit the retry buffer, there is one attempt.
+    async fn send_committed(&self, prepared: &Prepared, body: Bytes) -> Result<Committed, Status> {
+        let shared = &self.inner.shared;
+        let hold = match &prepared.attempts {
+            Some(_) => shared.retry_buffer().reserve(body.len()),
+            None => None,
+        };
+        let (Some(policy), Some(_hold)) = (&prepared.attempts, hold) else {
+            let (head, permit) = self.attempt_whole(prepared, body, 0).await?;
+            return Ok(Committed {
+                head,
+                permit,
+                retrier: None,
+            });
+        };
+        match policy {
+            AttemptPolicy::Retry(policy) => {
+                let mut retrier = Retrier::new(policy.clone(), shared.throttle());
+                loop {
+                    let previous = retrier.previous_attempts();
+                    let failure = match self.attempt_whole(prepared, body.clone(), previous).await {
+                        Ok((ResponseHead::TrailersOnly(status), _)) if status.code() != Code::Ok => status,
+                        Ok((head, permit)) => {
+                            return Ok(Committed {
+                                head,
+                                permit,
+                                retrier: Some(retrier),
+                            });
+                        }
+                        Err(status) => status,
+                    };
+                    match retrier.after_failure(&failure) {
+                        Verdict::Retry(delay) => {
+                            tracing::debug!(
+                                path = prepared.head.path.as_str(),
+                                "retrying after {failure} in {delay:?}"
+                            );
+                            tokio::time::sleep(delay).await;
+                        }
+                        Verdict::Stop => return Err(failure),
+                    }
+                }
+            }
+            AttemptPolicy::Hedging(policy) => {
+                let (head, permit) = hedge(policy, shared.throttle(), |previous| {
+                    self.attempt_whole(prepared, body.clone(), previous)
+                })
+                .await?;
+                Ok(Committed {
+                    head,
+                    permit,
+                    retrier: None,
+                })
+            }
+        }
+    }
+
     /// Makes a unary call.
     pub async fn unary<C: Codec>(
         &self,
@@ -371,19 +508,26 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<C::Decode>, Status> {
-        let deadline = request.call_deadline();
+        let path = path.into();
+        let plan = self.plan(&request, &path);
+        let deadline = plan.deadline;
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
-        let (mut prepared, message) = self.prepare(request, path.into(), deadline);
+        let (mut prepared, message) = self.prepare(request, path, plan);
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
         let call = async move {
             let _active = self.inner.shared.call_started();
             self.intercept(&mut prepared).await?;
             writer.write(message, true)?;
-            let (response, _permit) = self.send_whole(&prepared, writer.take()).await?;
-            let mut reader = self.reader();
-            read_unary(check_response(response)?, &mut reader, &mut decoder).await
+            let committed = self.send_committed(&prepared, writer.take()).await?;
+            let _permit = committed.permit;
+            let mut reader = self.reader(&prepared);
+            let response = read_unary(committed.head, &mut reader, &mut decoder).await;
+            if let (Ok(_), Some(retrier)) = (&response, &committed.retrier) {
+                retrier.success();
+            }
+            response
         };
         WithDeadline::new(deadline, cancel, call).await
     }
@@ -400,24 +544,37 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.call_deadline();
+        let path = path.into();
+        let plan = self.plan(&request, &path);
+        let deadline = plan.deadline;
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let call = async {
             let _active = self.inner.shared.call_started();
-            let (mut prepared, stream) = self.prepare(request, path.into(), deadline);
+            let (mut prepared, stream) = self.prepare(request, path, plan);
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
+            if let Some(AttemptPolicy::Retry(policy)) = &prepared.attempts {
+                let policy = policy.clone();
+                return self
+                    .client_streaming_retried(&prepared, policy, stream, writer, &mut codec)
+                    .await;
+            }
             let Opened {
                 response,
                 send,
                 permit: _permit,
                 ..
-            } = self.open(&prepared).await?;
+            } = self.open(&prepared, 0).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
             let receiving = std::pin::pin!(async {
                 let response = response.await.map_err(|e| Status::from_h2(&e))?;
-                read_unary(check_response(response)?, &mut self.reader(), &mut codec.decoder()).await
+                read_unary(
+                    check_response(response)?,
+                    &mut self.reader(&prepared),
+                    &mut codec.decoder(),
+                )
+                .await
             });
             match select(sending, receiving).await {
                 Either::Left((Err(status), _)) => Err(status),
@@ -428,6 +585,110 @@ impl Channel {
         WithDeadline::new(deadline, cancel, call).await
     }
 
+    /// A client-streaming call under a retry policy: the messages sent are
+    /// kept until the call commits, and each new attempt replays them
+    /// before going on with the stream. A request that outgrows the retry
+    /// buffer commits the call to its current attempt. Hedging a stream is
+    /// not supported: such a call has one attempt.
+    async fn client_streaming_retried<C, S>(
+        &self,
+        prepared: &Prepared,
+        policy: RetryPolicy,
+        stream: S,
+        writer: FrameWriter<C::Encoder>,
+        codec: &mut C,
+    ) -> Result<Response<C::Decode>, Status>
+    where
+        C: Codec,
+        S: Stream<Item = C::Encode> + Send + 'static,
+    {
+        let shared = &self.inner.shared;
+        let stream = std::pin::pin!(stream);
+        let mut outbound = Outbound {
+            stream,
+            writer,
+            replay: shared.retry_buffer().reserve(0).map(|hold| Replay {
+                chunks: Vec::new(),
+                hold,
+            }),
+            ended: false,
+        };
+        let mut retrier = Retrier::new(policy, shared.throttle());
+        let mut refused = 0;
+        loop {
+            let previous = retrier.previous_attempts();
+            let attempt = async {
+                let Opened {
+                    response,
+                    mut send,
+                    permit: _permit,
+                    ..
+                } = match self.open(prepared, previous).await {
+                    Ok(opened) => opened,
+                    Err(status) => return Attempt::Failed(status),
+                };
+                let sending = std::pin::pin!(outbound.send(&mut send));
+                let (head, sending) = match select(sending, response).await {
+                    Either::Left((Err(status), _)) => return Attempt::Done(Err(status)),
+                    Either::Left((Ok(()), response)) => (response.await, None),
+                    Either::Right((head, sending)) => (head, Some(sending)),
+                };
+                let head = match head {
+                    Err(e) if unprocessed(&e) => return Attempt::Refused(Status::from_h2(&e), e.is_go_away()),
+                    Err(e) => Err(Status::from_h2(&e)),
+                    Ok(response) => check_response(response),
+                };
+                let head = match head {
+                    Ok(ResponseHead::TrailersOnly(status)) if status.code() != Code::Ok => {
+                        return Attempt::Failed(status);
+                    }
+                    Err(status) => return Attempt::Failed(status),
+                    Ok(head) => head,
+                };
+                // Committed: the rest of the request goes out as the
+                // response is read.
+                let (mut reader, mut decoder) = (self.reader(prepared), codec.decoder());
+                let receiving = std::pin::pin!(read_unary(head, &mut reader, &mut decoder));
+                let result = match sending {
+                    None => receiving.await,
+                    Some(sending) => match select(sending, receiving).await {
+                        Either::Left((Err(status), _)) => Err(status),
+                        Either::Left((Ok(()), receiving)) => receiving.await,
+                        Either::Right((result, _)) => result,
+                    },
+                };
+                Attempt::Done(result)
+            };
+            let failure = match attempt.await {
+                Attempt::Done(result) => {
+                    if result.is_ok() {
+                        retrier.success();
+                    }
+                    return result;
+                }
+                Attempt::Refused(status, go_away) => {
+                    if go_away {
+                        tracing::debug!("call refused by GOAWAY; sending it again");
+                    }
+                    // Never processed: sent again at once, not counted.
+                    if outbound.replay.is_some() && refused < TRANSPARENT_RETRIES {
+                        refused += 1;
+                        continue;
+                    }
+                    status
+                }
+                Attempt::Failed(status) => status,
+            };
+            if outbound.replay.is_none() {
+                return Err(failure);
+            }
+            match retrier.after_failure(&failure) {
+                Verdict::Retry(delay) => tokio::time::sleep(delay).await,
+                Verdict::Stop => return Err(failure),
+            }
+        }
+    }
+
     /// Makes a server-streaming call: sends one message, then returns the
     /// stream of responses once the response headers arrive.
     pub async fn server_streaming<C: Codec>(
@@ -436,23 +697,30 @@ impl Channel {
         path: impl Into<MethodPath>,
         mut codec: C,
     ) -> Result<Response<Streaming<C::Decode>>, Status> {
-        let deadline = request.call_deadline();
+        let path = path.into();
+        let plan = self.plan(&request, &path);
+        let deadline = plan.deadline;
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
         let call = async {
             let active = self.inner.shared.owned_call_started();
-            let (mut prepared, message) = self.prepare(request, path.into(), deadline);
+            let (mut prepared, message) = self.prepare(request, path, plan);
             self.intercept(&mut prepared).await?;
             let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
-            let (response, permit) = self.send_whole(&prepared, writer.take()).await?;
+            let committed = self.send_committed(&prepared, writer.take()).await?;
+            // A stream that reached its headers counts as a success for the
+            // retry throttle.
+            if let Some(retrier) = &committed.retrier {
+                retrier.success();
+            }
             let hold = CallHold {
-                _permit: permit,
+                _permit: committed.permit,
                 _active: active,
             };
-            let mut reader = self.reader();
-            match check_response(response)? {
+            let mut reader = self.reader(&prepared);
+            match committed.head {
                 ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => Ok(Response::new(
                     Streaming::finished(status.metadata().clone(), reader, codec.decoder()),
                 )),
@@ -490,18 +758,20 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let deadline = request.call_deadline();
+        let path = path.into();
+        let plan = self.plan(&request, &path);
+        let deadline = plan.deadline;
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
         let call = async {
             let active = self.inner.shared.owned_call_started();
-            let (mut prepared, stream) = self.prepare(request, path.into(), deadline);
+            let (mut prepared, stream) = self.prepare(request, path, plan);
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             let Opened {
                 response, send, permit, ..
-            } = self.open(&prepared).await?;
+            } = self.open(&prepared, 0).await?;
             let hold = CallHold {
                 _permit: permit,
                 _active: active,
@@ -521,7 +791,7 @@ impl Channel {
             };
             let stream = Streaming::pending_head(
                 response,
-                self.reader(),
+                self.reader(&prepared),
                 codec.decoder(),
                 deadline.map(Into::into),
                 Some(send),
@@ -531,6 +801,173 @@ impl Channel {
             Ok(Response::new(stream))
         };
         WithDeadline::new(deadline, cancel, call).await
+    }
+}
+
+/// How one attempt of a retried stream ended.
+enum Attempt<T> {
+    /// The call's outcome: it committed, or failed in a way no retry helps.
+    Done(Result<T, Status>),
+    /// The server refused the stream unprocessed (REFUSED_STREAM, or a
+    /// GOAWAY before it); true for a GOAWAY.
+    Refused(Status, bool),
+    /// It failed before committing.
+    Failed(Status),
+}
+
+/// Sends up to the policy's attempts of a call, `hedging_delay` apart
+/// (gRFC A6), until one commits: its response headers arrive, or it ends
+/// OK or with a fatal status. A non-fatal failure sends the next attempt at
+/// once; pushback sets when the next one goes, or stops them. Returning
+/// drops the other attempts, which resets their streams with CANCEL.
+async fn hedge<F, Fut>(
+    policy: &HedgingPolicy,
+    throttle: Option<Arc<Throttle>>,
+    attempt: F,
+) -> Result<(ResponseHead, StreamPermit), Status>
+where
+    F: Fn(u32) -> Fut,
+    Fut: Future<Output = Result<(ResponseHead, StreamPermit), Status>>,
+{
+    let mut running = FuturesUnordered::new();
+    let mut sent = 0;
+    let mut next = Some(tokio::time::Instant::now());
+    let mut last_failure = None;
+    loop {
+        if let Some(at) = next
+            && at <= tokio::time::Instant::now()
+        {
+            let throttled = sent > 0 && throttle.as_ref().is_some_and(|t| !t.allows());
+            if sent < policy.max_attempts && !throttled {
+                running.push(attempt(sent));
+                sent += 1;
+                next = (sent < policy.max_attempts).then(|| tokio::time::Instant::now() + policy.hedging_delay);
+            } else {
+                next = None;
+            }
+        }
+        if running.is_empty() && next.is_none() {
+            return Err(last_failure.unwrap_or_else(|| Status::unavailable("no hedged attempt could be sent")));
+        }
+        let result = tokio::select! {
+            Some(result) = running.next() => result,
+            _ = async { tokio::time::sleep_until(next.expect("checked")).await }, if next.is_some() => continue,
+        };
+        let failure = match result {
+            Ok((ResponseHead::TrailersOnly(status), _)) if status.code() != Code::Ok => status,
+            Ok(committed) => {
+                if let Some(throttle) = &throttle {
+                    throttle.success();
+                }
+                return Ok(committed);
+            }
+            Err(status) => status,
+        };
+        let pushback = failure.retry_pushback();
+        let non_fatal = policy.non_fatal.contains(failure.code());
+        if let Some(throttle) = &throttle
+            && (non_fatal || pushback == Some(RetryPushback::Stop))
+        {
+            throttle.failure();
+        }
+        if !non_fatal {
+            return Err(failure);
+        }
+        if sent < policy.max_attempts {
+            next = match pushback {
+                Some(RetryPushback::Stop) => None,
+                Some(RetryPushback::After(delay)) => Some(tokio::time::Instant::now() + delay),
+                None => Some(tokio::time::Instant::now()),
+            };
+        }
+        last_failure = Some(failure);
+    }
+}
+
+/// A retried stream's request: the application's stream, and what has
+/// been sent of it, kept for replay until the call commits.
+struct Outbound<'s, E: Encoder, S> {
+    stream: Pin<&'s mut S>,
+    writer: FrameWriter<E>,
+    /// `None` once the call committed by outgrowing the retry buffer.
+    replay: Option<Replay>,
+    /// The application's stream has ended.
+    ended: bool,
+}
+
+/// Encoded request data, in the chunks it was sent in.
+struct Replay {
+    chunks: Vec<Bytes>,
+    hold: BufferHold,
+}
+
+impl<E, S> Outbound<'_, E, S>
+where
+    E: Encoder,
+    S: Stream<Item = E::Item> + Send,
+{
+    /// Sends the request on one attempt: what earlier attempts sent, then
+    /// the rest of the stream, batching messages that are ready together.
+    /// Safe to drop at any await: each chunk is kept before it is sent.
+    async fn send(&mut self, send: &mut h2::SendStream<Bytes>) -> Result<(), Status> {
+        if let Some(replay) = &self.replay {
+            let count = replay.chunks.len();
+            for (i, chunk) in replay.chunks.iter().enumerate() {
+                let end = self.ended && i + 1 == count;
+                if body::send_data(send, chunk.clone(), end).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if self.ended {
+                if count == 0 {
+                    let _ = send.send_data(Bytes::new(), true);
+                }
+                return Ok(());
+            }
+        }
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = poll_fn(|cx| send.poll_reset(cx)) => return Ok(()),
+                item = self.stream.next() => item,
+            };
+            let Some(message) = first else {
+                self.ended = true;
+                let _ = send.send_data(Bytes::new(), true);
+                return Ok(());
+            };
+            if let Err(status) = self.writer.write(message, true) {
+                send.send_reset(h2::Reason::CANCEL);
+                return Err(status);
+            }
+            while self.writer.pending() < BATCH_LIMIT {
+                match self.stream.next().now_or_never() {
+                    Some(Some(message)) => {
+                        if let Err(status) = self.writer.write(message, true) {
+                            send.send_reset(h2::Reason::CANCEL);
+                            return Err(status);
+                        }
+                    }
+                    Some(None) => {
+                        self.ended = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let chunk = self.writer.take();
+            if let Some(replay) = &mut self.replay {
+                if replay.hold.grow(chunk.len()) {
+                    replay.chunks.push(chunk.clone());
+                } else {
+                    // Past the buffer: this attempt is the call's last.
+                    self.replay = None;
+                }
+            }
+            if body::send_data(send, chunk, self.ended).await.is_err() || self.ended {
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::{mpsc, watch};
 
 use super::balancer::{ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy, QueuePicker};
 use super::connectivity::ConnectivityState;
-use super::service_config::ServiceConfig;
 use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
+use super::retry::{RetryBuffer, RetrySettings, Throttle};
+use super::service_config::ServiceConfig;
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
 use crate::status::Status;
 use crate::transport::client::Connection;
@@ -40,6 +41,7 @@ pub(crate) struct Plan {
     pub(crate) idle_timeout: Option<Duration>,
     /// The builder's service config, used while the resolver gives none.
     pub(crate) default_config: Arc<ServiceConfig>,
+    pub(crate) retry: RetrySettings,
 }
 
 /// The picker calls use now, and the channel state it came with.
@@ -56,6 +58,10 @@ pub(crate) struct Shared {
     slot: ArcSwap<Slot>,
     /// The service config calls follow now.
     config: ArcSwap<ServiceConfig>,
+    /// Its retry throttle, if it has one.
+    throttle: ArcSwapOption<Throttle>,
+    /// Request data kept for retries, across the channel's calls.
+    retry_buffer: Arc<RetryBuffer>,
     /// Bumped after each new slot, to wake the calls waiting for one.
     version: watch::Sender<u64>,
     state: watch::Sender<ConnectivityState>,
@@ -92,6 +98,8 @@ impl Shared {
     pub(crate) fn new(plan: Plan) -> Arc<Shared> {
         Arc::new(Shared {
             config: ArcSwap::new(plan.default_config.clone()),
+            throttle: ArcSwapOption::new(plan.default_config.retry_throttling.map(|t| Arc::new(Throttle::new(t)))),
+            retry_buffer: RetryBuffer::new(&plan.retry),
             plan,
             slot: ArcSwap::from_pointee(Slot::idle()),
             version: watch::Sender::new(0),
@@ -111,9 +119,30 @@ impl Shared {
         self.config.load()
     }
 
-    /// Replaces the service config in force.
+    /// Replaces the service config in force. The throttle's tokens carry
+    /// over while its settings stay the same.
     pub(crate) fn set_service_config(&self, config: Arc<ServiceConfig>) {
+        let same = self.throttle.load().as_ref().map(|t| t.config) == config.retry_throttling;
+        if !same {
+            self.throttle
+                .store(config.retry_throttling.map(|t| Arc::new(Throttle::new(t))));
+        }
         self.config.store(config);
+    }
+
+    /// The retry throttle, if the service config has one.
+    pub(crate) fn throttle(&self) -> Option<Arc<Throttle>> {
+        self.throttle.load_full()
+    }
+
+    /// How retries are set up on this channel.
+    pub(crate) fn retry_settings(&self) -> &RetrySettings {
+        &self.plan.retry
+    }
+
+    /// The channel's retry buffer.
+    pub(crate) fn retry_buffer(&self) -> &Arc<RetryBuffer> {
+        &self.retry_buffer
     }
 
     /// Marks a call as started.

@@ -36,6 +36,7 @@ pub(crate) mod controller;
 #[cfg(feature = "fuzzing")]
 pub(crate) use call::encode_timeout;
 pub mod resolver;
+mod retry;
 pub mod service_config;
 mod subchannel;
 
@@ -50,6 +51,7 @@ pub use backoff::BackoffConfig;
 pub use call::MethodPath;
 pub use cancel::CancelHandle;
 pub use connectivity::ConnectivityState;
+pub use retry::{DEFAULT_PER_CALL_BUFFER, DEFAULT_PER_CHANNEL_BUFFER};
 pub use subchannel::{Subchannel, SubchannelState};
 
 use crate::compression::Encoding;
@@ -62,6 +64,7 @@ use crate::transport::{ConnectOptions, Http2Settings};
 use balancer::{PickInfo, Policy};
 use controller::{Plan, Shared};
 use resolver::ResolverBuilder;
+use retry::RetrySettings;
 use service_config::ServiceConfig;
 use subchannel::SubchannelOptions;
 
@@ -177,6 +180,7 @@ pub struct ChannelBuilder {
     resolver: Option<Arc<dyn ResolverBuilder>>,
     idle_timeout: Option<Duration>,
     service_config: ServiceConfig,
+    retry: RetrySettings,
     #[cfg(feature = "tls")]
     tls: Option<ClientTlsConfig>,
 }
@@ -207,6 +211,7 @@ impl ChannelBuilder {
             resolver: None,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             service_config: ServiceConfig::default(),
+            retry: RetrySettings::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -385,6 +390,27 @@ impl ChannelBuilder {
         self
     }
 
+    /// Turns retries and hedging off: service configs' `retryPolicy` and
+    /// `hedgingPolicy` are ignored, for applications that retry on their
+    /// own (as grpc-go's `WithDisableRetry`). Transparent retries of calls
+    /// the server never processed still happen.
+    pub fn disable_retries(mut self) -> Self {
+        self.retry.enabled = false;
+        self
+    }
+
+    /// How much request data calls keep so they can be retried or hedged:
+    /// at most `per_call` bytes for one call and `per_channel` for all of
+    /// them. A call whose request outgrows its share commits to the attempt
+    /// it is on and is not retried again (gRFC A6). Defaults 1 MiB
+    /// ([`DEFAULT_PER_CALL_BUFFER`]) and 16 MiB
+    /// ([`DEFAULT_PER_CHANNEL_BUFFER`]).
+    pub fn retry_buffer_limits(mut self, per_call: usize, per_channel: usize) -> Self {
+        self.retry.per_call = per_call;
+        self.retry.per_channel = per_channel;
+        self
+    }
+
     fn build(mut self) -> Result<Channel, Status> {
         let parsed = resolver::parse_target(&self.target, self.resolver.as_ref())?;
         let authority_text = self
@@ -408,6 +434,7 @@ impl ChannelBuilder {
             }),
             idle_timeout: self.idle_timeout,
             default_config: Arc::new(self.service_config),
+            retry: self.retry,
         };
         Ok(Channel {
             inner: Arc::new(Inner {

@@ -31,6 +31,10 @@ pub(crate) static GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-enco
 pub(crate) static GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
 /// `grpc-timeout`: the call's deadline, as a duration, in request headers.
 pub(crate) static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+/// A server's retry pushback (gRFC A6).
+pub(crate) static GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+/// How many attempts of a call came before this one (gRFC A6).
+pub(crate) static GRPC_PREVIOUS_RPC_ATTEMPTS: HeaderName = HeaderName::from_static("grpc-previous-rpc-attempts");
 
 #[cfg(test)]
 mod tests {

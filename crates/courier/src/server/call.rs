@@ -132,11 +132,17 @@ pub(crate) fn accept(
     let response_encoding = config
         .send_compression
         .filter(|enc| compression::accepts(respond.accept_encoding.as_ref(), *enc));
-    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
     let mut extensions = Extensions::new();
     #[cfg(feature = "tls")]
     if let Some(peer) = conn.peer {
         extensions.insert(peer);
+    }
+    if let Some(previous) = parts
+        .headers
+        .get(&names::GRPC_PREVIOUS_RPC_ATTEMPTS)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()?.parse().ok())
+    {
+        extensions.insert(crate::PreviousRpcAttempts(previous));
     }
     let head = CallHead {
         path,

@@ -47,6 +47,40 @@ struct Rest {
     message: String,
     details: Bytes,
     metadata: Metadata,
+    pushback: Option<RetryPushback>,
+}
+
+/// A server's word on retrying a failed call, sent in the
+/// `grpc-retry-pushback-ms` trailer (gRFC A6). A client with a retry or
+/// hedging policy obeys it: it waits exactly this long before its next
+/// attempt, or makes no more attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryPushback {
+    /// Retry after this delay (whole milliseconds, up to 2^31 - 1).
+    After(std::time::Duration),
+    /// Do not retry.
+    Stop,
+}
+
+impl RetryPushback {
+    /// Reads a `grpc-retry-pushback-ms` value: a non-negative 32-bit
+    /// integer is a delay; a negative or unreadable one means stop.
+    pub(crate) fn parse(value: &[u8]) -> RetryPushback {
+        let ms = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<i32>().ok());
+        match ms {
+            Some(ms) if ms >= 0 => RetryPushback::After(std::time::Duration::from_millis(ms as u64)),
+            _ => RetryPushback::Stop,
+        }
+    }
+
+    fn header_value(self) -> http::HeaderValue {
+        match self {
+            RetryPushback::After(d) => http::HeaderValue::from(d.as_millis().min(i32::MAX as u128) as u32),
+            RetryPushback::Stop => http::HeaderValue::from_static("-1"),
+        }
+    }
 }
 
 static EMPTY_BYTES: Bytes = Bytes::new();
@@ -85,12 +119,34 @@ impl Status {
                 message,
                 details,
                 metadata: Metadata::new(),
+                pushback: None,
             })),
         }
     }
 
     fn rest_mut(&mut self) -> &mut Rest {
         self.rest.get_or_insert_with(Default::default)
+    }
+
+    /// Tells a client with a retry or hedging policy when to try again, or
+    /// not to (`grpc-retry-pushback-ms`, gRFC A6).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use courier::Status;
+    /// use courier::status::RetryPushback;
+    /// let status = Status::unavailable("overloaded")
+    ///     .with_retry_pushback(RetryPushback::After(Duration::from_millis(250)));
+    /// assert_eq!(status.retry_pushback(), Some(RetryPushback::After(Duration::from_millis(250))));
+    /// ```
+    pub fn with_retry_pushback(mut self, pushback: RetryPushback) -> Status {
+        self.rest_mut().pushback = Some(pushback);
+        self
+    }
+
+    /// The server's retry pushback, if it sent one.
+    pub fn retry_pushback(&self) -> Option<RetryPushback> {
+        self.rest.as_ref().and_then(|r| r.pushback)
     }
 
     /// The OK status.
@@ -231,13 +287,20 @@ impl Status {
             .map(Bytes::from)
             .unwrap_or_default();
         let metadata = Metadata::from_headers_ref(trailers);
-        let rest = (!message.is_empty() || !details.is_empty() || !metadata.is_empty()).then(|| {
-            Box::new(Rest {
-                message,
-                details,
-                metadata,
-            })
-        });
+        // Only a failure carries pushback; an OK status skips the lookup.
+        let pushback = (code != Code::Ok)
+            .then(|| trailers.get(&names::GRPC_RETRY_PUSHBACK_MS))
+            .flatten()
+            .map(|v| RetryPushback::parse(v.as_bytes()));
+        let rest =
+            (!message.is_empty() || !details.is_empty() || !metadata.is_empty() || pushback.is_some()).then(|| {
+                Box::new(Rest {
+                    message,
+                    details,
+                    metadata,
+                    pushback,
+                })
+            });
         Some(Status { code, rest })
     }
 
@@ -255,6 +318,9 @@ impl Status {
             out.insert(&names::GRPC_STATUS_DETAILS_BIN, Metadata::bin_value(&rest.details));
         }
         rest.metadata.append_to(out);
+        if let Some(pushback) = rest.pushback {
+            out.insert(&names::GRPC_RETRY_PUSHBACK_MS, pushback.header_value());
+        }
     }
 
     /// A status for an I/O or HTTP/2 error, per PROTOCOL-HTTP2.md.

@@ -38,8 +38,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use method::{MethodConfig, MethodName};
+pub(crate) use policy::AttemptPolicy;
 pub use policy::{HedgingPolicy, RetryPolicy, RetryThrottling};
-pub(crate) use policy::{AttemptPolicy, CodeSet};
 
 use super::balancer::Policy;
 use crate::status::Status;

@@ -14,10 +14,6 @@ impl CodeSet {
         let bit = code.as_i32();
         (0..32).contains(&bit) && self.0 & (1 << bit) != 0
     }
-
-    pub(crate) fn is_empty(self) -> bool {
-        self.0 == 0
-    }
 }
 
 impl FromIterator<Code> for CodeSet {
