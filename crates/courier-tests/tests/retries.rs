@@ -134,6 +134,37 @@ impl courier_tests::Echo for Flaky {
     }
 
     type BidiStream = ResponseStream;
+
+    async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ResponseStream>, Status> {
+        let previous = previous_attempts(&request);
+        let mut input = request.into_inner();
+        let first = input.message().await?.expect("a first message");
+        let n = self.0.record_previous(&first.text, previous);
+        if n <= first.count {
+            return Err(failure(&Request::new(()), &first));
+        }
+        // Echoes each message's text, the first's included.
+        Ok(Response::new(async_stream(move |tx| async move {
+            let _ = tx
+                .send(Ok(EchoResponse {
+                    text: first.text,
+                    ..Default::default()
+                }))
+                .await;
+            while let Ok(Some(msg)) = input.message().await {
+                if tx
+                    .send(Ok(EchoResponse {
+                        text: msg.text,
+                        ..Default::default()
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })))
+    }
 }
 
 fn retry_policy(max_attempts: u32, initial: Duration, codes: impl IntoIterator<Item = Code>) -> RetryPolicy {
@@ -306,6 +337,24 @@ async fn client_streaming_retried_before_commit_replays_every_message_once() {
         "every message once, in order"
     );
     assert_eq!(seen.of("m0"), [0, 1, 2]);
+}
+
+#[tokio::test]
+async fn bidi_retried_before_its_headers_replays_its_messages_and_streams_the_answers() {
+    let (server, seen) = flaky_server().await;
+    let client = client(&server, retrying(3)).await;
+    let messages = vec![failing("b0", 1), text("b1"), text("b2")];
+    let mut stream = client
+        .bidi(futures_util::stream::iter(messages))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut texts = Vec::new();
+    while let Some(msg) = stream.message().await.expect("the retried attempt answers") {
+        texts.push(msg.text);
+    }
+    assert_eq!(texts, ["b0", "b1", "b2"]);
+    assert_eq!(seen.of("b0"), [0, 1]);
 }
 
 #[tokio::test]

@@ -44,9 +44,18 @@ pub struct Streaming<T> {
     hold: Option<CallHold>,
 }
 
+/// Where a client call's response headers come from.
+pub(crate) enum PendingHead {
+    /// The call's one HTTP/2 stream.
+    Stream(h2::client::ResponseFuture),
+    /// The task making a retried call's attempts: the head of the attempt
+    /// it committed to, or the call's failure.
+    Retried(tokio::sync::oneshot::Receiver<Result<crate::client::ResponseHead, Status>>),
+}
+
 enum State {
     /// Client: waiting for the response headers.
-    Head(h2::client::ResponseFuture),
+    Head(PendingHead),
     Reading,
     Trailers,
     /// Cancelled by [`Streaming::cancel`] or the call's [`CancelHandle`]:
@@ -137,7 +146,7 @@ impl<T: 'static> Streaming<T> {
 
     /// Client: a stream that first waits for the response headers.
     pub(crate) fn pending_head(
-        response: h2::client::ResponseFuture,
+        response: PendingHead,
         reader: FrameReader,
         decoder: impl Decoder<Item = T>,
         deadline: Option<tokio::time::Instant>,
@@ -239,7 +248,16 @@ impl<T: 'static> Streaming<T> {
         let State::Head(fut) = &mut self.state else {
             return Poll::Ready(Ok(()));
         };
-        let response = match Pin::new(fut).poll(cx) {
+        let polled = match fut {
+            PendingHead::Stream(fut) => Pin::new(fut).poll(cx).map(|r| match r {
+                Err(e) => Err(Status::from_h2(&e)),
+                Ok(r) => crate::client::check_response(r),
+            }),
+            PendingHead::Retried(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(Status::cancelled("the call's attempts ended without an answer")))),
+        };
+        let response = match polled {
             Poll::Pending => {
                 if self.expired(cx) {
                     self.end();
@@ -249,8 +267,8 @@ impl<T: 'static> Streaming<T> {
                 }
                 return Poll::Pending;
             }
-            Poll::Ready(Err(e)) => Err(self.sending_error(Status::from_h2(&e))),
-            Poll::Ready(Ok(r)) => crate::client::check_response(r),
+            Poll::Ready(Err(status)) => Err(self.sending_error(status)),
+            Poll::Ready(Ok(head)) => Ok(head),
         };
         match response {
             Err(status) => {

@@ -1,6 +1,7 @@
 //! Making calls on a channel: the four call kinds, with deadlines,
 //! interceptors, compression and cancellation.
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use http::uri::PathAndQuery;
 
 use super::balancer::PickInfo;
 use super::controller::OwnedActiveCall;
-use super::retry::{BufferHold, Retrier, Throttle, Verdict};
+use super::retry::{BufferHold, Retrier, RetryBuffer, Throttle, Verdict};
 use super::service_config::{AttemptPolicy, HedgingPolicy, MethodConfig, RetryPolicy};
 use super::{CancelHandle, Channel};
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
@@ -27,7 +28,7 @@ use crate::metadata::{Metadata, names};
 use crate::request::Request;
 use crate::response::Response;
 use crate::status::{Code, RetryPushback, Status};
-use crate::streaming::{AbortOnDrop, SendSide, Streaming};
+use crate::streaming::{AbortOnDrop, PendingHead, SendSide, Streaming};
 use crate::transport::body::{self, RecvBody};
 use crate::transport::client::{Connection, StreamPermit};
 
@@ -227,7 +228,8 @@ fn unprocessed(e: &h2::Error) -> bool {
 /// What a call holds while its response stream lives: its place among the
 /// connection's streams, and its count as a call in progress.
 pub(crate) struct CallHold {
-    _permit: StreamPermit,
+    /// `None` when a retried call's task holds it instead.
+    _permit: Option<StreamPermit>,
     _active: OwnedActiveCall,
 }
 
@@ -585,11 +587,9 @@ impl Channel {
         WithDeadline::new(deadline, cancel, call).await
     }
 
-    /// A client-streaming call under a retry policy: the messages sent are
-    /// kept until the call commits, and each new attempt replays them
-    /// before going on with the stream. A request that outgrows the retry
-    /// buffer commits the call to its current attempt. Hedging a stream is
-    /// not supported: such a call has one attempt.
+    /// A client-streaming call under a retry policy: attempts until one
+    /// commits, then the rest of the request goes out as the response is
+    /// read.
     async fn client_streaming_retried<C, S>(
         &self,
         prepared: &Prepared,
@@ -602,84 +602,101 @@ impl Channel {
         C: Codec,
         S: Stream<Item = C::Encode> + Send + 'static,
     {
-        let shared = &self.inner.shared;
         let stream = std::pin::pin!(stream);
-        let mut outbound = Outbound {
-            stream,
-            writer,
-            replay: shared.retry_buffer().reserve(0).map(|hold| Replay {
-                chunks: Vec::new(),
-                hold,
-            }),
-            ended: false,
+        let mut outbound = Outbound::new(stream, writer, self.inner.shared.retry_buffer());
+        let StreamCommitted {
+            head,
+            mut send,
+            permit: _permit,
+            retrier,
+        } = self.stream_attempts(prepared, policy, &mut outbound).await?;
+        let (mut reader, mut decoder) = (self.reader(prepared), codec.decoder());
+        let receiving = std::pin::pin!(read_unary(head, &mut reader, &mut decoder));
+        let sending = std::pin::pin!(outbound.send(&mut send));
+        let result = match select(sending, receiving).await {
+            Either::Left((Err(status), _)) => Err(status),
+            Either::Left((Ok(()), receiving)) => receiving.await,
+            Either::Right((result, _)) => result,
         };
-        let mut retrier = Retrier::new(policy, shared.throttle());
+        if result.is_ok() {
+            retrier.success();
+        }
+        result
+    }
+
+    /// Makes attempts of a call with a streamed request under `policy`
+    /// until one commits (its response headers arrive, or its request
+    /// outgrows the retry buffer and it then ends), replaying on each new
+    /// attempt what the earlier ones sent. Returns the committed attempt,
+    /// whose request may not all be sent yet: `outbound.send` goes on with
+    /// it. A stream the server refused unprocessed is sent again at once,
+    /// without counting as an attempt.
+    async fn stream_attempts<E, S>(
+        &self,
+        prepared: &Prepared,
+        policy: RetryPolicy,
+        outbound: &mut Outbound<'_, E, S>,
+    ) -> Result<StreamCommitted, Status>
+    where
+        E: Encoder,
+        S: Stream<Item = E::Item> + Send,
+    {
+        let mut retrier = Retrier::new(policy, self.inner.shared.throttle());
         let mut refused = 0;
         loop {
             let previous = retrier.previous_attempts();
+            outbound.restart();
             let attempt = async {
                 let Opened {
                     response,
                     mut send,
-                    permit: _permit,
+                    permit,
                     ..
-                } = match self.open(prepared, previous).await {
-                    Ok(opened) => opened,
-                    Err(status) => return Attempt::Failed(status),
-                };
-                let sending = std::pin::pin!(outbound.send(&mut send));
-                let (head, sending) = match select(sending, response).await {
-                    Either::Left((Err(status), _)) => return Attempt::Done(Err(status)),
-                    Either::Left((Ok(()), response)) => (response.await, None),
-                    Either::Right((head, sending)) => (head, Some(sending)),
-                };
-                let head = match head {
-                    Err(e) if unprocessed(&e) => return Attempt::Refused(Status::from_h2(&e), e.is_go_away()),
-                    Err(e) => Err(Status::from_h2(&e)),
-                    Ok(response) => check_response(response),
-                };
-                let head = match head {
-                    Ok(ResponseHead::TrailersOnly(status)) if status.code() != Code::Ok => {
-                        return Attempt::Failed(status);
+                } = self.open(prepared, previous).await.map_err(Attempt::Failed)?;
+                let head = {
+                    let sending = std::pin::pin!(outbound.send(&mut send));
+                    match select(sending, response).await {
+                        Either::Left((Err(status), _)) => return Err(Attempt::Fatal(status)),
+                        Either::Left((Ok(()), response)) => response.await,
+                        // Dropping the sending future loses nothing: what
+                        // it was sending stays queued.
+                        Either::Right((head, _)) => head,
                     }
-                    Err(status) => return Attempt::Failed(status),
-                    Ok(head) => head,
                 };
-                // Committed: the rest of the request goes out as the
-                // response is read.
-                let (mut reader, mut decoder) = (self.reader(prepared), codec.decoder());
-                let receiving = std::pin::pin!(read_unary(head, &mut reader, &mut decoder));
-                let result = match sending {
-                    None => receiving.await,
-                    Some(sending) => match select(sending, receiving).await {
-                        Either::Left((Err(status), _)) => Err(status),
-                        Either::Left((Ok(()), receiving)) => receiving.await,
-                        Either::Right((result, _)) => result,
+                match head {
+                    Err(e) if unprocessed(&e) => Err(Attempt::Refused(Status::from_h2(&e))),
+                    Err(e) => Err(Attempt::Failed(Status::from_h2(&e))),
+                    Ok(response) => match check_response(response) {
+                        Ok(ResponseHead::TrailersOnly(status)) if status.code() != Code::Ok => {
+                            Err(Attempt::Failed(status))
+                        }
+                        Err(status) => Err(Attempt::Failed(status)),
+                        Ok(head) => Ok((head, send, permit)),
                     },
-                };
-                Attempt::Done(result)
+                }
             };
             let failure = match attempt.await {
-                Attempt::Done(result) => {
-                    if result.is_ok() {
-                        retrier.success();
-                    }
-                    return result;
+                Ok((head, send, permit)) => {
+                    outbound.commit();
+                    return Ok(StreamCommitted {
+                        head,
+                        send,
+                        permit,
+                        retrier,
+                    });
                 }
-                Attempt::Refused(status, go_away) => {
-                    if go_away {
-                        tracing::debug!("call refused by GOAWAY; sending it again");
-                    }
-                    // Never processed: sent again at once, not counted.
-                    if outbound.replay.is_some() && refused < TRANSPARENT_RETRIES {
+                Err(Attempt::Fatal(status)) => return Err(status),
+                Err(Attempt::Refused(status)) => {
+                    if outbound.can_replay() && refused < TRANSPARENT_RETRIES {
                         refused += 1;
+                        tracing::debug!("stream refused unprocessed ({status}); sending it again");
                         continue;
                     }
                     status
                 }
-                Attempt::Failed(status) => status,
+                Err(Attempt::Failed(status)) => status,
             };
-            if outbound.replay.is_none() {
+            if !outbound.can_replay() {
                 return Err(failure);
             }
             match retrier.after_failure(&failure) {
@@ -687,6 +704,45 @@ impl Channel {
                 Verdict::Stop => return Err(failure),
             }
         }
+    }
+
+    /// The task of a bidirectional call under a retry policy: makes its
+    /// attempts, hands the response stream the head of the one it commits
+    /// to, and sends the rest of the request on it. It then keeps the
+    /// stream's place on its connection until the response stream, which
+    /// owns the task, is dropped.
+    async fn bidi_attempts<E, S>(
+        &self,
+        prepared: &Prepared,
+        policy: RetryPolicy,
+        stream: S,
+        writer: FrameWriter<E>,
+        head: tokio::sync::oneshot::Sender<Result<ResponseHead, Status>>,
+    ) -> Result<(), Status>
+    where
+        E: Encoder,
+        S: Stream<Item = E::Item> + Send,
+    {
+        let stream = std::pin::pin!(stream);
+        let mut outbound = Outbound::new(stream, writer, self.inner.shared.retry_buffer());
+        let committed = match self.stream_attempts(prepared, policy, &mut outbound).await {
+            Ok(committed) => committed,
+            Err(status) => {
+                let _ = head.send(Err(status));
+                return Ok(());
+            }
+        };
+        let StreamCommitted {
+            head: committed_head,
+            mut send,
+            permit: _permit,
+            retrier,
+        } = committed;
+        retrier.success();
+        let _ = head.send(Ok(committed_head));
+        outbound.send(&mut send).await?;
+        std::future::pending::<()>().await;
+        Ok(())
     }
 
     /// Makes a server-streaming call: sends one message, then returns the
@@ -716,7 +772,7 @@ impl Channel {
                 retrier.success();
             }
             let hold = CallHold {
-                _permit: committed.permit,
+                _permit: Some(committed.permit),
                 _active: active,
             };
             let mut reader = self.reader(&prepared);
@@ -769,50 +825,71 @@ impl Channel {
             let (mut prepared, stream) = self.prepare(request, path, plan);
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
-            let Opened {
-                response, send, permit, ..
-            } = self.open(&prepared, 0).await?;
+            let reader = self.reader(&prepared);
+            let error = Arc::new(Mutex::new(None));
+            let slot = error.clone();
+            let (head, task, permit) = match prepared.attempts.clone() {
+                Some(AttemptPolicy::Retry(policy)) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let channel = self.clone();
+                    let task = tokio::spawn(async move {
+                        let outcome = channel.bidi_attempts(&prepared, policy, stream, writer, tx).await;
+                        if let Err(status) = outcome
+                            && let Ok(mut slot) = slot.lock()
+                        {
+                            *slot = Some(status);
+                        }
+                    });
+                    (PendingHead::Retried(rx), task, None)
+                }
+                _ => {
+                    let Opened {
+                        response, send, permit, ..
+                    } = self.open(&prepared, 0).await?;
+                    let task = tokio::spawn(async move {
+                        if let Err(status) = send_all(send, stream, writer).await
+                            && let Ok(mut slot) = slot.lock()
+                        {
+                            *slot = Some(status);
+                        }
+                    });
+                    (PendingHead::Stream(response), task, Some(permit))
+                }
+            };
             let hold = CallHold {
                 _permit: permit,
                 _active: active,
             };
-            let error = Arc::new(Mutex::new(None));
-            let slot = error.clone();
-            let task = tokio::spawn(async move {
-                if let Err(status) = send_all(send, stream, writer).await
-                    && let Ok(mut slot) = slot.lock()
-                {
-                    *slot = Some(status);
-                }
-            });
             let send = SendSide {
                 error,
                 task: AbortOnDrop(task.abort_handle()),
             };
-            let stream = Streaming::pending_head(
-                response,
-                self.reader(&prepared),
-                codec.decoder(),
-                deadline.map(Into::into),
-                Some(send),
-            )
-            .with_cancel(stream_cancel)
-            .with_hold(hold);
+            let stream = Streaming::pending_head(head, reader, codec.decoder(), deadline.map(Into::into), Some(send))
+                .with_cancel(stream_cancel)
+                .with_hold(hold);
             Ok(Response::new(stream))
         };
         WithDeadline::new(deadline, cancel, call).await
     }
 }
 
-/// How one attempt of a retried stream ended.
-enum Attempt<T> {
-    /// The call's outcome: it committed, or failed in a way no retry helps.
-    Done(Result<T, Status>),
+/// How one attempt of a retried stream failed.
+enum Attempt {
+    /// In a way no retry helps: encoding its request failed.
+    Fatal(Status),
     /// The server refused the stream unprocessed (REFUSED_STREAM, or a
-    /// GOAWAY before it); true for a GOAWAY.
-    Refused(Status, bool),
-    /// It failed before committing.
+    /// GOAWAY before it).
+    Refused(Status),
+    /// Before committing.
     Failed(Status),
+}
+
+/// The attempt a call with a streamed request committed to.
+struct StreamCommitted {
+    head: ResponseHead,
+    send: h2::SendStream<Bytes>,
+    permit: StreamPermit,
+    retrier: Retrier,
 }
 
 /// Sends up to the policy's attempts of a call, `hedging_delay` apart
@@ -884,15 +961,23 @@ where
     }
 }
 
-/// A retried stream's request: the application's stream, and what has
-/// been sent of it, kept for replay until the call commits.
+/// A retried stream's request: the application's stream, what has been
+/// sent of it (kept for replay until the call commits), and what the
+/// current attempt has still to send.
 struct Outbound<'s, E: Encoder, S> {
     stream: Pin<&'s mut S>,
     writer: FrameWriter<E>,
-    /// `None` once the call committed by outgrowing the retry buffer.
+    /// Every chunk taken from the stream, and the retry buffer's share
+    /// they hold; `None` once the call committed, or could not buffer.
     replay: Option<Replay>,
+    /// The chunks the current attempt has still to send, before it reads
+    /// more of the stream. A chunk leaves only once sent, so an attempt's
+    /// sending may stop at any await and go on later.
+    queue: VecDeque<Bytes>,
     /// The application's stream has ended.
     ended: bool,
+    /// The current attempt's request has ended.
+    done: bool,
 }
 
 /// Encoded request data, in the chunks it was sent in.
@@ -901,31 +986,66 @@ struct Replay {
     hold: BufferHold,
 }
 
-impl<E, S> Outbound<'_, E, S>
+impl<'s, E, S> Outbound<'s, E, S>
 where
     E: Encoder,
     S: Stream<Item = E::Item> + Send,
 {
-    /// Sends the request on one attempt: what earlier attempts sent, then
-    /// the rest of the stream, batching messages that are ready together.
-    /// Safe to drop at any await: each chunk is kept before it is sent.
-    async fn send(&mut self, send: &mut h2::SendStream<Bytes>) -> Result<(), Status> {
+    fn new(stream: Pin<&'s mut S>, writer: FrameWriter<E>, buffer: &Arc<RetryBuffer>) -> Self {
+        Outbound {
+            stream,
+            writer,
+            replay: buffer.reserve(0).map(|hold| Replay {
+                chunks: Vec::new(),
+                hold,
+            }),
+            queue: VecDeque::new(),
+            ended: false,
+            done: false,
+        }
+    }
+
+    /// Whether a new attempt could send the whole request again.
+    fn can_replay(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// Starts a new attempt: everything sent so far goes again first.
+    fn restart(&mut self) {
         if let Some(replay) = &self.replay {
-            let count = replay.chunks.len();
-            for (i, chunk) in replay.chunks.iter().enumerate() {
-                let end = self.ended && i + 1 == count;
+            self.queue = replay.chunks.iter().cloned().collect();
+            self.done = false;
+        }
+    }
+
+    /// The call committed: the buffer is given up, and only what the
+    /// attempt has yet to send is kept.
+    fn commit(&mut self) {
+        self.replay = None;
+    }
+
+    /// Sends the current attempt's request: its queue, then the rest of
+    /// the stream, batching messages that are ready together. Stops
+    /// quietly if the server ends the stream.
+    async fn send(&mut self, send: &mut h2::SendStream<Bytes>) -> Result<(), Status> {
+        loop {
+            if self.done {
+                return Ok(());
+            }
+            if let Some(chunk) = self.queue.front() {
+                let end = self.ended && self.queue.len() == 1;
                 if body::send_data(send, chunk.clone(), end).await.is_err() {
                     return Ok(());
                 }
+                self.queue.pop_front();
+                self.done = end;
+                continue;
             }
             if self.ended {
-                if count == 0 {
-                    let _ = send.send_data(Bytes::new(), true);
-                }
-                return Ok(());
+                let _ = send.send_data(Bytes::new(), true);
+                self.done = true;
+                continue;
             }
-        }
-        loop {
             let first = tokio::select! {
                 biased;
                 _ = poll_fn(|cx| send.poll_reset(cx)) => return Ok(()),
@@ -933,21 +1053,17 @@ where
             };
             let Some(message) = first else {
                 self.ended = true;
-                let _ = send.send_data(Bytes::new(), true);
-                return Ok(());
+                continue;
             };
-            if let Err(status) = self.writer.write(message, true) {
-                send.send_reset(h2::Reason::CANCEL);
-                return Err(status);
-            }
+            let mut write = |writer: &mut FrameWriter<E>, message| {
+                writer
+                    .write(message, true)
+                    .inspect_err(|_| send.send_reset(h2::Reason::CANCEL))
+            };
+            write(&mut self.writer, message)?;
             while self.writer.pending() < BATCH_LIMIT {
                 match self.stream.next().now_or_never() {
-                    Some(Some(message)) => {
-                        if let Err(status) = self.writer.write(message, true) {
-                            send.send_reset(h2::Reason::CANCEL);
-                            return Err(status);
-                        }
-                    }
+                    Some(Some(message)) => write(&mut self.writer, message)?,
                     Some(None) => {
                         self.ended = true;
                         break;
@@ -964,9 +1080,7 @@ where
                     self.replay = None;
                 }
             }
-            if body::send_data(send, chunk, self.ended).await.is_err() || self.ended {
-                return Ok(());
-            }
+            self.queue.push_back(chunk);
         }
     }
 }
