@@ -526,8 +526,10 @@ impl Channel {
             let _permit = committed.permit;
             let mut reader = self.reader(&prepared);
             let response = read_unary(committed.head, &mut reader, &mut decoder).await;
-            if let (Ok(_), Some(retrier)) = (&response, &committed.retrier) {
-                retrier.success();
+            if response.is_ok() {
+                // Every successful unary call refills the retry throttle,
+                // whatever its method (gRFC A6).
+                self.inner.shared.call_succeeded();
             }
             response
         };

@@ -135,6 +135,14 @@ impl Shared {
         self.throttle.load_full()
     }
 
+    /// A call succeeded: the retry throttle, if there is one, gains its
+    /// token ratio.
+    pub(crate) fn call_succeeded(&self) {
+        if let Some(throttle) = &*self.throttle.load() {
+            throttle.success();
+        }
+    }
+
     /// How retries are set up on this channel.
     pub(crate) fn retry_settings(&self) -> &RetrySettings {
         &self.plan.retry
