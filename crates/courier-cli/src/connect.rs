@@ -22,6 +22,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use courier::client::balancer::Policy;
 use courier::credentials::ClientTlsConfig;
+use courier::client::service_config::ServiceConfig;
 use courier::interceptor::CallHead;
 use courier::{Channel, Metadata, Status};
 
@@ -60,6 +61,12 @@ pub struct ConnectArgs {
     /// name ending in -bin takes a base64 value.
     #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
+    /// A service config for the channel, in gRPC's JSON form
+    /// (doc/service_config.md): the JSON text, or @FILE. Its methodConfig
+    /// can set timeouts, wait-for-ready and retry or hedging policies; its
+    /// loadBalancingConfig, the policy.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub service_config: Option<String>,
     /// The load-balancing policy: not a flag of every verb (`bench` sets it
     /// from its `--lb`); `None` is the library's default, pick_first.
     #[arg(skip)]
@@ -104,6 +111,9 @@ pub async fn connect(addr: &str, args: &ConnectArgs) -> Result<(Channel, bool)> 
     if let Some(lb) = args.lb {
         builder = builder.load_balancing(lb.policy());
     }
+    if let Some(config) = &args.service_config {
+        builder = builder.service_config(service_config(config)?);
+    }
     if tls {
         builder = builder.tls(tls_config(args)?);
     }
@@ -118,6 +128,16 @@ pub async fn connect(addr: &str, args: &ConnectArgs) -> Result<(Channel, bool)> 
         .await
         .map_err(|status| Error::msg(explain_connect_error(&status, tls)))?;
     Ok((channel, tls))
+}
+
+/// Reads `--service-config`: JSON text, or `@FILE`.
+fn service_config(arg: &str) -> Result<ServiceConfig> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Error::msg(format!("cannot read the service config file {path}: {e}")))?,
+        None => arg.to_string(),
+    };
+    ServiceConfig::from_json(&text).map_err(|status| Error::msg(format!("--service-config: {}", status.message())))
 }
 
 /// How the library words failures of the connection rather than of a call.

@@ -268,6 +268,83 @@ async fn call_unary_prints_proto3_json() {
     assert_eq!(run.json()[0]["text"], "", "{run:?}");
 }
 
+/// A retry policy for every method of the Echo service, as `courier call
+/// --service-config` takes it.
+const RETRY_CONFIG: &str = r#"{
+  "methodConfig": [{
+    "name": [{"service": "courier.test.Echo"}],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.01s",
+      "maxBackoff": "0.01s",
+      "backoffMultiplier": 1,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call_with_a_service_config_retries_by_its_policy_and_a_bad_config_names_the_field() {
+    // Fails the first two attempts of each Unary call, and records the
+    // grpc-previous-rpc-attempts of every attempt.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server = start_with_counters({
+        let seen = seen.clone();
+        move |b, counters| {
+            b.interceptor(move |head: CallHead| {
+                let previous = head.extensions().get::<courier::PreviousRpcAttempts>().map_or(0, |p| p.0);
+                seen.lock().unwrap().push(previous);
+                if previous < 2 {
+                    return Err(Status::unavailable("not yet"));
+                }
+                Ok(head)
+            })
+            .add_service(echo_with(counters))
+        }
+    })
+    .await;
+    let proto = echo_proto();
+    let base = |extra: &[&str]| {
+        let mut args = vec![
+            "call".to_string(),
+            addr(&server),
+            "courier.test.Echo/Unary".to_string(),
+            "--proto".to_string(),
+            proto.display().to_string(),
+            "-d".to_string(),
+            r#"{"text": "again"}"#.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+
+    // Without a config: one attempt, and its UNAVAILABLE.
+    let run = courier(base(&[])).await;
+    assert_eq!(run.code, 64 + Code::Unavailable as i32, "{run:?}");
+    assert_eq!(*seen.lock().unwrap(), [0]);
+
+    // With the retry policy, as JSON text and as a file: the third attempt
+    // answers.
+    seen.lock().unwrap().clear();
+    let run = courier(base(&["--service-config", RETRY_CONFIG])).await.ok();
+    assert_eq!(run.json()[0]["text"], "again", "{run:?}");
+    assert_eq!(*seen.lock().unwrap(), [0, 1, 2]);
+    let dir = std::env::temp_dir().join(format!("courier-cli-sc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("retry.json");
+    std::fs::write(&file, RETRY_CONFIG).unwrap();
+    seen.lock().unwrap().clear();
+    let at_file = format!("@{}", file.display());
+    courier(base(&["--service-config", &at_file])).await.ok();
+    assert_eq!(*seen.lock().unwrap(), [0, 1, 2]);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A bad config: a one-line error that names the field.
+    let bad = r#"{"methodConfig": [{"name": [{"service": "s"}], "timeout": "soon"}]}"#;
+    let run = courier(base(&["--service-config", bad])).await;
+    run.one_line_error(1, &["--service-config", "methodConfig[0].timeout"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn call_with_metadata_timeout_and_verbose_output() {
     let server = full_server().await;
