@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use courier::client::balancer::Policy;
+use courier::client::service_config::{MethodConfig, MethodName, RetryPolicy, ServiceConfig};
 use courier::{Channel, Status, Streaming};
 use futures_util::Stream;
 use hdrhistogram::Histogram;
@@ -135,6 +136,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "pick_first")]
     pub lb: Lb,
 
+    /// Gives the channels a service config whose retry policy covers every
+    /// method (up to 5 attempts on UNAVAILABLE), to measure what a policy
+    /// costs calls that never fail.
+    #[arg(long)]
+    pub retry_policy: bool,
+
     /// What to send.
     #[arg(long, value_enum, default_value = "unary")]
     pub mode: Mode,
@@ -230,6 +237,8 @@ pub struct Report {
     pub target: Target,
     /// The load-balancing policy.
     pub lb: Lb,
+    /// Whether the channels had a retry policy.
+    pub retry_policy: bool,
     /// Channels.
     pub connections: usize,
     /// Streams per connection.
@@ -300,6 +309,7 @@ impl Report {
         j.string("mode", Some(self.mode.name()));
         j.string("target", Some(self.target.name()));
         j.string("lb", Some(self.lb.name()));
+        j.string("retry_policy", Some(if self.retry_policy { "yes" } else { "no" }));
         j.int("connections", Some(self.connections as u64));
         j.int("streams", Some(self.streams as u64));
         j.int("payload", Some(self.payload as u64));
@@ -828,16 +838,25 @@ fn server_uri(server: &str) -> String {
     }
 }
 
-async fn connect(uri: &str, lb: Lb) -> Result<Channel, Status> {
+async fn connect(uri: &str, lb: Lb, retry_policy: bool) -> Result<Channel, Status> {
     let policy = match lb {
         Lb::PickFirst => Policy::pick_first(),
         Lb::RoundRobin => Policy::round_robin(),
     };
-    Channel::builder(uri)
+    let mut builder = Channel::builder(uri)
         .load_balancing(policy)
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
+        .connect_timeout(Duration::from_secs(10));
+    if retry_policy {
+        let retry = RetryPolicy::new(
+            5,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+            2.0,
+            [courier::Code::Unavailable],
+        );
+        builder = builder.service_config(ServiceConfig::new().method(MethodConfig::new([MethodName::all()]).retry(retry)));
+    }
+    builder.connect().await
 }
 
 /// The servers' CPU time: the sum over `pids`, `None` without any or when
@@ -880,7 +899,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         channels.push(
-            connect(&uri, args.lb)
+            connect(&uri, args.lb, args.retry_policy)
                 .await
                 .map_err(|e| format!("cannot connect to {uri}: {e}"))?,
         );
@@ -980,6 +999,7 @@ fn collect(args: &Args, shared: &Shared, elapsed: Duration) -> Report {
         mode: args.mode,
         target: args.target,
         lb: args.lb,
+        retry_policy: args.retry_policy,
         connections: args.connections,
         streams: args.streams,
         payload: args.payload,
@@ -1024,9 +1044,10 @@ async fn idle_connections(args: &Args, uri: &str) -> Result<Report, String> {
             let shared = shared.clone();
             let target = args.target;
             let lb = args.lb;
+            let retry_policy = args.retry_policy;
             let worker = opened + i;
             batch.push(tokio::spawn(async move {
-                let channel = match connect(&uri, lb).await {
+                let channel = match connect(&uri, lb, retry_policy).await {
                     Ok(c) => c,
                     Err(status) => {
                         shared.record_error(worker, &status);
