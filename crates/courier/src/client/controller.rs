@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::balancer::{ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy, QueuePicker};
 use super::connectivity::ConnectivityState;
+use super::health_check::{HealthCheck, ServiceName};
 use super::service_config::ServiceConfig;
 use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
@@ -40,6 +41,9 @@ pub(crate) struct Plan {
     pub(crate) idle_timeout: Option<Duration>,
     /// The builder's service config, used while the resolver gives none.
     pub(crate) default_config: Arc<ServiceConfig>,
+    /// Whether subchannels may health-check: false when the builder
+    /// disabled it.
+    pub(crate) health_check: bool,
 }
 
 /// The picker calls use now, and the channel state it came with.
@@ -56,6 +60,9 @@ pub(crate) struct Shared {
     slot: ArcSwap<Slot>,
     /// The service config calls follow now.
     config: ArcSwap<ServiceConfig>,
+    /// The config's health-check service name, which health-checking
+    /// subchannels follow.
+    health_service: watch::Sender<Option<Arc<str>>>,
     /// Bumped after each new slot, to wake the calls waiting for one.
     version: watch::Sender<u64>,
     state: watch::Sender<ConnectivityState>,
@@ -92,6 +99,7 @@ impl Shared {
     pub(crate) fn new(plan: Plan) -> Arc<Shared> {
         Arc::new(Shared {
             config: ArcSwap::new(plan.default_config.clone()),
+            health_service: watch::Sender::new(health_service(&plan.default_config)),
             plan,
             slot: ArcSwap::from_pointee(Slot::idle()),
             version: watch::Sender::new(0),
@@ -113,7 +121,13 @@ impl Shared {
 
     /// Replaces the service config in force.
     pub(crate) fn set_service_config(&self, config: Arc<ServiceConfig>) {
+        let service = health_service(&config);
         self.config.store(config);
+        self.health_service.send_if_modified(|s| {
+            let changed = *s != service;
+            *s = service;
+            changed
+        });
     }
 
     /// Marks a call as started.
@@ -259,6 +273,11 @@ impl Shared {
     }
 }
 
+/// The health-check service name `config` asks for.
+fn health_service(config: &ServiceConfig) -> Option<Arc<str>> {
+    config.health_check_service.as_deref().map(Arc::from)
+}
+
 impl Slot {
     fn idle() -> Slot {
         Slot {
@@ -277,15 +296,31 @@ struct Control<'a> {
     resolve_now: bool,
 }
 
-impl ChannelControl for Control<'_> {
-    fn new_subchannel(&mut self, address: &Address) -> Subchannel {
+impl Control<'_> {
+    fn spawn_subchannel(&mut self, address: &Address, health: Option<ServiceName>) -> Subchannel {
         let subchannel = Subchannel::spawn(
             address.clone(),
             self.shared.plan.subchannels.clone(),
             self.events.clone(),
+            health.map(HealthCheck::new),
         );
         self.subchannels.insert(subchannel.id(), Arc::downgrade(&subchannel.0));
         subchannel
+    }
+}
+
+impl ChannelControl for Control<'_> {
+    fn new_subchannel(&mut self, address: &Address) -> Subchannel {
+        self.spawn_subchannel(address, None)
+    }
+
+    fn new_health_checked_subchannel(&mut self, address: &Address) -> Subchannel {
+        let health = self
+            .shared
+            .plan
+            .health_check
+            .then(|| self.shared.health_service.subscribe());
+        self.spawn_subchannel(address, health)
     }
 
     fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>) {

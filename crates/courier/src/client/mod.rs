@@ -33,6 +33,7 @@ pub(crate) mod call;
 mod cancel;
 mod connectivity;
 pub(crate) mod controller;
+mod health_check;
 #[cfg(feature = "fuzzing")]
 pub(crate) use call::encode_timeout;
 pub mod resolver;
@@ -61,6 +62,7 @@ use crate::status::Status;
 use crate::transport::{ConnectOptions, Http2Settings};
 use balancer::{PickInfo, Policy};
 use controller::{Plan, Shared};
+use health_check::WatchHead;
 use resolver::ResolverBuilder;
 use service_config::ServiceConfig;
 use subchannel::SubchannelOptions;
@@ -177,6 +179,7 @@ pub struct ChannelBuilder {
     resolver: Option<Arc<dyn ResolverBuilder>>,
     idle_timeout: Option<Duration>,
     service_config: ServiceConfig,
+    health_check: bool,
     #[cfg(feature = "tls")]
     tls: Option<ClientTlsConfig>,
 }
@@ -207,6 +210,7 @@ impl ChannelBuilder {
             resolver: None,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             service_config: ServiceConfig::default(),
+            health_check: true,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -385,6 +389,16 @@ impl ChannelBuilder {
         self
     }
 
+    /// Turns client-side health checking off, even when the service config
+    /// asks for it (`healthCheckConfig`, gRFC A17): subchannels are READY as
+    /// soon as they connect, whatever their backends' health services say.
+    /// By default a policy that health-checks (round_robin) does so whenever
+    /// the service config names a service to check.
+    pub fn disable_health_check(mut self) -> Self {
+        self.health_check = false;
+        self
+    }
+
     fn build(mut self) -> Result<Channel, Status> {
         let parsed = resolver::parse_target(&self.target, self.resolver.as_ref())?;
         let authority_text = self
@@ -405,9 +419,15 @@ impl ChannelBuilder {
             subchannels: Arc::new(SubchannelOptions {
                 connect: self.connect,
                 backoff: self.backoff,
+                health: WatchHead {
+                    scheme: scheme.clone(),
+                    authority: authority.clone(),
+                    user_agent: self.config.user_agent.clone(),
+                },
             }),
             idle_timeout: self.idle_timeout,
             default_config: Arc::new(self.service_config),
+            health_check: self.health_check,
         };
         Ok(Channel {
             inner: Arc::new(Inner {
