@@ -197,7 +197,7 @@ async fn watch(
 ) -> Ended {
     let mut stream = match open(conn, service, head).await {
         Ok(stream) => stream,
-        Err(status) => { return Ended { status, heard: false } }
+        Err(status) => return Ended { status, heard: false },
     };
     let mut heard = false;
     loop {
@@ -253,7 +253,9 @@ async fn open(conn: &Connection, service: &str, head: &WatchHead) -> Result<Stre
     headers.insert(&names::TE, HeaderValue::from_static("trailers"));
     headers.insert(&names::USER_AGENT, head.user_agent.clone());
     let mut send = conn.send.clone();
-    poll_fn(|cx| send.poll_ready(cx)).await.map_err(|e| Status::from_h2(&e))?;
+    poll_fn(|cx| send.poll_ready(cx))
+        .await
+        .map_err(|e| Status::from_h2(&e))?;
     let (response, mut body) = send.send_request(request, false).map_err(|e| Status::from_h2(&e))?;
     // An error here shows up in the response.
     let _ = body.send_data(writer.take(), true);
@@ -264,4 +266,57 @@ async fn open(conn: &Connection, service: &str, head: &WatchHead) -> Result<Stre
         None,
         None,
     ))
+}
+
+#[cfg(all(test, feature = "health"))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::Channel;
+    use crate::client::ConnectivityState::{self, Ready, TransientFailure};
+    use crate::client::balancer::Policy;
+    use crate::client::service_config::ServiceConfig;
+    use crate::health::HealthReporter;
+
+    async fn wait_for(channel: &Channel, want: ConnectivityState) {
+        let wait = async {
+            let mut state = channel.state(true);
+            while state != want {
+                state = channel.wait_for_state_change(state).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), wait)
+            .await
+            .unwrap_or_else(|_| panic!("channel not {want} within 60 s"));
+    }
+
+    #[tokio::test]
+    async fn running_watches_follow_the_service_name_in_the_config() {
+        let health = HealthReporter::new();
+        health.set_not_serving("sick");
+        health.set_serving("well");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = crate::Server::builder().with_health(health.clone());
+        tokio::spawn(server.serve_with_listener(listener, std::future::pending()));
+
+        let channel = Channel::builder(format!("ipv4:{addr}"))
+            .load_balancing(Policy::round_robin())
+            .service_config(ServiceConfig::new().health_check_service("sick"))
+            .connect_lazy()
+            .unwrap();
+        wait_for(&channel, TransientFailure).await;
+        let shared = &channel.inner.shared;
+        let set = |config: ServiceConfig| shared.set_service_config(Arc::new(config));
+
+        // The same connection's watch restarts with each new name.
+        set(ServiceConfig::new().health_check_service("well"));
+        wait_for(&channel, Ready).await;
+        set(ServiceConfig::new().health_check_service("sick"));
+        wait_for(&channel, TransientFailure).await;
+        // A config without health checking: READY as connected.
+        set(ServiceConfig::new());
+        wait_for(&channel, Ready).await;
+    }
 }
