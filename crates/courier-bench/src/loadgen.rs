@@ -854,7 +854,8 @@ async fn connect(uri: &str, lb: Lb, retry_policy: bool) -> Result<Channel, Statu
             2.0,
             [courier::Code::Unavailable],
         );
-        builder = builder.service_config(ServiceConfig::new().method(MethodConfig::new([MethodName::all()]).retry(retry)));
+        builder =
+            builder.service_config(ServiceConfig::new().method(MethodConfig::new([MethodName::all()]).retry(retry)));
     }
     builder.connect().await
 }

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use courier::client::balancer::Policy;
-use courier::credentials::ClientTlsConfig;
 use courier::client::service_config::ServiceConfig;
+use courier::credentials::ClientTlsConfig;
 use courier::interceptor::CallHead;
 use courier::{Channel, Metadata, Status};
 

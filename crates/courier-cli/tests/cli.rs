@@ -292,7 +292,10 @@ async fn call_with_a_service_config_retries_by_its_policy_and_a_bad_config_names
         let seen = seen.clone();
         move |b, counters| {
             b.interceptor(move |head: CallHead| {
-                let previous = head.extensions().get::<courier::PreviousRpcAttempts>().map_or(0, |p| p.0);
+                let previous = head
+                    .extensions()
+                    .get::<courier::PreviousRpcAttempts>()
+                    .map_or(0, |p| p.0);
                 seen.lock().unwrap().push(previous);
                 if previous < 2 {
                     return Err(Status::unavailable("not yet"));

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::balancer::{ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy, QueuePicker};
 use super::connectivity::ConnectivityState;
+use super::health_check::{HealthCheck, ServiceName};
 use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
 use super::retry::{RetryBuffer, RetrySettings, Throttle};
 use super::service_config::ServiceConfig;
@@ -42,6 +43,9 @@ pub(crate) struct Plan {
     /// The builder's service config, used while the resolver gives none.
     pub(crate) default_config: Arc<ServiceConfig>,
     pub(crate) retry: RetrySettings,
+    /// Whether subchannels may health-check: false when the builder
+    /// disabled it.
+    pub(crate) health_check: bool,
 }
 
 /// The picker calls use now, and the channel state it came with.
@@ -62,6 +66,9 @@ pub(crate) struct Shared {
     throttle: ArcSwapOption<Throttle>,
     /// Request data kept for retries, across the channel's calls.
     retry_buffer: Arc<RetryBuffer>,
+    /// The config's health-check service name, which health-checking
+    /// subchannels follow.
+    health_service: watch::Sender<Option<Arc<str>>>,
     /// Bumped after each new slot, to wake the calls waiting for one.
     version: watch::Sender<u64>,
     state: watch::Sender<ConnectivityState>,
@@ -100,6 +107,7 @@ impl Shared {
             config: ArcSwap::new(plan.default_config.clone()),
             throttle: ArcSwapOption::new(plan.default_config.retry_throttling.map(|t| Arc::new(Throttle::new(t)))),
             retry_buffer: RetryBuffer::new(&plan.retry),
+            health_service: watch::Sender::new(health_service(&plan.default_config)),
             plan,
             slot: ArcSwap::from_pointee(Slot::idle()),
             version: watch::Sender::new(0),
@@ -127,7 +135,13 @@ impl Shared {
             self.throttle
                 .store(config.retry_throttling.map(|t| Arc::new(Throttle::new(t))));
         }
+        let service = health_service(&config);
         self.config.store(config);
+        self.health_service.send_if_modified(|s| {
+            let changed = *s != service;
+            *s = service;
+            changed
+        });
     }
 
     /// The retry throttle, if the service config has one.
@@ -296,6 +310,11 @@ impl Shared {
     }
 }
 
+/// The health-check service name `config` asks for.
+fn health_service(config: &ServiceConfig) -> Option<Arc<str>> {
+    config.health_check_service.as_deref().map(Arc::from)
+}
+
 impl Slot {
     fn idle() -> Slot {
         Slot {
@@ -314,15 +333,31 @@ struct Control<'a> {
     resolve_now: bool,
 }
 
-impl ChannelControl for Control<'_> {
-    fn new_subchannel(&mut self, address: &Address) -> Subchannel {
+impl Control<'_> {
+    fn spawn_subchannel(&mut self, address: &Address, health: Option<ServiceName>) -> Subchannel {
         let subchannel = Subchannel::spawn(
             address.clone(),
             self.shared.plan.subchannels.clone(),
             self.events.clone(),
+            health.map(HealthCheck::new),
         );
         self.subchannels.insert(subchannel.id(), Arc::downgrade(&subchannel.0));
         subchannel
+    }
+}
+
+impl ChannelControl for Control<'_> {
+    fn new_subchannel(&mut self, address: &Address) -> Subchannel {
+        self.spawn_subchannel(address, None)
+    }
+
+    fn new_health_checked_subchannel(&mut self, address: &Address) -> Subchannel {
+        let health = self
+            .shared
+            .plan
+            .health_check
+            .then(|| self.shared.health_service.subscribe());
+        self.spawn_subchannel(address, health)
     }
 
     fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>) {

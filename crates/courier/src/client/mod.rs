@@ -33,6 +33,7 @@ pub(crate) mod call;
 mod cancel;
 mod connectivity;
 pub(crate) mod controller;
+mod health_check;
 #[cfg(feature = "fuzzing")]
 pub(crate) use call::encode_timeout;
 pub mod resolver;
@@ -63,6 +64,7 @@ use crate::status::Status;
 use crate::transport::{ConnectOptions, Http2Settings};
 use balancer::{PickInfo, Policy};
 use controller::{Plan, Shared};
+use health_check::WatchHead;
 use resolver::ResolverBuilder;
 use retry::RetrySettings;
 use service_config::ServiceConfig;
@@ -181,6 +183,7 @@ pub struct ChannelBuilder {
     idle_timeout: Option<Duration>,
     service_config: ServiceConfig,
     retry: RetrySettings,
+    health_check: bool,
     #[cfg(feature = "tls")]
     tls: Option<ClientTlsConfig>,
 }
@@ -212,6 +215,7 @@ impl ChannelBuilder {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             service_config: ServiceConfig::default(),
             retry: RetrySettings::default(),
+            health_check: true,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -411,6 +415,16 @@ impl ChannelBuilder {
         self
     }
 
+    /// Turns client-side health checking off, even when the service config
+    /// asks for it (`healthCheckConfig`, gRFC A17): subchannels are READY as
+    /// soon as they connect, whatever their backends' health services say.
+    /// By default a policy that health-checks (round_robin) does so whenever
+    /// the service config names a service to check.
+    pub fn disable_health_check(mut self) -> Self {
+        self.health_check = false;
+        self
+    }
+
     fn build(mut self) -> Result<Channel, Status> {
         let parsed = resolver::parse_target(&self.target, self.resolver.as_ref())?;
         let authority_text = self
@@ -431,10 +445,16 @@ impl ChannelBuilder {
             subchannels: Arc::new(SubchannelOptions {
                 connect: self.connect,
                 backoff: self.backoff,
+                health: WatchHead {
+                    scheme: scheme.clone(),
+                    authority: authority.clone(),
+                    user_agent: self.config.user_agent.clone(),
+                },
             }),
             idle_timeout: self.idle_timeout,
             default_config: Arc::new(self.service_config),
             retry: self.retry,
+            health_check: self.health_check,
         };
         Ok(Channel {
             inner: Arc::new(Inner {

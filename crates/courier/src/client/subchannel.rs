@@ -7,6 +7,12 @@
 //! back to IDLE, and the policy decides whether to try again. A READY
 //! subchannel whose connection closes, fails or receives GOAWAY goes IDLE.
 //! Each change reaches the policy through the channel's control loop.
+//!
+//! A subchannel that health-checks (see [`super::health_check`]) is READY
+//! only while its backend says it is healthy: once connected it stays
+//! CONNECTING until the backend's first answer, and goes between READY and
+//! TRANSIENT_FAILURE as the backend's health changes, without a new
+//! connection.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::{Backoff, BackoffConfig};
 use super::connectivity::ConnectivityState;
 use super::controller::Event;
+use super::health_check::{HealthCheck, WatchHead};
 use super::resolver::Address;
 use crate::status::Status;
 use crate::transport::ConnectOptions;
@@ -72,7 +79,8 @@ impl SubchannelState {
         self.state
     }
 
-    /// Why the last connection attempt failed, in TRANSIENT_FAILURE.
+    /// In TRANSIENT_FAILURE, why: the last connection attempt failed, or
+    /// the backend's health check says it is unhealthy.
     pub fn error(&self) -> Option<&Status> {
         self.error.as_ref()
     }
@@ -82,17 +90,21 @@ impl SubchannelState {
 pub(crate) struct SubchannelOptions {
     pub(crate) connect: ConnectOptions,
     pub(crate) backoff: BackoffConfig,
+    /// What health-check watches send besides the service name.
+    pub(crate) health: WatchHead,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Subchannel {
-    /// A subchannel to `address`, IDLE, whose changes go to `events`. Its
-    /// task starts at once, on the current Tokio runtime.
+    /// A subchannel to `address`, IDLE, whose changes go to `events`, and
+    /// that checks its backend's health with `health`, if given. Its task
+    /// starts at once, on the current Tokio runtime.
     pub(crate) fn spawn(
         address: Address,
         options: Arc<SubchannelOptions>,
         events: UnboundedSender<Event>,
+        health: Option<HealthCheck>,
     ) -> Subchannel {
         let core = Arc::new(Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -103,7 +115,7 @@ impl Subchannel {
             shutdown: CancellationToken::new(),
             events,
         });
-        tokio::spawn(run(core.clone(), options));
+        tokio::spawn(run(core.clone(), options, health));
         Subchannel(Arc::new(Handle { core }))
     }
 
@@ -173,11 +185,23 @@ impl Core {
             state: SubchannelState { state, error },
         });
     }
+
+    /// Moves to what the health check says of the live connection `conn`:
+    /// READY hands calls the connection, any other state takes it away.
+    /// A repeated READY or CONNECTING is not reported again.
+    fn set_health(&self, conn: &Arc<Connection>, state: ConnectivityState, error: Option<Status>) {
+        let ready = state == ConnectivityState::Ready;
+        self.connection.store(ready.then(|| conn.clone()));
+        if state != ConnectivityState::TransientFailure && state == self.state() {
+            return;
+        }
+        self.set(state, error);
+    }
 }
 
 /// A subchannel's life: wait to be asked, connect, serve, and back off
 /// after failures, until it is shut down.
-async fn run(core: Arc<Core>, options: Arc<SubchannelOptions>) {
+async fn run(core: Arc<Core>, options: Arc<SubchannelOptions>, mut health: Option<HealthCheck>) {
     let shutdown = core.shutdown.clone();
     let mut backoff = Backoff::new(options.backoff.clone());
     let life = async {
@@ -192,9 +216,21 @@ async fn run(core: Arc<Core>, options: Arc<SubchannelOptions>) {
                 Ok(conn) => {
                     backoff.reset();
                     let conn = Arc::new(conn);
-                    core.connection.store(Some(conn.clone()));
-                    core.set(ConnectivityState::Ready, None);
-                    conn.closed().await;
+                    match health.as_mut() {
+                        None => {
+                            core.connection.store(Some(conn.clone()));
+                            core.set(ConnectivityState::Ready, None);
+                            conn.closed().await;
+                        }
+                        // The watch goes with the connection.
+                        Some(health) => {
+                            let mut report = |state, error| core.set_health(&conn, state, error);
+                            tokio::select! {
+                                () = conn.closed() => {}
+                                () = health.run(&conn, &core.address, &options, &mut report) => {}
+                            }
+                        }
+                    }
                     core.connection.store(None);
                     drop(conn);
                     core.set(ConnectivityState::Idle, None);

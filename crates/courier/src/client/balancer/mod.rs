@@ -35,6 +35,24 @@ pub trait ChannelControl {
     /// [`LoadBalancer::subchannel_update`].
     fn new_subchannel(&mut self, address: &Address) -> Subchannel;
 
+    /// A new subchannel to `address`, as [`ChannelControl::new_subchannel`]
+    /// makes, that also checks its backend's health when the channel's
+    /// service config asks for it (`healthCheckConfig`, gRFC A17) and the
+    /// channel does not disable it
+    /// ([`ChannelBuilder::disable_health_check`](crate::client::ChannelBuilder::disable_health_check)).
+    /// Once connected, such a subchannel watches the backend's
+    /// `grpc.health.v1.Health` status for the config's service name, and is
+    /// READY only while the backend says SERVING: otherwise it reports
+    /// TRANSIENT_FAILURE, with a status that says why, while its connection
+    /// stays up. A backend without the health service counts as healthy.
+    ///
+    /// [`RoundRobin`] makes these; [`PickFirst`] does not, as A17
+    /// specifies. By default, the same as
+    /// [`new_subchannel`](ChannelControl::new_subchannel).
+    fn new_health_checked_subchannel(&mut self, address: &Address) -> Subchannel {
+        self.new_subchannel(address)
+    }
+
     /// Replaces the channel's picker, and sets the channel's state.
     fn update_picker(&mut self, state: ConnectivityState, picker: Arc<dyn Picker>);
 

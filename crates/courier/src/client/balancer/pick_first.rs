@@ -25,7 +25,8 @@ pub(crate) const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250)
 /// address has failed, the channel stays in TRANSIENT_FAILURE, retrying
 /// each address as its backoff ends, until one connects: it does not flap
 /// to CONNECTING. When the connection is lost the channel goes IDLE, and the
-/// next call starts over from the first address.
+/// next call starts over from the first address. It does not health-check
+/// its subchannels, whatever the service config says (gRFC A17).
 #[derive(Clone, Debug, Default)]
 pub struct PickFirst {
     shuffle: bool,

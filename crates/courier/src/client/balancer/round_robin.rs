@@ -15,9 +15,11 @@ use crate::status::Status;
 ///
 /// Every address gets a subchannel, which reconnects whenever it goes
 /// IDLE. Calls rotate over the READY subchannels; one in TRANSIENT_FAILURE
-/// is skipped until it reconnects. The channel is READY while any
-/// subchannel is; once all have failed it stays in TRANSIENT_FAILURE until
-/// one connects again.
+/// is skipped until it reconnects. When the channel's service config asks
+/// for health checking (gRFC A17), a subchannel whose backend reports
+/// itself unhealthy is skipped too, until it reports SERVING again. The
+/// channel is READY while any subchannel is; once all have failed it stays
+/// in TRANSIENT_FAILURE until one is READY again.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RoundRobin;
 
@@ -111,7 +113,7 @@ impl LoadBalancer for Balancer {
             let endpoint = match old.iter().position(|e| e.subchannel.address() == address) {
                 Some(i) => old.swap_remove(i),
                 None => {
-                    let subchannel = channel.new_subchannel(address);
+                    let subchannel = channel.new_health_checked_subchannel(address);
                     subchannel.connect();
                     // Asked to connect, it counts as CONNECTING: reported
                     // IDLE, the channel would say it is not trying.
