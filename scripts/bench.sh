@@ -29,6 +29,8 @@
 # Courier server, or balanced by round_robin over four (all pinned to the
 # server core, one worker thread each), and report the load generator's CPU
 # time per call (its own utime + stime over the measured window / calls).
+# The retry-* scenarios measure the client the same way: unary 1 KiB at
+# 4x64 with a retry policy on every method that never triggers, and none.
 #
 # Outputs go to target/bench/: results.jsonl (every run), table.md (the
 # medians and ratios), logs/, and callgrind/ for --callgrind and
@@ -247,6 +249,10 @@ SCENARIOS=(
   # channels of 16), to one address: what one connection per backend costs
   # apart from the picker.
   "lb-single-4x16|lb|1 pick_first --mode unary --connections 4 --streams 16 --payload 0"
+  # Unary 1 KiB at 4x64 with a retry policy on every method that never
+  # triggers, against none: what a configured policy costs the client.
+  "retry-none-4x64|lb|1 pick_first --mode unary --connections 4 --streams 64 --payload 1024"
+  "retry-policy-4x64|lb|1 pick_first --mode unary --connections 4 --streams 64 --payload 1024 --retry-policy"
 )
 
 # A protobuf varint, as printf escapes.
@@ -754,6 +760,20 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
         ( ratio($m["lb-rr4-1x64|courier"].ccpu; $m["lb-single-4x16|courier"].ccpu) as $x
           | select($x != null)
           | "- round_robin over 4 against 4 single-address channels (as many connections): \($x | cell(3)) x" ),
+        ""
+      else empty end ),
+  ( if $m["retry-policy-4x64|courier"] != null and $m["retry-none-4x64|courier"] != null then
+        "Retries (issue 13): unary 1 KiB at 4x64, a retry policy on every method that never triggers, against none:",
+        "",
+        "| scenario | QPS | client CPU µs/call | server CPU µs/call |",
+        "|---|---:|---:|---:|",
+        ( ["retry-none-4x64", "retry-policy-4x64"][] as $s | $m[$s + "|courier"] |
+          "| \($s) | \(.qps | cell(0)) | \(.ccpu | cell(2)) | \(.cpu | cell(2)) |" ),
+        "",
+        ( ratio($m["retry-policy-4x64|courier"].ccpu; $m["retry-none-4x64|courier"].ccpu) as $x
+          | "- a retry policy costs at most 5% more client CPU per call: \($x | cell(3)) x: \(if $x == null then "not measured" elif $x <= 1.05 then "met" else "NOT met" end)" ),
+        ( ratio($m["retry-policy-4x64|courier"].qps; $m["retry-none-4x64|courier"].qps) as $x
+          | "- QPS with the policy against without: \($x | cell(3)) x" ),
         ""
       else empty end ),
   "Targets (issue 4):",
