@@ -532,21 +532,24 @@ if [ "$MODE" = callgrind-lb ]; then
   N2=$((2 * N1))
   CG="$OUT/callgrind"
   mkdir -p "$CG"
-  # NAME|BACKENDS|POLICY
+  # NAME|BACKENDS|POLICY|LOADGEN ARGS
   LB_WORKLOADS=(
-    "single-pick_first|1|pick_first"
-    "rr4-round_robin|4|round_robin"
+    "single-pick_first|1|pick_first|--payload 0"
+    "rr4-round_robin|4|round_robin|--payload 0"
+    # What a retry policy that never triggers costs (issue 13).
+    "single-1k|1|pick_first|--payload 1024"
+    "single-1k-retry-policy|1|pick_first|--payload 1024 --retry-policy"
   )
   : >"$CG/lb-results.tsv"
   for w in "${LB_WORKLOADS[@]}"; do
-    IFS='|' read -r name backends lb <<<"$w"
+    IFS='|' read -r name backends lb extra <<<"$w"
     for n in "$N1" "$N2"; do
       start_backends "$backends"
       out="$CG/client-$name-$n.out"
       rm -f "$out"
       if ! taskset -c "$CLIENT_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
           "$BIN/courier-bench" --server "$BACKEND_TARGET" --lb "$lb" --target benchmark \
-          --mode unary --payload 0 --connections 1 --streams 1 --requests "$n" --threads 1 \
+          --mode unary $extra --connections 1 --streams 1 --requests "$n" --threads 1 \
           >"$CG/client-$name-$n.loadgen.txt" 2>&1; then
         echo "courier-bench failed under callgrind; see $CG/client-$name-$n.loadgen.txt" >&2
         exit 1
@@ -559,7 +562,7 @@ if [ "$MODE" = callgrind-lb ]; then
   done
   {
     echo "Client instructions per call under callgrind (Ir of a run with $N2 calls minus one with $N1,"
-    echo "divided by $((N2 - N1)); one channel, one call at a time, unary, empty payload)."
+    echo "divided by $((N2 - N1)); one channel, one call at a time, unary; the payload as named)."
     echo "\"picking\" is Shared::pick with the picker slot's load, Picker::pick and Subchannel::connection."
     echo
     echo "| channel | client instr/call | picking instr/call | of which Picker::pick | of which Subchannel::connection |"
