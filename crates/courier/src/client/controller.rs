@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::balancer::{ChannelControl, FailPicker, LoadBalancer, Pick, PickInfo, Picker, Policy, QueuePicker};
 use super::connectivity::ConnectivityState;
-use super::service_config::ServiceConfig;
 use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
+use super::service_config::ServiceConfig;
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
 use crate::status::Status;
 use crate::transport::client::Connection;

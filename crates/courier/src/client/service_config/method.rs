@@ -130,5 +130,4 @@ impl MethodConfig {
             _ => None,
         }
     }
-
 }
