@@ -44,10 +44,10 @@ fn parse_value(value: &Value) -> Result<ServiceConfig, Status> {
     if let Some(throttling) = root.get("retryThrottling")? {
         config.retry_throttling = Some(retry_throttling(&throttling)?);
     }
-    if let Some(health) = root.get("healthCheckConfig")? {
-        if let Some(service) = health.get("serviceName")? {
-            config.health_check_service = Some(service.string()?.to_string());
-        }
+    if let Some(health) = root.get("healthCheckConfig")?
+        && let Some(service) = health.get("serviceName")?
+    {
+        config.health_check_service = Some(service.string()?.to_string());
     }
     Ok(config)
 }
