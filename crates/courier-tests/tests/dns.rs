@@ -4,7 +4,8 @@
 //! their authority, `dns://127.0.0.1:PORT/name:port`, so the machine's own
 //! DNS configuration plays no part. The backends are Courier servers on one
 //! port of several loopback addresses (127.0.0.1, 127.0.0.2, ...), since A
-//! records carry no port.
+//! records carry no port. Service configs in DNS (gRFC A2) are TXT records
+//! of `_grpc_config.<name>` from a second dnsmasq configuration file.
 //!
 //! dnsmasq comes from Debian's `dnsmasq-base` (`.ci/run` installs it);
 //! `COURIER_DNSMASQ` names another binary. Without it the tests print a
@@ -83,6 +84,13 @@ impl Dnsmasq {
     /// so and exits, and another is drawn. Nothing assumes that a port is
     /// free: the server that uses it is the one that binds it.
     async fn start(records: &str) -> Option<Dnsmasq> {
+        Dnsmasq::start_with(records, "").await
+    }
+
+    /// [`Dnsmasq::start`], with `conf` (dnsmasq configuration lines, such
+    /// as `txt-record=...`) read as a second configuration file: in a file,
+    /// dnsmasq takes quoted strings with escapes.
+    async fn start_with(records: &str, conf: &str) -> Option<Dnsmasq> {
         let binary = dnsmasq_binary()?;
         let dir = tempfile::tempdir().unwrap();
         // dnsmasq, started as root, rereads its files as an unprivileged
@@ -90,6 +98,8 @@ impl Dnsmasq {
         set_mode(dir.path(), 0o755);
         let hosts = dir.path().join("hosts");
         write_hosts(&hosts, records);
+        let conf_file = dir.path().join("extra.conf");
+        write_hosts(&conf_file, conf);
         for attempt in 0..50 {
             let port = random_port(attempt);
             let mut child = Command::new(&binary)
@@ -112,6 +122,7 @@ impl Dnsmasq {
                     "--edns-packet-max=512",
                 ])
                 .arg(format!("--port={port}"))
+                .arg(format!("--conf-file={}", conf_file.display()))
                 .arg(format!("--addn-hosts={}", hosts.display()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -526,4 +537,144 @@ async fn the_named_server_gives_every_a_and_aaaa_record_over_udp_and_tcp() {
         a_queries(log, "many.courier.test") >= 2
     })
     .await;
+}
+
+/// A dnsmasq configuration line giving `name` a TXT record of
+/// `grpc_config=` and `choices` (gRFC A2), in strings of at most 100
+/// characters, which the resolver must join.
+fn grpc_config_record(name: &str, choices: &str) -> String {
+    // One line: the JSON's line breaks become spaces.
+    let text = format!("grpc_config={}", choices.replace('\n', " "));
+    let strings: Vec<String> = text
+        .as_bytes()
+        .chunks(100)
+        .map(|chunk| {
+            let chunk = std::str::from_utf8(chunk).expect("ASCII");
+            format!("\"{}\"", chunk.replace('\\', "\\\\").replace('"', "\\\""))
+        })
+        .collect();
+    format!("txt-record=_grpc_config.{name},{}\n", strings.join(","))
+}
+
+/// How many TXT queries for `name` dnsmasq has answered.
+fn txt_queries(log: &Log, name: &str) -> usize {
+    let asked = format!("query[TXT] {name} ");
+    log.lines.iter().filter(|l| l.contains(&asked)).count()
+}
+
+/// Choices of which only the second, with a config naming round_robin, is
+/// for a Rust client; long enough to take three TXT strings.
+const ROUND_ROBIN_CHOICES: &str = r#"[
+  {"clientLanguage": ["go", "java"], "serviceConfig": {"loadBalancingConfig": [{"pick_first": {}}]}},
+  {"clientLanguage": ["c++", "Rust"], "percentage": 100,
+   "serviceConfig": {"loadBalancingConfig": [{"round_robin": {}}],
+                     "methodConfig": [{"name": [{"service": "courier.test.Echo"}], "timeout": "30s"}]}}
+]"#;
+
+/// A channel with the default policy, pick_first, that takes service
+/// configs from DNS or not.
+fn pick_first(target: &str, dns_service_config: bool) -> Channel {
+    Channel::builder(target)
+        .resolver(DnsResolver::new().min_resolution_interval(INTERVAL))
+        .dns_service_config(dns_service_config)
+        .wait_for_ready(true)
+        .connect_lazy()
+        .unwrap()
+}
+
+/// Of `n` more calls, how many each backend served.
+async fn spread_of(client: &EchoClient, backends: &[Backend], n: usize) -> Vec<usize> {
+    let before: Vec<usize> = backends.iter().map(Backend::calls).collect();
+    for _ in 0..n {
+        call(client).await;
+    }
+    backends
+        .iter()
+        .zip(before)
+        .map(|(b, before)| b.calls() - before)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_txt_service_config_naming_round_robin_spreads_a_pick_first_channel_over_two_backends() {
+    let ips = [lo(1), lo(2)];
+    let (port, backends) = backends(&ips).await;
+    let conf = grpc_config_record("svc.courier.test", ROUND_ROBIN_CHOICES);
+    let Some(dns) = Dnsmasq::start_with(&records("svc.courier.test", &ips), &conf).await else {
+        return;
+    };
+    let client = EchoClient::new(pick_first(&dns.target(&format!("svc.courier.test:{port}")), true));
+    // Under pick_first every call would go to one backend, and this would
+    // not end.
+    call_until(&client, "both backends have calls", || {
+        backends.iter().all(|b| b.calls() > 0)
+    })
+    .await;
+    let spread = spread_of(&client, &backends, 20).await;
+    assert!(
+        spread.iter().all(|&n| n > 0),
+        "20 calls not spread over both backends: {spread:?}"
+    );
+    dns.wait_log("dnsmasq logs the TXT query", |log| {
+        txt_queries(log, "_grpc_config.svc.courier.test") >= 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_dns_service_config_the_txt_config_is_not_used() {
+    let ips = [lo(1), lo(2)];
+    let (port, backends) = backends(&ips).await;
+    let conf = grpc_config_record("svc.courier.test", ROUND_ROBIN_CHOICES);
+    let Some(dns) = Dnsmasq::start_with(&records("svc.courier.test", &ips), &conf).await else {
+        return;
+    };
+    let client = EchoClient::new(pick_first(&dns.target(&format!("svc.courier.test:{port}")), false));
+    let spread = spread_of(&client, &backends, 20).await;
+    assert_eq!(
+        spread.iter().filter(|&&n| n > 0).count(),
+        1,
+        "pick_first sends every call to one backend: {spread:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_txt_service_config_is_ignored_and_calls_keep_working() {
+    let ips = [lo(1), lo(2)];
+    let (port, backends) = backends(&ips).await;
+    // A valid choice list whose config is invalid (a bad timeout) though
+    // its policy would be valid, and a choice list that is not valid.
+    let conf = [
+        grpc_config_record(
+            "bad-config.courier.test",
+            r#"[{"serviceConfig": {"loadBalancingConfig": [{"round_robin": {}}],
+                 "methodConfig": [{"name": [{}], "timeout": "soon"}]}}]"#,
+        ),
+        grpc_config_record(
+            "bad-choices.courier.test",
+            r#"[{"serviceConfig": {"loadBalancingConfig": [{"round_robin": {}}]}, "clientFlavor": "x"}]"#,
+        ),
+    ]
+    .concat();
+    let records = [
+        records("bad-config.courier.test", &ips),
+        records("bad-choices.courier.test", &ips),
+    ]
+    .concat();
+    let Some(dns) = Dnsmasq::start_with(&records, &conf).await else {
+        return;
+    };
+    for name in ["bad-config.courier.test", "bad-choices.courier.test"] {
+        let client = EchoClient::new(pick_first(&dns.target(&format!("{name}:{port}")), true));
+        // Every call succeeds, under the builder's pick_first: one backend.
+        let spread = spread_of(&client, &backends, 20).await;
+        assert_eq!(
+            spread.iter().filter(|&&n| n > 0).count(),
+            1,
+            "{name}: the bad config's round_robin was used: {spread:?}"
+        );
+        let txt_name = format!("_grpc_config.{name}");
+        dns.wait_log("dnsmasq logs the TXT query", |log| txt_queries(log, &txt_name) >= 1)
+            .await;
+    }
 }

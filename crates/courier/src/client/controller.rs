@@ -18,7 +18,7 @@ use super::connectivity::ConnectivityState;
 use super::health_check::{HealthCheck, ServiceName};
 use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
 use super::retry::{RetryBuffer, RetrySettings, Throttle};
-use super::service_config::ServiceConfig;
+use super::service_config::{ChosenPolicy, ServiceConfig};
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
 use crate::status::Status;
 use crate::transport::client::Connection;
@@ -46,6 +46,11 @@ pub(crate) struct Plan {
     /// Whether subchannels may health-check: false when the builder
     /// disabled it.
     pub(crate) health_check: bool,
+    /// Whether the resolver's service configs are used; if not, the
+    /// builder's always is.
+    pub(crate) resolver_config: bool,
+    /// Whether the DNS resolver looks up service configs in TXT records.
+    pub(crate) dns_service_config: bool,
 }
 
 /// The picker calls use now, and the channel state it came with.
@@ -263,7 +268,10 @@ impl Shared {
     /// Builds the resolver and the policy, and starts the control loop.
     fn start(self: &Arc<Shared>) -> Option<Running> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let sink = ResolverSink { tx: tx.clone() };
+        let sink = ResolverSink {
+            tx: tx.clone(),
+            dns_service_config: self.plan.dns_service_config && self.plan.resolver_config,
+        };
         let resolver = match self.plan.resolver.build(&self.plan.target, sink) {
             Ok(resolver) => resolver,
             Err(status) => {
@@ -271,9 +279,12 @@ impl Shared {
                 return None;
             }
         };
-        let lb = self.plan.policy.0.build();
+        // The policy of the config in force, which may be the last
+        // resolution's from before the channel went IDLE.
+        let chosen = self.service_config().chosen_policy(&self.plan.policy);
+        let lb = chosen.policy.0.build();
         self.publish(ConnectivityState::Connecting, Arc::new(QueuePicker));
-        let task = tokio::spawn(run(self.clone(), tx.clone(), rx, resolver, lb));
+        let task = tokio::spawn(run(self.clone(), tx.clone(), rx, resolver, (chosen, lb)));
         Some(Running {
             events: tx,
             task: task.abort_handle(),
@@ -375,9 +386,11 @@ async fn run(
     events: mpsc::UnboundedSender<Event>,
     mut rx: mpsc::UnboundedReceiver<Event>,
     mut resolver: Box<dyn Resolver>,
-    mut lb: Box<dyn LoadBalancer>,
+    (mut chosen, mut lb): (ChosenPolicy, Box<dyn LoadBalancer>),
 ) {
     let mut subchannels: HashMap<u64, Weak<Handle>> = HashMap::new();
+    // The text of the resolver's config in force, not parsed again.
+    let mut config_text: Option<String> = None;
     let mut idle_check = shared.plan.idle_timeout.and_then(|every| {
         let first = tokio::time::Instant::now().checked_add(every)?;
         Some(tokio::time::interval_at(first, every))
@@ -403,6 +416,21 @@ async fn run(
             subchannels: &mut subchannels,
             resolve_now: false,
         };
+        if let Event::Resolved(Ok(state)) = &event {
+            adopt_config(&shared, state, &mut config_text);
+            let wanted = shared.service_config().chosen_policy(&shared.plan.policy);
+            if !wanted.same_as(&chosen) {
+                tracing::info!(
+                    target = shared.plan.target.as_str(),
+                    from = chosen.policy.name(),
+                    to = wanted.policy.name(),
+                    "load-balancing policy changed by the service config"
+                );
+                // The old policy's subchannels go with it.
+                lb = wanted.policy.0.build();
+                chosen = wanted;
+            }
+        }
         match event {
             Event::Resolved(Ok(state)) if state.addresses().is_empty() => {
                 lb.resolver_error(
@@ -432,6 +460,42 @@ async fn run(
         if subchannels.len() > 64 {
             subchannels.retain(|_, weak| weak.strong_count() > 0);
         }
+    }
+}
+
+/// Puts the service config of a resolution in force (gRFC A21): the
+/// resolver's when it is valid, the one in force when it is not (logged),
+/// the builder's when the resolver gives none. `text` is the resolver's
+/// config in force, so that the same one is not parsed again.
+fn adopt_config(shared: &Shared, state: &ResolverState, text: &mut Option<String>) {
+    if !shared.plan.resolver_config {
+        return;
+    }
+    let target = shared.plan.target.as_str();
+    if let Some(why) = state.service_config_error() {
+        tracing::warn!(
+            target,
+            "the resolver's service config is unusable, keeping the one in force: {why}"
+        );
+        return;
+    }
+    match state.service_config() {
+        None => {
+            *text = None;
+            shared.set_service_config(shared.plan.default_config.clone());
+        }
+        Some(json) if text.as_deref() == Some(json) => {}
+        Some(json) => match ServiceConfig::from_json(json) {
+            Ok(config) => {
+                *text = Some(json.to_string());
+                shared.set_service_config(Arc::new(config));
+            }
+            Err(status) => tracing::warn!(
+                target,
+                "ignoring the resolver's service config, keeping the one in force: {}",
+                status.message()
+            ),
+        },
     }
 }
 

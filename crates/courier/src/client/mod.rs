@@ -184,6 +184,8 @@ pub struct ChannelBuilder {
     service_config: ServiceConfig,
     retry: RetrySettings,
     health_check: bool,
+    resolver_config: bool,
+    dns_service_config: bool,
     #[cfg(feature = "tls")]
     tls: Option<ClientTlsConfig>,
 }
@@ -216,6 +218,8 @@ impl ChannelBuilder {
             service_config: ServiceConfig::default(),
             retry: RetrySettings::default(),
             health_check: true,
+            resolver_config: true,
+            dns_service_config: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -425,7 +429,44 @@ impl ChannelBuilder {
         self
     }
 
+    /// [`ChannelBuilder::service_config`] with a config in its JSON form;
+    /// fails with INVALID_ARGUMENT, naming the field, if it is not valid.
+    ///
+    /// ```
+    /// # fn run() -> Result<(), courier::Status> {
+    /// let channel = courier::Channel::builder("dns:///greeter.example.com:50051")
+    ///     .service_config_json(r#"{"loadBalancingConfig": [{"round_robin": {}}]}"#)?
+    ///     .connect_lazy()?;
+    /// # let _ = channel; Ok(()) }
+    /// ```
+    pub fn service_config_json(self, json: &str) -> Result<Self, Status> {
+        Ok(self.service_config(ServiceConfig::from_json(json)?))
+    }
+
+    /// Ignores the service configs the resolver gives: calls always follow
+    /// the builder's ([`ChannelBuilder::service_config`]), as grpc-go's
+    /// `WithDisableServiceConfig`. It also keeps the DNS resolver from
+    /// looking configs up.
+    pub fn disable_service_config_lookup(mut self) -> Self {
+        self.resolver_config = false;
+        self
+    }
+
+    /// Whether the DNS resolver looks up the target's service config in
+    /// DNS, in the TXT record `_grpc_config.<host>` (gRFC A2). Default
+    /// off, as in grpc-java: a channel trusts its DNS with its config only
+    /// when asked to. It applies to targets the DNS resolver resolves; a
+    /// [`DnsResolver`](resolver::DnsResolver) given to
+    /// [`ChannelBuilder::resolver`] with its own
+    /// [`service_config`](resolver::DnsResolver::service_config) setting
+    /// follows that instead.
+    pub fn dns_service_config(mut self, on: bool) -> Self {
+        self.dns_service_config = on;
+        self
+    }
+
     fn build(mut self) -> Result<Channel, Status> {
+        self.service_config.check()?;
         let parsed = resolver::parse_target(&self.target, self.resolver.as_ref())?;
         let authority_text = self
             .authority
@@ -455,6 +496,8 @@ impl ChannelBuilder {
             default_config: Arc::new(self.service_config),
             retry: self.retry,
             health_check: self.health_check,
+            resolver_config: self.resolver_config,
+            dns_service_config: self.dns_service_config,
         };
         Ok(Channel {
             inner: Arc::new(Inner {

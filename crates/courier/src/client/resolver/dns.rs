@@ -1,6 +1,7 @@
 //! The `dns:` resolver, the default: every A and AAAA record of a host,
 //! from `/etc/hosts` and the name servers of `/etc/resolv.conf`, or from the
-//! one DNS server the target names, through hickory-resolver.
+//! one DNS server the target names, through hickory-resolver; and, when
+//! asked, the service config in the name's TXT record (gRFC A2).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -14,9 +15,10 @@ use hickory_resolver::config::{
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::{Query as DnsQuery, ResponseCode};
-use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{Hosts, TokioResolver};
 
+use super::dns_service_config::{self as txt, Client};
 use super::target::split_host_port;
 use super::{Address, Resolver, ResolverBuilder, ResolverSink, ResolverState, Target};
 use crate::status::Status;
@@ -60,6 +62,20 @@ const INTERVAL_FLOOR: Duration = Duration::from_millis(100);
 /// unless it has addresses from before, and is tried again after the
 /// interval.
 ///
+/// With [`DnsResolver::service_config`] on (or, unset,
+/// [`ChannelBuilder::dns_service_config`](crate::client::ChannelBuilder::dns_service_config)
+/// on for the channel), each resolution also asks for the TXT record
+/// `_grpc_config.<host>` and gives the channel the service config it holds
+/// for this client (gRFC A2): the record's strings are joined; after
+/// `grpc_config=` comes a JSON list of choices, and the first whose
+/// `clientLanguage` (if any) lists `rust`, whose `percentage` (if any) this
+/// client falls in (drawn once per channel resolution), and whose
+/// `clientHostname` (if any) lists this machine's host name, gives its
+/// `serviceConfig`. No record, or no choice for this client: the channel
+/// uses its builder's config. A record that is not a valid list of choices
+/// (or a lookup that fails other than with "no such record") is logged by
+/// the channel, which keeps the config it has.
+///
 /// ```
 /// # fn main() -> Result<(), courier::Status> {
 /// use std::time::Duration;
@@ -74,6 +90,7 @@ const INTERVAL_FLOOR: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug)]
 pub struct DnsResolver {
     min_interval: Duration,
+    service_config: Option<bool>,
 }
 
 impl DnsResolver {
@@ -81,7 +98,26 @@ impl DnsResolver {
     pub fn new() -> DnsResolver {
         DnsResolver {
             min_interval: MIN_RESOLUTION_INTERVAL,
+            service_config: None,
         }
+    }
+
+    /// Whether to look up service configs in TXT records (gRFC A2) for
+    /// every channel this resolver serves, whatever each channel's
+    /// [`ChannelBuilder::dns_service_config`](crate::client::ChannelBuilder::dns_service_config)
+    /// says. Unset, each channel's setting is followed, which is off by
+    /// default.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), courier::Status> {
+    /// use courier::client::resolver::DnsResolver;
+    /// // Every channel of the process takes its config from DNS.
+    /// courier::client::resolver::register(DnsResolver::new().service_config(true));
+    /// # Ok(()) }
+    /// ```
+    pub fn service_config(mut self, on: bool) -> DnsResolver {
+        self.service_config = Some(on);
+        self
     }
 
     /// The least time from the start of one resolution to the start of
@@ -160,9 +196,11 @@ impl ResolverBuilder for DnsResolver {
             return Ok(Box::new(Literal));
         }
         let asks = Arc::new(Asks::default());
+        let txt = self.service_config.unwrap_or(sink.dns_service_config);
         let lookup = Lookup {
             query,
             warned: AtomicBool::new(false),
+            client: txt.then(Client::this_one),
         };
         let lookup = Arc::new(lookup);
         let task = tokio::spawn(resolve_loop(
@@ -243,17 +281,17 @@ impl Drop for Running {
 async fn resolve_loop<L, F>(mut lookup: L, sink: ResolverSink, asks: Arc<Asks>, min_interval: Duration)
 where
     L: FnMut() -> F,
-    F: Future<Output = Result<Vec<Address>, Status>>,
+    F: Future<Output = Result<ResolverState, Status>>,
 {
     loop {
         let started = tokio::time::Instant::now();
         asks.clear();
         let found = match lookup().await {
-            Ok(addresses) => {
-                let found = !addresses.is_empty();
+            Ok(state) => {
+                let found = !state.addresses().is_empty();
                 // No addresses: the channel says so ("name resolver
                 // returned no addresses").
-                sink.update(ResolverState::new(addresses));
+                sink.update(state);
                 found
             }
             Err(status) => {
@@ -273,11 +311,56 @@ struct Lookup {
     query: Query,
     /// The warning that `/etc/resolv.conf` cannot be read was logged.
     warned: AtomicBool,
+    /// Who the service config in TXT records is chosen for, if it is
+    /// looked up.
+    client: Option<Client>,
 }
 
 impl Lookup {
+    /// The host's addresses and, if asked, its service config.
+    async fn run(&self) -> Result<ResolverState, Status> {
+        let Some(client) = &self.client else {
+            return self.addresses().await.map(ResolverState::new);
+        };
+        let (addresses, config) = futures_util::future::join(self.addresses(), self.service_config(client)).await;
+        let state = ResolverState::new(addresses?);
+        Ok(match config {
+            Ok(None) => state,
+            Ok(Some(json)) => state.with_service_config(json),
+            Err(why) => state.with_service_config_error(format!(
+                "the TXT record {} (gRFC A2): {why}",
+                txt::record_name(&self.query.host)
+            )),
+        })
+    }
+
+    /// The service config the host's TXT record holds for `client`.
+    async fn service_config(&self, client: &Client) -> Result<Option<String>, String> {
+        let query = &self.query;
+        let name = Name::from_utf8(txt::record_name(&query.host)).map_err(|e| format!("not a DNS name: {e}"))?;
+        let resolver = match query.servers {
+            Servers::System => self.system_resolver(),
+            Servers::Named(server) => named_resolver(server),
+        }
+        .map_err(|e| e.to_string())?;
+        let found = match resolver.txt_lookup(name).await {
+            Ok(found) => found,
+            Err(NetError::Dns(DnsError::NoRecordsFound(_))) => return Ok(None),
+            Err(e) => return Err(format!("lookup failed: {e}")),
+        };
+        let records: Vec<String> = found
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(text) => Some(text.txt_data.iter().map(|s| String::from_utf8_lossy(s)).collect()),
+                _ => None,
+            })
+            .collect();
+        txt::choose(&records, client)
+    }
+
     /// Every address of the host, in the order found, without repeats.
-    async fn run(&self) -> Result<Vec<Address>, Status> {
+    async fn addresses(&self) -> Result<Vec<Address>, Status> {
         let query = &self.query;
         let fail = |detail: &dyn std::fmt::Display| {
             let asked = match query.servers {
@@ -448,7 +531,7 @@ mod tests {
     /// Runs the loop over a lookup that counts its calls and answers with
     /// `answer`, on a paused clock.
     fn start(
-        answer: fn() -> Result<Vec<Address>, Status>,
+        answer: fn() -> Result<ResolverState, Status>,
         interval: Duration,
     ) -> (mpsc::UnboundedReceiver<Event>, Arc<Asks>, Arc<AtomicUsize>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -460,15 +543,20 @@ mod tests {
                 counted.fetch_add(1, Ordering::SeqCst);
                 std::future::ready(answer())
             },
-            ResolverSink { tx },
+            ResolverSink {
+                tx,
+                dns_service_config: false,
+            },
             asks.clone(),
             interval,
         ));
         (rx, asks, calls)
     }
 
-    fn one_address() -> Result<Vec<Address>, Status> {
-        Ok(vec![Address::socket("127.0.0.1:1".parse().unwrap())])
+    fn one_address() -> Result<ResolverState, Status> {
+        Ok(ResolverState::new(vec![Address::socket(
+            "127.0.0.1:1".parse().unwrap(),
+        )]))
     }
 
     /// Whether another resolution comes within `wait` of the paused clock.
@@ -537,8 +625,9 @@ mod tests {
                 servers: Servers::System,
             },
             warned: AtomicBool::new(false),
+            client: None,
         };
-        let found = lookup.run().await.unwrap();
+        let found = lookup.addresses().await.unwrap();
         assert!(!found.is_empty());
         for address in &found {
             let Some(addr) = address.as_socket() else {

@@ -160,7 +160,16 @@ mod tests {
     fn resolve(text: &str) -> Vec<Address> {
         let parsed = parse_target(text, None).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _resolver = parsed.builder.build(&parsed.target, ResolverSink { tx }).unwrap();
+        let _resolver = parsed
+            .builder
+            .build(
+                &parsed.target,
+                ResolverSink {
+                    tx,
+                    dns_service_config: false,
+                },
+            )
+            .unwrap();
         match rx.try_recv() {
             Ok(crate::client::controller::Event::Resolved(Ok(state))) => state.addresses().to_vec(),
             _ => panic!("{text}: no addresses reported"),

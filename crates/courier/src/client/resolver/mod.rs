@@ -26,6 +26,7 @@
 
 pub(crate) mod address;
 mod dns;
+mod dns_service_config;
 mod fixed;
 mod manual;
 pub(crate) mod target;
@@ -49,6 +50,7 @@ use crate::status::Status;
 pub struct ResolverState {
     addresses: Vec<Address>,
     service_config: Option<String>,
+    service_config_error: Option<String>,
 }
 
 impl ResolverState {
@@ -58,6 +60,7 @@ impl ResolverState {
         ResolverState {
             addresses,
             service_config: None,
+            service_config_error: None,
         }
     }
 
@@ -65,6 +68,14 @@ impl ResolverState {
     /// `doc/service_config.md`).
     pub fn with_service_config(mut self, json: impl Into<String>) -> ResolverState {
         self.service_config = Some(json.into());
+        self
+    }
+
+    /// Says that the resolver found a service config but could not read
+    /// it (`why`): the channel keeps the config it had, as with a config
+    /// that fails to parse (gRFC A21).
+    pub fn with_service_config_error(mut self, why: impl Into<String>) -> ResolverState {
+        self.service_config_error = Some(why.into());
         self
     }
 
@@ -77,6 +88,12 @@ impl ResolverState {
     pub fn service_config(&self) -> Option<&str> {
         self.service_config.as_deref()
     }
+
+    /// Why the resolver could not read the service config it found, if it
+    /// could not.
+    pub fn service_config_error(&self) -> Option<&str> {
+        self.service_config_error.as_deref()
+    }
 }
 
 /// Where a resolver sends what it finds: cheap to clone, and safe to keep
@@ -85,6 +102,9 @@ impl ResolverState {
 #[derive(Clone)]
 pub struct ResolverSink {
     pub(crate) tx: tokio::sync::mpsc::UnboundedSender<crate::client::controller::Event>,
+    /// The channel asks the DNS resolver to look up service configs in TXT
+    /// records ([`ChannelBuilder::dns_service_config`](crate::client::ChannelBuilder::dns_service_config)).
+    pub(crate) dns_service_config: bool,
 }
 
 impl ResolverSink {

@@ -30,7 +30,10 @@
 //! assert!(config.method_config("/other.Service/Call").is_none());
 //! ```
 
+mod field;
 mod json;
+#[cfg(test)]
+mod json_tests;
 mod method;
 mod policy;
 
@@ -52,6 +55,9 @@ pub const MAX_ATTEMPTS: u32 = 5;
 #[derive(Clone, Debug, Default)]
 pub struct ServiceConfig {
     pub(crate) load_balancing: Option<Policy>,
+    /// For a policy from JSON: a text equal for equal choices, so that a
+    /// channel given the same choice again keeps its running policy.
+    pub(crate) load_balancing_key: Option<String>,
     pub(crate) retry_throttling: Option<RetryThrottling>,
     pub(crate) health_check_service: Option<String>,
     methods: Vec<Arc<MethodConfig>>,
@@ -61,6 +67,8 @@ pub struct ServiceConfig {
     by_service: HashMap<String, usize>,
     /// The `{}` entry.
     default: Option<usize>,
+    /// A name that two entries give, which makes the config invalid.
+    duplicate: Option<MethodName>,
 }
 
 impl ServiceConfig {
@@ -82,16 +90,16 @@ impl ServiceConfig {
         let config = Arc::new(config);
         let index = self.methods.len();
         for name in config.names() {
-            match (name.service_name(), name.method_name()) {
-                (None, _) => {
-                    self.default.get_or_insert(index);
-                }
-                (Some(service), None) => {
-                    self.by_service.entry(service.to_string()).or_insert(index);
-                }
+            // The first entry to give a name keeps it.
+            let taken = match (name.service_name(), name.method_name()) {
+                (None, _) => self.default.replace(self.default.unwrap_or(index)).is_some(),
+                (Some(service), None) => !insert_new(&mut self.by_service, service.to_string(), index),
                 (Some(service), Some(method)) => {
-                    self.by_method.entry(format!("/{service}/{method}")).or_insert(index);
+                    !insert_new(&mut self.by_method, format!("/{service}/{method}"), index)
                 }
+            };
+            if taken {
+                self.duplicate.get_or_insert_with(|| name.clone());
             }
         }
         self.methods.push(config);
@@ -102,6 +110,7 @@ impl ServiceConfig {
     /// builder set (`loadBalancingConfig`).
     pub fn load_balancing(mut self, policy: impl Into<Policy>) -> ServiceConfig {
         self.load_balancing = Some(policy.into());
+        self.load_balancing_key = None;
         self
     }
 
@@ -137,8 +146,70 @@ impl ServiceConfig {
         index.or(self.default).map(|i| &self.methods[i])
     }
 
-    /// The method configs, in order.
-    pub(crate) fn methods(&self) -> &[Arc<MethodConfig>] {
-        &self.methods
+    /// Fails with INVALID_ARGUMENT if two method configs give one name.
+    pub(crate) fn check(&self) -> Result<(), Status> {
+        match &self.duplicate {
+            None => Ok(()),
+            Some(name) => Err(Status::invalid_argument(format!(
+                "service config: two method configs name {}; each name may be given once",
+                describe(name)
+            ))),
+        }
+    }
+
+    /// The policy a channel runs under this config: its own, else
+    /// `fallback` (the builder's).
+    pub(crate) fn chosen_policy(&self, fallback: &Policy) -> ChosenPolicy {
+        match &self.load_balancing {
+            Some(policy) => ChosenPolicy {
+                policy: policy.clone(),
+                key: self.load_balancing_key.clone(),
+            },
+            None => ChosenPolicy {
+                policy: fallback.clone(),
+                key: None,
+            },
+        }
+    }
+}
+
+/// Inserts `key` unless it is there; false if it was.
+fn insert_new(map: &mut HashMap<String, usize>, key: String, index: usize) -> bool {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(_) => false,
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(index);
+            true
+        }
+    }
+}
+
+/// A name as an error tells it.
+fn describe(name: &MethodName) -> String {
+    match (name.service_name(), name.method_name()) {
+        (None, _) => "every method ({})".to_string(),
+        (Some(service), None) => format!("the service {service:?}"),
+        (Some(service), Some(method)) => format!("the method {service:?} {method:?}"),
+    }
+}
+
+/// The load-balancing policy a channel runs, and whether another choice is
+/// the same one: equal JSON for policies from JSON, the same value
+/// otherwise.
+#[derive(Clone, Debug)]
+pub(crate) struct ChosenPolicy {
+    pub(crate) policy: Policy,
+    key: Option<String>,
+}
+
+impl ChosenPolicy {
+    /// Whether `other` asks for this same policy, so that the running one
+    /// may stay.
+    pub(crate) fn same_as(&self, other: &ChosenPolicy) -> bool {
+        match (&self.key, &other.key) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => Arc::ptr_eq(&self.policy.0, &other.policy.0),
+            _ => false,
+        }
     }
 }
