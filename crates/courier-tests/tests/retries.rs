@@ -436,3 +436,43 @@ async fn hedging_takes_the_fast_backends_answer_and_cancels_the_slow_attempt() {
     gate.wait_running_at_most(0).await;
     assert_eq!(gate.running(), 0);
 }
+
+fn hedging_an_hour_apart() -> ServiceConfig {
+    echo_config(MethodConfig::new([MethodName::all()]).hedging(HedgingPolicy::new(
+        3,
+        Duration::from_secs(3600),
+        [Code::Unavailable],
+    )))
+}
+
+#[tokio::test]
+async fn a_non_fatal_failure_sends_the_next_hedged_copy_at_once() {
+    let (server, seen) = flaky_server().await;
+    let client = client(&server, hedging_an_hour_apart()).await;
+    // The copies are an hour apart: only the first copy's UNAVAILABLE can
+    // send the second within the deadline.
+    let mut request = Request::new(failing("hedge-next", 1));
+    request.set_timeout(WAIT_LIMIT);
+    let response = client.unary(request).await.expect("the second copy answers");
+    assert_eq!(response.get_ref().index, 1, "the second copy had one before it");
+    assert_eq!(seen.of("hedge-next"), [0, 1]);
+}
+
+#[tokio::test]
+async fn hedging_stops_at_a_fatal_code_or_a_pushback_that_says_stop() {
+    let (server, seen) = flaky_server().await;
+    let client = client(&server, hedging_an_hour_apart()).await;
+    let fatal = EchoRequest {
+        fail_code: Code::Internal as i32,
+        ..failing("hedge-fatal", 1)
+    };
+    let err = client.unary(fatal).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err}");
+    assert_eq!(seen.of("hedge-fatal"), [0]);
+
+    let mut stopped = Request::new(failing("hedge-stop", 1));
+    stopped.metadata_mut().insert("x-pushback-ms", "-1").unwrap();
+    let err = client.unary(stopped).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert_eq!(seen.of("hedge-stop"), [0], "no copy after pushback stop");
+}

@@ -109,7 +109,10 @@ impl MethodConfig {
         self
     }
 
-    /// Hedges calls with `policy` (replacing a retry policy).
+    /// Hedges calls with `policy` (replacing a retry policy). Calls whose
+    /// request is one message (unary and server-streaming) are hedged; a
+    /// call with a streamed request is sent once, as grpc-go sends every
+    /// hedged call.
     pub fn hedging(mut self, policy: HedgingPolicy) -> MethodConfig {
         self.attempts = Some(AttemptPolicy::Hedging(policy));
         self
