@@ -47,7 +47,7 @@ pub struct Streaming<T> {
 /// Where a client call's response headers come from.
 pub(crate) enum PendingHead {
     /// The call's one HTTP/2 stream.
-    Stream(h2::client::ResponseFuture),
+    Stream(crate::transport::stream::ResponseFuture),
     /// The task making a retried call's attempts: the head of the attempt
     /// it committed to, or the call's failure.
     Retried(tokio::sync::oneshot::Receiver<Result<crate::client::ResponseHead, Status>>),
@@ -250,7 +250,7 @@ impl<T: 'static> Streaming<T> {
         };
         let polled = match fut {
             PendingHead::Stream(fut) => Pin::new(fut).poll(cx).map(|r| match r {
-                Err(e) => Err(Status::from_h2(&e)),
+                Err(e) => Err(e.to_status()),
                 Ok(r) => crate::client::check_response(r),
             }),
             PendingHead::Retried(rx) => Pin::new(rx)

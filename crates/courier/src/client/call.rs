@@ -2,7 +2,7 @@
 //! interceptors, compression and cancellation.
 
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -29,8 +29,9 @@ use crate::request::Request;
 use crate::response::Response;
 use crate::status::{Code, RetryPushback, Status};
 use crate::streaming::{AbortOnDrop, PendingHead, SendSide, Streaming};
-use crate::transport::body::{self, RecvBody};
+use crate::transport::body::RecvBody;
 use crate::transport::client::{Connection, StreamPermit};
+use crate::transport::stream::{Reason, ResponseFuture, SendStream};
 
 /// The message of the CANCELLED a client's own cancellation ends a call with.
 pub(crate) const CANCELLED_BY_CLIENT: &str = "the call was cancelled by the client";
@@ -52,7 +53,7 @@ pub(crate) enum ResponseHead {
 
 /// Checks response headers per PROTOCOL-HTTP2.md, mapping non-gRPC answers
 /// to a status.
-pub(crate) fn check_response(response: http::Response<h2::RecvStream>) -> Result<ResponseHead, Status> {
+pub(crate) fn check_response(response: http::Response<RecvBody>) -> Result<ResponseHead, Status> {
     let (parts, body) = response.into_parts();
     if parts.status != http::StatusCode::OK {
         let code = Code::from_http_status(parts.status.as_u16());
@@ -91,7 +92,7 @@ pub(crate) fn check_response(response: http::Response<h2::RecvStream>) -> Result
     };
     Ok(ResponseHead::Body {
         metadata: Metadata::from_headers(parts.headers),
-        body: RecvBody::new(body, true),
+        body,
         encoding,
     })
 }
@@ -204,8 +205,8 @@ struct Committed {
 
 /// A call's HTTP/2 stream, once opened.
 struct Opened {
-    response: h2::client::ResponseFuture,
-    send: h2::SendStream<Bytes>,
+    response: ResponseFuture,
+    send: SendStream,
     conn: Arc<Connection>,
     permit: StreamPermit,
 }
@@ -217,13 +218,6 @@ struct Opened {
 /// safe for any call; the limit stops a server that refuses everything
 /// from keeping a call busy.
 const TRANSPARENT_RETRIES: u32 = 4;
-
-/// Whether an error on a stream, before any response, says the server never
-/// processed it: it reset the stream with REFUSED_STREAM, or its GOAWAY
-/// named a last stream below this one.
-fn unprocessed(e: &h2::Error) -> bool {
-    e.is_remote() && (e.is_go_away() || (e.is_reset() && e.reason() == Some(h2::Reason::REFUSED_STREAM)))
-}
 
 /// What a call holds while its response stream lives: its place among the
 /// connection's streams, and its count as a call in progress.
@@ -377,9 +371,9 @@ impl Channel {
             };
             let conn = self.inner.shared.pick(&info, prepared.wait_for_ready).await?;
             let permit = conn.stream_permit().await;
-            let mut send = conn.send.clone();
-            let sent = match poll_fn(|cx| send.poll_ready(cx)).await {
-                Ok(()) => send.send_request(self.http_request(prepared, previous), false),
+            let mut opener = conn.opener();
+            let sent = match opener.ready().await {
+                Ok(()) => opener.open(self.http_request(prepared, previous)),
                 Err(e) => Err(e),
             };
             match sent {
@@ -395,7 +389,7 @@ impl Channel {
                     conn.retire();
                     unsent += 1;
                     if unsent > TRANSPARENT_RETRIES {
-                        return Err(Status::from_h2(&e));
+                        return Err(e.to_status());
                     }
                 }
             }
@@ -410,23 +404,23 @@ impl Channel {
         prepared: &Prepared,
         body: Bytes,
         previous: u32,
-    ) -> Result<(http::Response<h2::RecvStream>, StreamPermit), Status> {
+    ) -> Result<(http::Response<RecvBody>, StreamPermit), Status> {
         let mut refused = 0;
         loop {
             let mut opened = self.open(prepared, previous).await?;
             // An error here shows up in the response.
-            let _ = opened.send.send_data(body.clone(), true);
+            let _ = opened.send.queue_data(body.clone(), true);
             drop(opened.send);
             match opened.response.await {
                 Ok(response) => return Ok((response, opened.permit)),
-                Err(e) if unprocessed(&e) && refused < TRANSPARENT_RETRIES => {
+                Err(e) if e.is_unprocessed() && refused < TRANSPARENT_RETRIES => {
                     refused += 1;
                     if e.is_go_away() {
                         opened.conn.retire();
                     }
-                    tracing::debug!("call refused unprocessed ({e}); sending it again");
+                    tracing::debug!("call refused unprocessed ({}); sending it again", e.to_status());
                 }
-                Err(e) => return Err(Status::from_h2(&e)),
+                Err(e) => return Err(e.to_status()),
             }
         }
     }
@@ -572,7 +566,7 @@ impl Channel {
             } = self.open(&prepared, 0).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
             let receiving = std::pin::pin!(async {
-                let response = response.await.map_err(|e| Status::from_h2(&e))?;
+                let response = response.await.map_err(|e| e.to_status())?;
                 read_unary(
                     check_response(response)?,
                     &mut self.reader(&prepared),
@@ -666,8 +660,8 @@ impl Channel {
                     }
                 };
                 match head {
-                    Err(e) if unprocessed(&e) => Err(Attempt::Refused(Status::from_h2(&e))),
-                    Err(e) => Err(Attempt::Failed(Status::from_h2(&e))),
+                    Err(e) if e.is_unprocessed() => Err(Attempt::Refused(e.to_status())),
+                    Err(e) => Err(Attempt::Failed(e.to_status())),
                     Ok(response) => match check_response(response) {
                         Ok(ResponseHead::TrailersOnly(status)) if status.code() != Code::Ok => {
                             Err(Attempt::Failed(status))
@@ -889,7 +883,7 @@ enum Attempt {
 /// The attempt a call with a streamed request committed to.
 struct StreamCommitted {
     head: ResponseHead,
-    send: h2::SendStream<Bytes>,
+    send: SendStream,
     permit: StreamPermit,
     retrier: Retrier,
 }
@@ -1029,14 +1023,14 @@ where
     /// Sends the current attempt's request: its queue, then the rest of
     /// the stream, batching messages that are ready together. Stops
     /// quietly if the server ends the stream.
-    async fn send(&mut self, send: &mut h2::SendStream<Bytes>) -> Result<(), Status> {
+    async fn send(&mut self, send: &mut SendStream) -> Result<(), Status> {
         loop {
             if self.done {
                 return Ok(());
             }
             if let Some(chunk) = self.queue.front() {
                 let end = self.ended && self.queue.len() == 1;
-                if body::send_data(send, chunk.clone(), end).await.is_err() {
+                if send.send_data(chunk.clone(), end).await.is_err() {
                     return Ok(());
                 }
                 self.queue.pop_front();
@@ -1044,13 +1038,13 @@ where
                 continue;
             }
             if self.ended {
-                let _ = send.send_data(Bytes::new(), true);
+                let _ = send.queue_data(Bytes::new(), true);
                 self.done = true;
                 continue;
             }
             let first = tokio::select! {
                 biased;
-                _ = poll_fn(|cx| send.poll_reset(cx)) => return Ok(()),
+                _ = send.reset_received() => return Ok(()),
                 item = self.stream.next() => item,
             };
             let Some(message) = first else {
@@ -1058,9 +1052,7 @@ where
                 continue;
             };
             let mut write = |writer: &mut FrameWriter<E>, message| {
-                writer
-                    .write(message, true)
-                    .inspect_err(|_| send.send_reset(h2::Reason::CANCEL))
+                writer.write(message, true).inspect_err(|_| send.reset(Reason::Cancel))
             };
             write(&mut self.writer, message)?;
             while self.writer.pending() < BATCH_LIMIT {
@@ -1194,7 +1186,7 @@ async fn read_unary<D: Decoder>(
 
 /// Sends every message of `stream`, batching those that are ready together,
 /// then ends the request. Stops quietly if the server ends the call.
-async fn send_all<E, S>(mut send: h2::SendStream<Bytes>, stream: S, mut writer: FrameWriter<E>) -> Result<(), Status>
+async fn send_all<E, S>(mut send: SendStream, stream: S, mut writer: FrameWriter<E>) -> Result<(), Status>
 where
     E: Encoder,
     S: Stream<Item = E::Item> + Send,
@@ -1203,15 +1195,15 @@ where
     loop {
         let first = tokio::select! {
             biased;
-            _ = poll_fn(|cx| send.poll_reset(cx)) => return Ok(()),
+            _ = send.reset_received() => return Ok(()),
             item = stream.next() => item,
         };
         let Some(message) = first else {
-            let _ = send.send_data(Bytes::new(), true);
+            let _ = send.queue_data(Bytes::new(), true);
             return Ok(());
         };
-        let fail = |send: &mut h2::SendStream<Bytes>, status: Status| {
-            send.send_reset(h2::Reason::CANCEL);
+        let fail = |send: &mut SendStream, status: Status| {
+            send.reset(Reason::Cancel);
             Err(status)
         };
         if let Err(status) = writer.write(message, true) {
@@ -1232,7 +1224,7 @@ where
                 None => break,
             }
         }
-        if body::send_data(&mut send, writer.take(), ended).await.is_err() {
+        if send.send_data(writer.take(), ended).await.is_err() {
             return Ok(());
         }
         if ended {

@@ -12,7 +12,6 @@
 //! stays up. The watch is not a call: it does not keep the channel out of
 //! IDLE, and interceptors do not see it.
 
-use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -252,13 +251,11 @@ async fn open(conn: &Connection, service: &str, head: &WatchHead) -> Result<Stre
     headers.insert(&names::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     headers.insert(&names::TE, HeaderValue::from_static("trailers"));
     headers.insert(&names::USER_AGENT, head.user_agent.clone());
-    let mut send = conn.send.clone();
-    poll_fn(|cx| send.poll_ready(cx))
-        .await
-        .map_err(|e| Status::from_h2(&e))?;
-    let (response, mut body) = send.send_request(request, false).map_err(|e| Status::from_h2(&e))?;
+    let mut opener = conn.opener();
+    opener.ready().await.map_err(|e| e.to_status())?;
+    let (response, mut body) = opener.open(request).map_err(|e| e.to_status())?;
     // An error here shows up in the response.
-    let _ = body.send_data(writer.take(), true);
+    let _ = body.queue_data(writer.take(), true);
     Ok(Streaming::pending_head(
         crate::streaming::PendingHead::Stream(response),
         FrameReader::new(MAX_RESPONSE, None),

@@ -24,8 +24,9 @@ use crate::request::Request;
 use crate::response::Response;
 use crate::status::Status;
 use crate::streaming::Streaming;
-use crate::transport::body::{self, RecvBody};
+use crate::transport::body::RecvBody;
 use crate::transport::budget::RecvBudget;
+use crate::transport::stream::{Reason, RecvStream, Respond, SendStream};
 
 /// Responses are flushed once this much is batched, even if more messages
 /// are ready.
@@ -35,7 +36,7 @@ const BATCH_LIMIT: usize = 64 * 1024;
 /// calls one of its methods to run the handler for the call's kind.
 pub struct ServerCall {
     head: CallHead,
-    body: h2::RecvStream,
+    body: RecvStream,
     /// The connection's receive budget, which the request body is charged to.
     budget: Arc<RecvBudget>,
     respond: Responder,
@@ -55,8 +56,8 @@ impl std::fmt::Debug for ServerCall {
 /// Checks a new stream's request head. Answers bad requests itself and
 /// returns `None` for them.
 pub(crate) fn accept(
-    req: http::Request<h2::RecvStream>,
-    respond: h2::server::SendResponse<Bytes>,
+    req: http::Request<RecvStream>,
+    respond: Respond,
     conn: super::ConnInfo,
     config: Arc<ServerConfig>,
 ) -> Option<ServerCall> {
@@ -196,8 +197,8 @@ pub(crate) fn parse_timeout(raw: &[u8]) -> Result<Duration, ()> {
 
 /// The response side of a stream: before headers, or sending.
 struct Responder {
-    pending: Option<h2::server::SendResponse<Bytes>>,
-    stream: Option<h2::SendStream<Bytes>>,
+    pending: Option<Respond>,
+    stream: Option<SendStream>,
     content_type: HeaderValue,
     /// The client's `grpc-accept-encoding`.
     accept_encoding: Option<HeaderValue>,
@@ -215,15 +216,15 @@ impl Drop for Responder {
             return;
         }
         if let Some(stream) = self.stream.as_mut() {
-            stream.send_reset(h2::Reason::INTERNAL_ERROR);
+            stream.reset(Reason::InternalError);
         } else if let Some(pending) = self.pending.as_mut() {
-            pending.send_reset(h2::Reason::INTERNAL_ERROR);
+            pending.reset(Reason::InternalError);
         }
     }
 }
 
 impl Responder {
-    fn new(respond: h2::server::SendResponse<Bytes>) -> Responder {
+    fn new(respond: Respond) -> Responder {
         Responder {
             pending: Some(respond),
             stream: None,
@@ -235,12 +236,11 @@ impl Responder {
 
     /// Resolves when the client resets the stream (or the connection dies).
     fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let polled = match (&mut self.stream, &mut self.pending) {
+        match (&mut self.stream, &mut self.pending) {
             (Some(s), _) => s.poll_reset(cx),
             (None, Some(p)) => p.poll_reset(cx),
-            (None, None) => return Poll::Ready(()),
-        };
-        polled.map(|_| ())
+            (None, None) => Poll::Ready(()),
+        }
     }
 
     fn reply_http(&mut self, status: http::StatusCode, message: &str) {
@@ -303,8 +303,8 @@ impl Responder {
         *resp.headers_mut() = headers;
         match respond.send_response(resp, false) {
             Ok(s) => {
-                self.stream = Some(s);
-                true
+                self.stream = s;
+                self.stream.is_some()
             }
             Err(_) => false,
         }
@@ -678,7 +678,7 @@ fn respond_single<E: Encoder>(
         return;
     }
     if let Some(stream) = respond.stream.as_mut()
-        && stream.send_data(writer.take(), false).is_err()
+        && stream.queue_data(writer.take(), false).is_err()
     {
         return;
     }
@@ -753,7 +753,7 @@ async fn respond_stream<E, S>(
         let Some(send) = respond.stream.as_mut() else { return };
         let data = writer.take();
         let sent = tokio::select! {
-            r = body::send_data(send, data, false) => r,
+            r = send.send_data(data, false) => r,
             _ = poll_fn(|cx| expiry.poll(cx)) => break Status::deadline_exceeded("deadline exceeded while sending responses"),
         };
         if sent.is_err() {

@@ -322,38 +322,6 @@ impl Status {
             out.insert(&names::GRPC_RETRY_PUSHBACK_MS, pushback.header_value());
         }
     }
-
-    /// A status for an I/O or HTTP/2 error, per PROTOCOL-HTTP2.md.
-    pub(crate) fn from_h2(err: &h2::Error) -> Status {
-        if let Some(reason) = err.reason() {
-            let code = match reason {
-                h2::Reason::REFUSED_STREAM => Code::Unavailable,
-                h2::Reason::CANCEL => Code::Cancelled,
-                h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
-                h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
-                _ if err.is_go_away() => Code::Unavailable,
-                _ => Code::Internal,
-            };
-            let what = if err.is_go_away() {
-                "connection closed by GOAWAY"
-            } else {
-                "stream reset"
-            };
-            if reason == h2::Reason::REFUSED_STREAM && !err.is_go_away() {
-                return Status::new(
-                    code,
-                    "the server refused the stream (REFUSED_STREAM) before processing the call: it is at its \
-                     limit of concurrent streams or of buffered request bytes for this connection; the call \
-                     can safely be retried",
-                );
-            }
-            return Status::new(code, format!("{what}: {reason:?}"));
-        }
-        if err.is_io() {
-            return Status::unavailable(format!("connection error: {err}"));
-        }
-        Status::unavailable(format!("transport error: {err}"))
-    }
 }
 
 /// Percent-encodes a status message for `grpc-message`.

@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::budget::RecvBudget;
+use super::stream::{RecvStream, StreamError};
 use crate::codec::FrameReader;
 use crate::status::Status;
 
@@ -56,9 +57,9 @@ impl Drop for RecvBody {
 }
 
 impl RecvBody {
-    pub(crate) fn new(stream: h2::RecvStream, client: bool) -> RecvBody {
+    pub(crate) fn new(stream: RecvStream, client: bool) -> RecvBody {
         RecvBody {
-            stream,
+            stream: stream.0,
             client,
             budget: None,
             charged: 0,
@@ -68,10 +69,16 @@ impl RecvBody {
     }
 
     /// A stream on a connection with a receive budget.
-    pub(crate) fn with_budget(stream: h2::RecvStream, client: bool, budget: Arc<RecvBudget>) -> RecvBody {
+    pub(crate) fn with_budget(stream: RecvStream, client: bool, budget: Arc<RecvBudget>) -> RecvBody {
         let mut body = RecvBody::new(stream, client);
         body.budget = Some(budget);
         body
+    }
+
+    /// Whether the peer has ended the stream already (as with a
+    /// Trailers-Only response).
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.stream.is_end_stream()
     }
 
     fn id(&self) -> u32 {
@@ -87,7 +94,7 @@ impl RecvBody {
                 let _ = self.stream.flow_control().release_capacity(chunk.len());
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Status::from_h2(&e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(StreamError::from(e).to_status()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -115,7 +122,7 @@ impl RecvBody {
                 }
                 Poll::Ready(Some(Ok(())))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Status::from_h2(&e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(StreamError::from(e).to_status()))),
             Poll::Ready(None) => Poll::Ready(reader.finish().err().map(Err)),
             Poll::Pending => {
                 // Waiting for the peer with part of a message, and not
@@ -210,7 +217,7 @@ impl RecvBody {
     pub(crate) fn poll_trailers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Status>, Status>> {
         match self.stream.poll_trailers(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Err(Status::from_h2(&e))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(StreamError::from(e).to_status())),
             Poll::Ready(Ok(_)) if !self.client => Poll::Ready(Ok(None)),
             Poll::Ready(Ok(Some(trailers))) => Poll::Ready(
                 Status::from_trailers(&trailers)
@@ -226,20 +233,4 @@ impl RecvBody {
     pub(crate) async fn trailers(&mut self) -> Result<Option<Status>, Status> {
         poll_fn(|cx| self.poll_trailers(cx)).await
     }
-}
-
-/// Sends `data` once the stream has send capacity, so that a fast producer
-/// waits for a slow peer instead of buffering without bound.
-pub(crate) async fn send_data(stream: &mut h2::SendStream<Bytes>, data: Bytes, end: bool) -> Result<(), h2::Error> {
-    if !data.is_empty() {
-        stream.reserve_capacity(data.len());
-        while stream.capacity() == 0 {
-            match poll_fn(|cx| stream.poll_capacity(cx)).await {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e),
-                None => break,
-            }
-        }
-    }
-    stream.send_data(data, end)
 }

@@ -13,13 +13,14 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnectOptions;
+use super::stream::Opener;
 use crate::client::resolver::Address;
 use crate::client::resolver::address::Repr;
 use crate::status::Status;
 
 /// A ready HTTP/2 connection.
 pub(crate) struct Connection {
-    pub(crate) send: h2::client::SendRequest<Bytes>,
+    send: h2::client::SendRequest<Bytes>,
     liveness: Arc<Liveness>,
     /// The channel's own limit on streams open at once, when it sets one.
     streams: Option<Arc<tokio::sync::Semaphore>>,
@@ -45,6 +46,11 @@ impl Liveness {
 pub(crate) type StreamPermit = Option<tokio::sync::OwnedSemaphorePermit>;
 
 impl Connection {
+    /// A handle that opens streams on this connection.
+    pub(crate) fn opener(&self) -> Opener {
+        Opener::new(self.send.clone())
+    }
+
     /// False once the connection has closed or failed, or received GOAWAY.
     pub(crate) fn is_alive(&self) -> bool {
         !self.liveness.dead.load(Ordering::Acquire)

@@ -8,6 +8,7 @@ pub(crate) mod client;
 pub(crate) mod inline;
 pub(crate) mod io;
 pub(crate) mod server;
+pub(crate) mod stream;
 
 use std::time::Duration;
 

@@ -12,9 +12,10 @@ use tokio::sync::watch;
 use super::Http2Settings;
 use super::budget::RecvBudget;
 use super::inline::{Batch, InlinePolicy};
+use super::stream::{Reason, RecvStream, Respond};
 
 /// One accepted stream: the request head and body, and the responder.
-pub(crate) type Accepted = (http::Request<h2::RecvStream>, h2::server::SendResponse<Bytes>);
+pub(crate) type Accepted = (http::Request<RecvStream>, Respond);
 
 /// At most this many streams are accepted before their calls are started,
 /// so one busy connection cannot hold its task for long.
@@ -108,7 +109,7 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                             "refusing a stream: the connection holds {} bytes of unfinished messages, all its budget",
                             budget.used()
                         );
-                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                        respond.reset(Reason::RefusedStream);
                         continue;
                     }
                     let how = policy.choose(request.uri().path());
@@ -153,7 +154,9 @@ where
 {
     while batch.len() < MAX_BATCH {
         match conn.poll_accept(cx) {
-            Poll::Ready(Some(Ok(stream))) => batch.push(stream),
+            Poll::Ready(Some(Ok((request, respond)))) => {
+                batch.push((request.map(RecvStream), Respond::new(respond)));
+            }
             Poll::Ready(Some(Err(e))) => {
                 tracing::debug!("HTTP/2 connection ended: {e}");
                 return Poll::Ready(false);
