@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::client::CancelHandle;
-use crate::client::call::{CANCELLED_BY_CLIENT, CallHold};
+use crate::client::call::{CANCELLED_BY_CLIENT, CallHold, PendingHead};
 use crate::codec::{Decoder, FrameReader};
 use crate::metadata::Metadata;
 use crate::status::{Code, Status};
@@ -42,15 +42,6 @@ pub struct Streaming<T> {
     /// Client: the call's place among its connection's streams, and its
     /// count among the channel's calls, given up with the stream.
     hold: Option<CallHold>,
-}
-
-/// Where a client call's response headers come from.
-pub(crate) enum PendingHead {
-    /// The call's one HTTP/2 stream.
-    Stream(crate::transport::stream::ResponseFuture),
-    /// The task making a retried call's attempts: the head of the attempt
-    /// it committed to, or the call's failure.
-    Retried(tokio::sync::oneshot::Receiver<Result<crate::client::ResponseHead, Status>>),
 }
 
 enum State {
@@ -248,16 +239,7 @@ impl<T: 'static> Streaming<T> {
         let State::Head(fut) = &mut self.state else {
             return Poll::Ready(Ok(()));
         };
-        let polled = match fut {
-            PendingHead::Stream(fut) => Pin::new(fut).poll(cx).map(|r| match r {
-                Err(e) => Err(e.to_status()),
-                Ok(r) => crate::client::check_response(r),
-            }),
-            PendingHead::Retried(rx) => Pin::new(rx)
-                .poll(cx)
-                .map(|r| r.unwrap_or_else(|_| Err(Status::cancelled("the call's attempts ended without an answer")))),
-        };
-        let response = match polled {
+        let response = match Pin::new(fut).poll(cx) {
             Poll::Pending => {
                 if self.expired(cx) {
                     self.end();

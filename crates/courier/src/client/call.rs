@@ -28,7 +28,7 @@ use crate::metadata::{Metadata, names};
 use crate::request::Request;
 use crate::response::Response;
 use crate::status::{Code, RetryPushback, Status};
-use crate::streaming::{AbortOnDrop, PendingHead, SendSide, Streaming};
+use crate::streaming::{AbortOnDrop, SendSide, Streaming};
 use crate::transport::body::RecvBody;
 use crate::transport::client::{Connection, StreamPermit};
 use crate::transport::stream::{Reason, ResponseFuture, SendStream};
@@ -49,6 +49,32 @@ pub(crate) enum ResponseHead {
         body: RecvBody,
         encoding: Option<Encoding>,
     },
+}
+
+/// Where a client call's response headers come from, checked: a
+/// [`Streaming`] waits on it before reading.
+pub(crate) enum PendingHead {
+    /// The call's one HTTP/2 stream.
+    Stream(ResponseFuture),
+    /// The task making a retried call's attempts: the head of the attempt
+    /// it committed to, or the call's failure.
+    Retried(tokio::sync::oneshot::Receiver<Result<ResponseHead, Status>>),
+}
+
+impl Future for PendingHead {
+    type Output = Result<ResponseHead, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            PendingHead::Stream(fut) => Pin::new(fut).poll(cx).map(|r| match r {
+                Err(e) => Err(e.to_status()),
+                Ok(response) => check_response(response),
+            }),
+            PendingHead::Retried(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(Status::cancelled("the call's attempts ended without an answer")))),
+        }
+    }
 }
 
 /// Checks response headers per PROTOCOL-HTTP2.md, mapping non-gRPC answers

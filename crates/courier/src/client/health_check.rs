@@ -257,7 +257,7 @@ async fn open(conn: &Connection, service: &str, head: &WatchHead) -> Result<Stre
     // An error here shows up in the response.
     let _ = body.queue_data(writer.take(), true);
     Ok(Streaming::pending_head(
-        crate::streaming::PendingHead::Stream(response),
+        crate::client::call::PendingHead::Stream(response),
         FrameReader::new(MAX_RESPONSE, None),
         codec.decoder(),
         None,

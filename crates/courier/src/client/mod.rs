@@ -28,7 +28,7 @@
 
 mod backoff;
 pub mod balancer;
-pub(crate) use call::{ResponseHead, check_response};
+pub(crate) use call::ResponseHead;
 pub(crate) mod call;
 mod cancel;
 mod connectivity;
