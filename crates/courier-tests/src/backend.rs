@@ -279,6 +279,30 @@ impl Echo for Gated {
     type BidiStream = ResponseStream;
 }
 
+/// Copies `from` to `to` until either ends, dropping what arrives while
+/// `silent` is true.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    silent: watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if *silent.borrow() {
+                    continue;
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// A TCP relay on a loopback port to `upstream`, which counts the
 /// connections through it: those accepted, and those open now (a
 /// connection closes here once both its ends have).
@@ -287,6 +311,9 @@ pub struct Relay {
     pub addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     open: watch::Receiver<usize>,
+    /// While true, bytes are read from both ends and thrown away: each
+    /// side's peer looks alive to the kernel but says nothing.
+    silenced: watch::Sender<bool>,
     _task: crate::AbortOnDrop,
 }
 
@@ -299,14 +326,22 @@ impl Relay {
         let (open_tx, open) = watch::channel(0usize);
         let open_tx = Arc::new(open_tx);
         let counted = accepted.clone();
+        let (silenced, silent) = watch::channel(false);
         let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 counted.fetch_add(1, Ordering::SeqCst);
                 open_tx.send_modify(|n| *n += 1);
                 let open_tx = open_tx.clone();
+                let silent = silent.clone();
                 tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = tokio::net::TcpStream::connect(upstream).await {
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        // Either direction ending ends the connection.
+                        tokio::select! {
+                            _ = pipe(client_read, server_write, silent.clone()) => {}
+                            _ = pipe(server_read, client_write, silent) => {}
+                        }
                     }
                     open_tx.send_modify(|n| *n -= 1);
                 });
@@ -316,8 +351,16 @@ impl Relay {
             addr,
             accepted,
             open,
+            silenced,
             _task: crate::AbortOnDrop(task.abort_handle()),
         }
+    }
+
+    /// From now on, throws away every byte either side sends, as a network
+    /// that silently drops packets would (a half-open connection): only
+    /// the end of a connection still passes.
+    pub fn silence(&self) {
+        self.silenced.send_replace(true);
     }
 
     /// Connections accepted so far.

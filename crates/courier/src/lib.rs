@@ -99,6 +99,7 @@ mod extensions;
 #[cfg(feature = "health")]
 pub mod health;
 pub mod interceptor;
+pub mod keepalive;
 pub mod metadata;
 #[cfg(feature = "reflection")]
 pub mod reflection;

@@ -26,7 +26,7 @@
 //!
 //! [`Request::set_wait_for_ready`]: crate::Request::set_wait_for_ready
 
-mod backoff;
+pub(crate) mod backoff;
 pub mod balancer;
 pub(crate) use call::ResponseHead;
 pub(crate) mod call;
@@ -199,6 +199,7 @@ impl ChannelBuilder {
                 tcp_nodelay: true,
                 http2: Http2Settings::default(),
                 max_concurrent_streams: None,
+                keepalive: None,
                 #[cfg(feature = "tls")]
                 tls: None,
             },
@@ -356,6 +357,17 @@ impl ChannelBuilder {
     /// minutes.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// Sends keepalive PINGs (gRFC A8): after `params`' time without
+    /// hearing from the server, a PING, and if it goes unanswered for its
+    /// timeout, the connection is closed, its calls fail with UNAVAILABLE
+    /// and the channel reconnects. A server that answers GOAWAY
+    /// `too_many_pings` makes the channel PING half as often. Default: no
+    /// keepalive.
+    pub fn keepalive(mut self, params: crate::keepalive::ClientParameters) -> Self {
+        self.connect.keepalive = Some(crate::transport::keepalive::ClientKeepalive::new(params));
         self
     }
 

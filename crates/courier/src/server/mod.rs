@@ -76,6 +76,8 @@ pub(crate) struct ServerConfig {
     /// How long a stream may hold part of a message without more arriving.
     pub(crate) stall_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
+    /// Keepalive PINGs and the limits on a connection's idle time and age.
+    pub(crate) keepalive: crate::keepalive::ServerParameters,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<ServerTls>,
     /// Every service the server hosts, with its descriptors; filled in when
@@ -115,6 +117,7 @@ impl Default for ServerConfig {
             recv_budget: DEFAULT_RECV_BUDGET,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             tcp_nodelay: true,
+            keepalive: crate::keepalive::ServerParameters::new(),
             #[cfg(feature = "tls")]
             tls: None,
             #[cfg(feature = "reflection")]
@@ -214,6 +217,17 @@ impl<R: Routes> Server<R> {
     /// (60 s).
     pub fn partial_message_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.stall_timeout = timeout;
+        self
+    }
+
+    /// Keepalive PINGs and connection management (gRFCs A8 and A9): a
+    /// PING after the parameters' time without hearing from the client
+    /// (2 hours by default), the connection closed if it goes unanswered,
+    /// and connections closed gracefully (GOAWAY, then their calls finish)
+    /// after `max_connection_idle` without calls or at `max_connection_age`,
+    /// with `max_connection_age_grace` for their calls to finish.
+    pub fn keepalive(mut self, params: crate::keepalive::ServerParameters) -> Self {
+        self.config.keepalive = params;
         self
     }
 
@@ -469,6 +483,7 @@ async fn serve_io<IO, R>(
     crate::transport::server::serve_connection(
         io,
         &settings,
+        &config.keepalive,
         &budget,
         handshake_deadline,
         shutdown,

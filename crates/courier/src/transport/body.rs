@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::budget::RecvBudget;
-use super::stream::{RecvStream, StreamError};
+use super::stream::{Counted, RecvStream, StreamError};
 use crate::codec::FrameReader;
 use crate::status::Status;
 
@@ -33,6 +33,8 @@ pub(crate) struct RecvBody {
     owed: usize,
     /// Armed once the stream first waits with part of a message.
     stall: Option<Stall>,
+    /// The stream's count among its connection's open streams.
+    _counted: Counted,
 }
 
 /// The timer of a stream that waits with part of a message.
@@ -65,7 +67,14 @@ impl RecvBody {
             charged: 0,
             owed: 0,
             stall: None,
+            _counted: None,
         }
+    }
+
+    /// Counts the stream as open while this body lives.
+    pub(crate) fn counted(mut self, counted: Counted) -> RecvBody {
+        self._counted = counted;
+        self
     }
 
     /// A stream on a connection with a receive budget.

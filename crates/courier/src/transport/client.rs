@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnectOptions;
+use super::keepalive::StreamCounter;
 use super::stream::Opener;
 use crate::client::resolver::Address;
 use crate::client::resolver::address::Repr;
@@ -24,6 +25,8 @@ pub(crate) struct Connection {
     liveness: Arc<Liveness>,
     /// The channel's own limit on streams open at once, when it sets one.
     streams: Option<Arc<tokio::sync::Semaphore>>,
+    /// The streams open now, counted for keepalive when it needs to know.
+    open: Option<Arc<StreamCounter>>,
 }
 
 /// Whether a connection still takes new calls, and a way to wait until it
@@ -48,7 +51,7 @@ pub(crate) type StreamPermit = Option<tokio::sync::OwnedSemaphorePermit>;
 impl Connection {
     /// A handle that opens streams on this connection.
     pub(crate) fn opener(&self) -> Opener {
-        Opener::new(self.send.clone())
+        Opener::new(self.send.clone(), self.open.clone())
     }
 
     /// False once the connection has closed or failed, or received GOAWAY.
@@ -506,25 +509,73 @@ where
     // the connection takes calls: until then h2 knows no limit on streams,
     // and calls past the server's limit would be refused.
     flusher.watch_greeting(0);
-    let (send, conn) = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io))
+    let (send, mut conn) = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io))
         .await
         .map_err(|e| Status::unavailable(format!("HTTP/2 handshake with {} failed: {e}", addr)))?;
     let liveness = Arc::new(Liveness::default());
     let flag = liveness.clone();
     let (greeted_tx, greeted) = tokio::sync::oneshot::channel::<()>();
+    // Keepalive counts the streams open only when it may not PING without.
+    let open = opts
+        .keepalive
+        .as_ref()
+        .filter(|k| !k.params.permit_without_calls)
+        .map(|_| StreamCounter::new());
+    let keepalive = match (&opts.keepalive, conn.ping_pong()) {
+        (Some(state), Some(ping_pong)) => {
+            let state = state.clone();
+            let open = open.clone();
+            let timeout = state.params.timeout;
+            let time = {
+                let state = state.clone();
+                move || state.time()
+            };
+            let may_ping = move || open.as_ref().is_none_or(|o| o.open() > 0);
+            Some(super::keepalive::watch(
+                ping_pong,
+                flusher.activity(),
+                time,
+                timeout,
+                may_ping,
+            ))
+        }
+        _ => None,
+    };
+    let keepalive_state = opts.keepalive.clone();
+    let peer = addr.to_string();
     tokio::spawn(async move {
         let mut conn = std::pin::pin!(super::io::flushed(&flusher, conn));
         let mut greeted_tx = Some(greeted_tx);
-        let ended = std::future::poll_fn(|cx| {
+        let driving = std::future::poll_fn(|cx| {
             let polled = conn.as_mut().poll(cx);
             if greeted_tx.is_some() && flusher.greeted() {
                 let _ = greeted_tx.take().map(|tx| tx.send(()));
             }
             polled
-        })
-        .await;
-        if let Err(e) = ended {
-            tracing::debug!("client connection ended: {e}");
+        });
+        let watching = async {
+            match keepalive {
+                Some(watch) => watch.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ended = driving => {
+                if let Err(e) = ended {
+                    tracing::debug!("client connection to {peer} ended: {e}");
+                    if e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
+                        && let Some(state) = &keepalive_state
+                    {
+                        state.too_many_pings();
+                    }
+                }
+            }
+            unanswered = watching => {
+                // Dropping the connection fails its calls with UNAVAILABLE.
+                if let Some(timeout) = unanswered.0 {
+                    tracing::info!("keepalive PING to {peer} unanswered for {timeout:?}: closing the connection");
+                }
+            }
         }
         flag.end();
     });
@@ -542,6 +593,7 @@ where
         send,
         liveness,
         streams,
+        open,
     })
 }
 

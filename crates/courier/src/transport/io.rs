@@ -41,6 +41,7 @@ pub(crate) fn buffered<T>(io: T) -> (BufferedIo<T>, Flusher<T>) {
         write: BytesMut::new(),
         write_error: None,
         greeting: Greeting::Done,
+        last_read: std::time::Instant::now(),
     }));
     (BufferedIo { shared: shared.clone() }, Flusher { shared })
 }
@@ -49,6 +50,18 @@ pub(crate) fn buffered<T>(io: T) -> (BufferedIo<T>, Flusher<T>) {
 /// [`Flusher`] does, once h2 is done.
 pub(crate) struct BufferedIo<T> {
     shared: Arc<Mutex<State<T>>>,
+}
+
+/// When the peer was last heard from, for keepalive.
+pub(crate) struct Activity<T> {
+    shared: Arc<Mutex<State<T>>>,
+}
+
+impl<T> Activity<T> {
+    /// When the last read that brought bytes (or the end) returned.
+    pub(crate) fn last_read(&self) -> std::time::Instant {
+        lock(&self.shared).last_read
+    }
 }
 
 /// The connection task's side: writes out what h2 gathered.
@@ -69,6 +82,8 @@ struct State<T> {
     write_error: Option<io::ErrorKind>,
     /// How far the peer's greeting has arrived, when it is watched.
     greeting: Greeting,
+    /// When the peer was last heard from, for keepalive.
+    last_read: std::time::Instant,
 }
 
 /// The peer's HTTP/2 greeting as the bytes arrive: a client's connection
@@ -170,6 +185,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for BufferedIo<T> {
                 }
                 state.busy = room > 0 && dst.filled().len() - before == room;
                 state.greeting.observe(&dst.filled()[before..]);
+                state.last_read = std::time::Instant::now();
                 return Poll::Ready(Ok(()));
             }
             // Empty, so this moves no bytes: it only takes back the room
@@ -185,6 +201,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for BufferedIo<T> {
         }
         let n = dst.remaining().min(state.read.len());
         state.greeting.observe(&state.read[..n]);
+        state.last_read = std::time::Instant::now();
         dst.put_slice(&state.read[..n]);
         state.read.advance(n);
         Poll::Ready(Ok(()))
@@ -293,6 +310,13 @@ impl<T> Flusher<T> {
     /// Whether the watched greeting has arrived whole (true when unwatched).
     pub(crate) fn greeted(&self) -> bool {
         lock(&self.shared).greeting == Greeting::Done
+    }
+
+    /// A handle that tells whether the peer has been heard from.
+    pub(crate) fn activity(&self) -> Activity<T> {
+        Activity {
+            shared: self.shared.clone(),
+        }
     }
 }
 

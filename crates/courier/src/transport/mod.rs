@@ -7,6 +7,7 @@ pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod inline;
 pub(crate) mod io;
+pub(crate) mod keepalive;
 pub(crate) mod server;
 pub(crate) mod stream;
 
@@ -81,6 +82,8 @@ pub(crate) struct ConnectOptions {
     /// The channel's limit on streams open at once on one connection, below
     /// whatever the server allows.
     pub(crate) max_concurrent_streams: Option<u32>,
+    /// The channel's keepalive, if it has one.
+    pub(crate) keepalive: Option<std::sync::Arc<keepalive::ClientKeepalive>>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::credentials::ClientTls>,
 }

@@ -3,6 +3,7 @@
 //! GOAWAY.
 
 use std::future::{Future, poll_fn};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -12,7 +13,9 @@ use tokio::sync::watch;
 use super::Http2Settings;
 use super::budget::RecvBudget;
 use super::inline::{Batch, InlinePolicy};
+use super::keepalive::StreamCounter;
 use super::stream::{Reason, RecvStream, Respond};
+use crate::keepalive::ServerParameters;
 
 /// One accepted stream: the request head and body, and the responder.
 pub(crate) type Accepted = (http::Request<RecvStream>, Respond);
@@ -36,9 +39,11 @@ const MAX_BATCH: usize = 64;
 /// While the connection holds all of its receive `budget`, new streams are
 /// refused with REFUSED_STREAM. A connection whose peer has not sent the
 /// HTTP/2 preface and its first SETTINGS by `handshake_deadline` is closed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve_connection<IO, F, Fut>(
     io: IO,
     settings: &Http2Settings,
+    keepalive: &ServerParameters,
     budget: &RecvBudget,
     handshake_deadline: Option<tokio::time::Instant>,
     mut shutdown: watch::Receiver<bool>,
@@ -86,12 +91,27 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
     if draining {
         conn.graceful_shutdown();
     }
+    let lifetime = Lifetime::new(keepalive);
+    let ping_pong = conn.ping_pong();
+    let (time, timeout) = (keepalive.time, keepalive.timeout);
+    let activity = flusher.activity();
+    let mut watching = std::pin::pin!(async move {
+        match ping_pong {
+            Some(ping_pong) => super::keepalive::watch(ping_pong, activity, || time, timeout, || true).await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut age = lifetime.age.map(|at| Box::pin(tokio::time::sleep_until(at)));
+    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut idle = keepalive
+        .max_connection_idle
+        .map(|idle| Box::pin(tokio::time::sleep(idle)));
     let mut policy = InlinePolicy::default();
     let mut batch: Vec<Accepted> = Vec::new();
     loop {
         tokio::select! {
             open = poll_fn(|cx| {
-                let polled = poll_batch(&mut conn, &mut batch, cx);
+                let polled = poll_batch(&mut conn, &mut batch, lifetime.streams.as_ref(), cx);
                 if polled.is_pending() {
                     // What h2 wrote while accepting (the responses of calls
                     // that finished, window updates) leaves in one write.
@@ -132,9 +152,65 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                     conn.graceful_shutdown();
                 }
             }
+            unanswered = &mut watching => {
+                if let Some(timeout) = unanswered.0 {
+                    tracing::debug!("closing a connection whose client left a keepalive PING unanswered for {timeout:?}");
+                }
+                return;
+            }
+            _ = async { age.as_mut().expect("guarded").await }, if age.is_some() && !draining => {
+                tracing::debug!("closing a connection at its max_connection_age (GOAWAY)");
+                draining = true;
+                age = None;
+                conn.graceful_shutdown();
+                grace = keepalive.max_connection_age_grace.map(|g| Box::pin(tokio::time::sleep(g)));
+            }
+            _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => {
+                tracing::debug!("closing a connection whose calls outlived its max_connection_age_grace");
+                return;
+            }
+            _ = async { idle.as_mut().expect("guarded").await }, if idle.is_some() && !draining => {
+                let max_idle = keepalive.max_connection_idle.expect("set with idle");
+                let since = lifetime.streams.as_ref().and_then(|s| s.idle_since());
+                match since {
+                    Some(since) if since.elapsed() >= max_idle => {
+                        tracing::debug!("closing a connection idle for its max_connection_idle (GOAWAY)");
+                        draining = true;
+                        idle = None;
+                        conn.graceful_shutdown();
+                    }
+                    _ => {
+                        let from = since.unwrap_or_else(std::time::Instant::now);
+                        if let Some(sleep) = idle.as_mut() {
+                            sleep.as_mut().reset(tokio::time::Instant::from_std(from) + max_idle);
+                        }
+                    }
+                }
+            }
         }
         if greeting.is_some() && flusher.greeted() {
             greeting = None;
+        }
+    }
+}
+
+/// What bounds a connection's life (gRFC A9): when it reaches its maximum
+/// age, and the count of its streams that tells when it went idle.
+struct Lifetime {
+    age: Option<tokio::time::Instant>,
+    streams: Option<Arc<StreamCounter>>,
+}
+
+impl Lifetime {
+    fn new(keepalive: &ServerParameters) -> Lifetime {
+        // ±10%, so that connections made together do not all end together.
+        let age = keepalive.max_connection_age.and_then(|age| {
+            let jitter = 0.9 + 0.2 * crate::client::backoff::random_unit();
+            tokio::time::Instant::now().checked_add(age.mul_f64(jitter))
+        });
+        Lifetime {
+            age,
+            streams: keepalive.max_connection_idle.map(|_| StreamCounter::new()),
         }
     }
 }
@@ -147,6 +223,7 @@ const PREFACE_LEN: usize = 24;
 fn poll_batch<IO>(
     conn: &mut h2::server::Connection<IO, Bytes>,
     batch: &mut Vec<Accepted>,
+    streams: Option<&Arc<StreamCounter>>,
     cx: &mut Context<'_>,
 ) -> Poll<bool>
 where
@@ -155,7 +232,7 @@ where
     while batch.len() < MAX_BATCH {
         match conn.poll_accept(cx) {
             Poll::Ready(Some(Ok((request, respond)))) => {
-                batch.push((request.map(RecvStream), Respond::new(respond)));
+                batch.push((request.map(RecvStream), Respond::new(respond, streams)));
             }
             Poll::Ready(Some(Err(e))) => {
                 tracing::debug!("HTTP/2 connection ended: {e}");

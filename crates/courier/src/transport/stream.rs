@@ -8,10 +8,13 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::HeaderMap;
 
 use super::body::RecvBody;
+use super::keepalive::{StreamCounter, StreamToken};
 use crate::status::{Code, Status};
 
 /// An HTTP/2 error code (RFC 9113 §7), as a stream is reset with it.
@@ -95,9 +98,14 @@ impl StreamError {
     }
 }
 
+/// A stream's count among its connection's open streams, shared by its
+/// halves: the stream is open until both are gone. `None` on connections
+/// that do not count.
+pub(crate) type Counted = Option<Arc<StreamToken>>;
+
 /// The sending half of a stream: request data (client) or response data
 /// and trailers (server).
-pub(crate) struct SendStream(h2::SendStream<Bytes>);
+pub(crate) struct SendStream(h2::SendStream<Bytes>, #[allow(dead_code)] Counted);
 
 impl SendStream {
     /// Sends `data` once the stream has send capacity, so that a fast
@@ -149,25 +157,28 @@ impl SendStream {
 pub(crate) struct RecvStream(pub(super) h2::RecvStream);
 
 /// A client stream's response headers, to come.
-pub(crate) struct ResponseFuture(h2::client::ResponseFuture);
+pub(crate) struct ResponseFuture(h2::client::ResponseFuture, Counted);
 
 impl Future for ResponseFuture {
     type Output = Result<http::Response<RecvBody>, StreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| {
-            r.map(|response| response.map(|body| RecvBody::new(RecvStream(body), true)))
+        let this = &mut *self;
+        Pin::new(&mut this.0).poll(cx).map(|r| {
+            let counted = this.1.take();
+            r.map(|response| response.map(|body| RecvBody::new(RecvStream(body), true).counted(counted)))
                 .map_err(Into::into)
         })
     }
 }
 
 /// Opens streams on a client connection.
-pub(crate) struct Opener(h2::client::SendRequest<Bytes>);
+pub(crate) struct Opener(h2::client::SendRequest<Bytes>, Option<Arc<StreamCounter>>);
 
 impl Opener {
-    pub(crate) fn new(send: h2::client::SendRequest<Bytes>) -> Opener {
-        Opener(send)
+    /// Opens streams with `send`, counting them in `streams` if given.
+    pub(crate) fn new(send: h2::client::SendRequest<Bytes>, streams: Option<Arc<StreamCounter>>) -> Opener {
+        Opener(send, streams)
     }
 
     /// Waits until the connection can take another stream; fails if it is
@@ -181,16 +192,18 @@ impl Opener {
     /// [`Opener::ready`].
     pub(crate) fn open(&mut self, request: http::Request<()>) -> Result<(ResponseFuture, SendStream), StreamError> {
         let (response, stream) = self.0.send_request(request, false)?;
-        Ok((ResponseFuture(response), SendStream(stream)))
+        let counted = self.1.as_ref().map(|streams| Arc::new(streams.token()));
+        Ok((ResponseFuture(response, counted.clone()), SendStream(stream, counted)))
     }
 }
 
 /// How a server answers one stream: its response headers, or a reset.
-pub(crate) struct Respond(h2::server::SendResponse<Bytes>);
+pub(crate) struct Respond(h2::server::SendResponse<Bytes>, Counted);
 
 impl Respond {
-    pub(crate) fn new(respond: h2::server::SendResponse<Bytes>) -> Respond {
-        Respond(respond)
+    /// Answers with `respond`, counting the stream in `streams` if given.
+    pub(crate) fn new(respond: h2::server::SendResponse<Bytes>, streams: Option<&Arc<StreamCounter>>) -> Respond {
+        Respond(respond, streams.map(|s| Arc::new(s.token())))
     }
 
     /// Sends the response headers; with `end`, they end the stream
@@ -201,7 +214,7 @@ impl Respond {
         end: bool,
     ) -> Result<Option<SendStream>, StreamError> {
         let stream = self.0.send_response(response, end)?;
-        Ok((!end).then_some(SendStream(stream)))
+        Ok((!end).then(|| SendStream(stream, self.1.take())))
     }
 
     /// Resets the stream.

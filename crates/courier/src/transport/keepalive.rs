@@ -1,0 +1,132 @@
+//! Keepalive on a connection (gRFC A8): PINGs after a silence, and the
+//! count of streams open that decides whether a client may PING at all.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::io::Activity;
+use crate::keepalive::ClientParameters;
+
+/// The streams open on one connection, and since when none has been.
+#[derive(Debug)]
+pub(crate) struct StreamCounter {
+    open: AtomicUsize,
+    /// When the last stream ended, in nanoseconds after `epoch`.
+    idle_since: AtomicU64,
+    epoch: Instant,
+}
+
+impl StreamCounter {
+    pub(crate) fn new() -> Arc<StreamCounter> {
+        Arc::new(StreamCounter {
+            open: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    /// Counts a stream as open until the token is dropped.
+    pub(crate) fn token(self: &Arc<StreamCounter>) -> StreamToken {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        StreamToken(self.clone())
+    }
+
+    /// Streams open now.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// When the connection last had no stream open: now, if it has none
+    /// and never had; `None` while streams are open.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        if self.open() > 0 {
+            return None;
+        }
+        Some(self.epoch + Duration::from_nanos(self.idle_since.load(Ordering::Acquire)))
+    }
+}
+
+/// One stream's place in its connection's [`StreamCounter`].
+#[derive(Debug)]
+pub(crate) struct StreamToken(Arc<StreamCounter>);
+
+impl Drop for StreamToken {
+    fn drop(&mut self) {
+        let counter = &self.0;
+        if counter.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let nanos = counter.epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+            counter.idle_since.store(nanos, Ordering::Release);
+        }
+    }
+}
+
+/// A channel's keepalive: its parameters, and the time between PINGs now,
+/// which doubles each time a server says `too_many_pings` (A8).
+#[derive(Debug)]
+pub(crate) struct ClientKeepalive {
+    pub(crate) params: ClientParameters,
+    time_ms: AtomicU64,
+}
+
+impl ClientKeepalive {
+    pub(crate) fn new(params: ClientParameters) -> Arc<ClientKeepalive> {
+        Arc::new(ClientKeepalive {
+            params,
+            time_ms: AtomicU64::new(params.time.as_millis().min(u64::MAX as u128) as u64),
+        })
+    }
+
+    /// The time between PINGs now.
+    pub(crate) fn time(&self) -> Duration {
+        Duration::from_millis(self.time_ms.load(Ordering::Acquire))
+    }
+
+    /// A server answered with GOAWAY ENHANCE_YOUR_CALM: PING half as often
+    /// from now on.
+    pub(crate) fn too_many_pings(&self) {
+        let before = self
+            .time_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some(t.saturating_mul(2)))
+            .unwrap_or_default();
+        tracing::warn!(
+            "the server said too_many_pings: keepalive time doubled to {:?}",
+            Duration::from_millis(before.saturating_mul(2))
+        );
+    }
+}
+
+/// PINGs the peer once it has been silent for `time` (read afresh each
+/// time), while `may_ping` allows; returns once a PING goes unanswered for
+/// `timeout`, or the connection can no longer PING.
+pub(crate) async fn watch<T>(
+    mut ping_pong: h2::PingPong,
+    activity: Activity<T>,
+    time: impl Fn() -> Duration,
+    timeout: Duration,
+    may_ping: impl Fn() -> bool,
+) -> Unanswered {
+    loop {
+        let time = time();
+        let silent = activity.last_read().elapsed();
+        if silent < time {
+            tokio::time::sleep(time - silent).await;
+            continue;
+        }
+        if !may_ping() {
+            tokio::time::sleep(time).await;
+            continue;
+        }
+        match tokio::time::timeout(timeout, ping_pong.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            // The connection is failing on its own.
+            Ok(Err(_)) => return Unanswered(None),
+            Err(_) => return Unanswered(Some(timeout)),
+        }
+    }
+}
+
+/// A keepalive PING went unanswered for this long (`None`: the connection
+/// failed while it waited).
+#[derive(Debug)]
+pub(crate) struct Unanswered(pub(crate) Option<Duration>);
