@@ -1,8 +1,8 @@
 """A grpcio peer for Courier's retry interop test
 (crates/courier-tests/tests/retry_interop.rs), in one of two roles.
 
-server: serves `courier.test.Echo/Unary` on 127.0.0.1:0 and prints
-  `port N`. Each attempt is recorded under its `x-call` metadata with the
+server: serves `courier.test.Echo/Unary` on 127.0.0.1:0, with the grpc
+  server options given as --option NAME=INTEGER, and prints `port N`. Each attempt is recorded under its `x-call` metadata with the
   `grpc-previous-rpc-attempts` it carried (0 when absent). An attempt of a
   call fails with UNAVAILABLE while the call has had no more than
   `x-fail-times` attempts, with the `grpc-retry-pushback-ms` trailer
@@ -38,7 +38,7 @@ def echo_response(text):
     return b"\x0a" + bytes([len(data)]) + data
 
 
-def serve():
+def serve(options):
     attempts = {}
     lock = threading.Lock()
 
@@ -61,7 +61,7 @@ def serve():
         SERVICE,
         {"Unary": grpc.unary_unary_rpc_method_handler(unary)},
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=options)
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -100,9 +100,13 @@ def main():
     parser.add_argument("role", choices=["server", "client"])
     parser.add_argument("--target")
     parser.add_argument("--metadata", action="append", default=[], help="NAME=VALUE")
+    parser.add_argument(
+        "--option", action="append", default=[], help="a grpc server option, NAME=INTEGER (server role)"
+    )
     args = parser.parse_args()
     if args.role == "server":
-        serve()
+        options = [(name, int(value)) for name, value in (o.split("=", 1) for o in args.option)]
+        serve(options)
     else:
         metadata = [tuple(m.split("=", 1)) for m in args.metadata]
         call(args.target, metadata)

@@ -1,0 +1,115 @@
+//! Keepalive and connection management against grpcio, the gRPC C core's
+//! Python binding (`peers/retry_peer.py` in its server role): a grpcio
+//! server's max-age GOAWAY loses no Courier call, and a grpcio server
+//! frozen with SIGSTOP (a half-open connection) is found by Courier's
+//! keepalive within its time plus its timeout.
+//!
+//! Needs the venv that `scripts/interop/install-python.sh` makes; without
+//! it the tests print a note and pass, unless `COURIER_REQUIRE_PEERS=1`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use courier::client::ConnectivityState;
+use courier::keepalive::ClientParameters;
+use courier::{Channel, Request};
+use courier_tests::{EchoClient, Relay, WAIT_LIMIT, grpcio_python, text};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+async fn guard<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT_LIMIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {WAIT_LIMIT:?}"))
+}
+
+/// The grpcio server with `options`, killed when dropped.
+async fn py_server(python: &Path, options: &[&str]) -> (u16, Child) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/retry_peer.py");
+    let mut command = Command::new(python);
+    command.arg(script).arg("server");
+    for option in options {
+        command.arg(format!("--option={option}"));
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the grpcio server");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = guard("the grpcio server's port", stdout.next_line())
+        .await
+        .unwrap()
+        .expect("the grpcio server exited before serving");
+    let port = line
+        .strip_prefix("port ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the grpcio server said {line:?}, not its port"));
+    (port, child)
+}
+
+fn call(id: &str) -> Request<courier_tests::EchoRequest> {
+    let mut request = Request::new(text(id));
+    request.metadata_mut().insert("x-call", id).unwrap();
+    request
+}
+
+#[tokio::test]
+async fn a_grpcio_servers_max_age_goaway_loses_no_courier_call() {
+    let Some(python) = grpcio_python("grpc") else { return };
+    let (port, _server) = py_server(
+        &python,
+        &[
+            "grpc.max_connection_age_ms=300",
+            "grpc.max_connection_age_grace_ms=30000",
+        ],
+    )
+    .await;
+    let relay = Relay::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let channel = Channel::connect(format!("http://{}", relay.addr)).await.unwrap();
+    let client = EchoClient::new(channel);
+    let mut calls = 0;
+    guard("three connections", async {
+        while relay.accepted() < 3 {
+            calls += 1;
+            let response = client.unary(call(&format!("aging-{calls}"))).await;
+            assert!(response.is_ok(), "call {calls} failed: {response:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn keepalive_finds_a_grpcio_server_frozen_with_sigstop() {
+    let Some(python) = grpcio_python("grpc") else { return };
+    let (port, server) = py_server(&python, &[]).await;
+    let pid = server.id().expect("the server's pid");
+    let keepalive = ClientParameters::new(Duration::from_secs(10))
+        .timeout(Duration::from_secs(1))
+        .permit_without_calls(true);
+    let channel = Channel::builder(format!("http://127.0.0.1:{port}"))
+        .keepalive(keepalive)
+        .connect()
+        .await
+        .unwrap();
+    EchoClient::new(channel.clone()).unary(call("before")).await.unwrap();
+    assert_eq!(channel.state(false), ConnectivityState::Ready);
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status();
+    assert!(stop.expect("run kill").success(), "SIGSTOP the grpcio server");
+    // The kernel still holds the connection open; only keepalive can tell
+    // that nothing answers on it.
+    let state = guard(
+        "the channel to leave READY",
+        channel.wait_for_state_change(ConnectivityState::Ready),
+    )
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status();
+    assert_ne!(state, ConnectivityState::Ready);
+}
