@@ -126,3 +126,29 @@ async fn configured_message_limits_apply_and_the_channels_smaller_limit_wins() {
     let err = EchoClient::new(channel).unary(small).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
 }
+
+#[tokio::test]
+async fn a_configured_response_limit_above_the_default_replaces_it() {
+    let server = start_server().await;
+    let six_mib = 6 * 1024 * 1024;
+    let large = EchoRequest {
+        response_size: 5 * 1024 * 1024,
+        ..text("large")
+    };
+    // The default limit, 4 MiB, refuses 5 MiB...
+    let plain = Channel::connect(server.url()).await.unwrap();
+    let err = EchoClient::new(plain).unary(large.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    // ...the service config's 6 MiB takes its place...
+    let client = client(&server, for_echo(unary_config().max_response_message_bytes(six_mib))).await;
+    client.unary(large.clone()).await.expect("within the configured limit");
+    // ...but not a limit the application set itself.
+    let channel = Channel::builder(server.url())
+        .service_config(for_echo(unary_config().max_response_message_bytes(six_mib)))
+        .max_decoding_message_size(4 * 1024 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let err = EchoClient::new(channel).unary(large).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+}

@@ -291,7 +291,13 @@ impl Channel {
             .wait_for_ready
             .or(method.and_then(|m| m.wait_for_ready))
             .unwrap_or(channel.wait_for_ready);
-        let smaller = |limit: usize, configured: Option<usize>| configured.map_or(limit, |c| c.min(limit));
+        // A limit the application set wins when smaller; a default gives
+        // way to the service config's.
+        let limit = |channel: usize, set: bool, configured: Option<usize>| match configured {
+            Some(c) if set => c.min(channel),
+            Some(c) => c,
+            None => channel,
+        };
         let attempts = method
             .and_then(|m| m.attempts.clone())
             .filter(|_| self.inner.shared.retry_settings().enabled);
@@ -308,12 +314,14 @@ impl Channel {
                 compression,
                 switch,
                 wait_for_ready,
-                max_send_message_size: smaller(
+                max_send_message_size: limit(
                     channel.max_send_message_size,
+                    channel.limits_set.1,
                     method.and_then(|m| m.max_request_message_bytes),
                 ),
-                max_recv_message_size: smaller(
+                max_recv_message_size: limit(
                     channel.max_recv_message_size,
+                    channel.limits_set.0,
                     method.and_then(|m| m.max_response_message_bytes),
                 ),
                 attempts,

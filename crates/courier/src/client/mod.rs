@@ -79,6 +79,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub(crate) struct CallConfig {
     pub(crate) max_recv_message_size: usize,
     pub(crate) max_send_message_size: usize,
+    /// Whether the application set the limits above (a service config's
+    /// limit then applies only when smaller), or they are the defaults (a
+    /// service config's limit then replaces them, as in grpc-go).
+    pub(crate) limits_set: (bool, bool),
     pub(crate) compression: Option<Encoding>,
     pub(crate) user_agent: HeaderValue,
     pub(crate) wait_for_ready: bool,
@@ -207,6 +211,7 @@ impl ChannelBuilder {
             config: CallConfig {
                 max_recv_message_size: crate::DEFAULT_MAX_RECV_MESSAGE_SIZE,
                 max_send_message_size: usize::MAX,
+                limits_set: (false, false),
                 compression: None,
                 user_agent: HeaderValue::from_static(crate::USER_AGENT),
                 wait_for_ready: false,
@@ -273,6 +278,7 @@ impl ChannelBuilder {
     /// ones fail the call with RESOURCE_EXHAUSTED. Default 4 MiB.
     pub fn max_decoding_message_size(mut self, bytes: usize) -> Self {
         self.config.max_recv_message_size = bytes;
+        self.config.limits_set.0 = true;
         self
     }
 
@@ -280,6 +286,7 @@ impl ChannelBuilder {
     /// RESOURCE_EXHAUSTED before it is sent. Default: no limit.
     pub fn max_encoding_message_size(mut self, bytes: usize) -> Self {
         self.config.max_send_message_size = bytes;
+        self.config.limits_set.1 = true;
         self
     }
 

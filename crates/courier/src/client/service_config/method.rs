@@ -89,15 +89,15 @@ impl MethodConfig {
         self
     }
 
-    /// The largest request message; the channel's own limit wins when it
-    /// is smaller.
+    /// The largest request message: it replaces the channel's default, and
+    /// a limit the channel's builder set wins when it is smaller.
     pub fn max_request_message_bytes(mut self, bytes: usize) -> MethodConfig {
         self.max_request_message_bytes = Some(bytes);
         self
     }
 
-    /// The largest response message; the channel's own limit wins when it
-    /// is smaller.
+    /// The largest response message: it replaces the channel's default (4
+    /// MiB), and a limit the channel's builder set wins when it is smaller.
     pub fn max_response_message_bytes(mut self, bytes: usize) -> MethodConfig {
         self.max_response_message_bytes = Some(bytes);
         self
