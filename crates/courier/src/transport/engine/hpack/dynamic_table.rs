@@ -71,6 +71,7 @@ impl DynamicTable {
     }
 
     /// The number of entries.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -19,7 +19,7 @@
 //! (§2.3, §4) the tables; `field` the decoded field, the sink and the field
 //! rules; `error` the errors.
 
-#![cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code, unused_imports))]
+#![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod decoder;
 mod dynamic_table;

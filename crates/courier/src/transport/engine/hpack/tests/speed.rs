@@ -50,6 +50,7 @@ fn typical_grpc_request_head() {
         black_box(&dst);
     });
     let mut encoder = Encoder::default();
+    dst.clear();
     encode(&mut encoder, &mut dst);
     let first_block = dst.split().freeze();
     // Every later block: indexes, and grpc-timeout as a literal.
