@@ -104,3 +104,27 @@ put("decompress", "zstd-rle-bomb", bytes([2 + 3 * 2]) + zstd_rle(0, 0x41, 100000
 put("decompress", "zstd-window-128m", bytes([2 + 3 * 5]) + zstd_raw(17, b"A"))
 put("decompress", "gzip-bomb", bytes([0 + 3 * 2]) + gzip.compress(b"\0" * 100000))
 put("decompress", "roundtrip", bytes([0 + 3 * 3 + 24]) + text)
+
+# hpack: two bytes choosing the table size (b % 8 of 0, 1, 32, 33, 64, 100,
+# 256, 4096) and the header list limit (b % 8 of 0, 32, 40, 64, 100, 256,
+# 1024, 16384), then header blocks, each after its length octet: RFC 7541's
+# Appendix C.4 requests and C.6 responses, and a small HPACK bomb.
+def blocks(*hexes):
+    out = b""
+    for h in hexes:
+        b = bytes.fromhex(h)
+        out += bytes([len(b)]) + b
+    return out
+
+
+put("hpack", "c4-requests", bytes([7, 7]) + blocks(
+    "828684418cf1e3c2e5f23a6ba0ab90f4ff",
+    "828684be5886a8eb10649cbf",
+    "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"))
+put("hpack", "c6-responses", bytes([6, 7]) + blocks(
+    "488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff"
+    "6e919d29ad171863c78f0b97c8e9ae82ae43d3",
+    "4883640effc1c0bf",
+    "88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6"
+    "c7b335dfdfcd5b3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007"))
+put("hpack", "bomb", bytes([7, 6]) + blocks("4001787f17" + "61" * 150, "be" * 200))

@@ -125,3 +125,131 @@ pub async fn serve<R: Routes>(
 ) {
     let _ = server.run(Connections(connections), std::future::pending::<()>()).await;
 }
+
+/// The HPACK decoder of Courier's own HTTP/2 engine
+/// (`transport::engine::hpack::Decoder`).
+pub struct HpackDecoder(crate::transport::engine::hpack::Decoder);
+
+/// Why [`HpackDecoder::decode`] refused a block.
+#[derive(Debug)]
+pub struct HpackError {
+    /// Whether only the stream is refused (the table stayed in step), not
+    /// the connection.
+    pub stream_only: bool,
+    /// The rule broken.
+    pub message: String,
+}
+
+impl HpackDecoder {
+    /// A decoder advertising these SETTINGS_HEADER_TABLE_SIZE and
+    /// SETTINGS_MAX_HEADER_LIST_SIZE.
+    pub fn new(max_table_size: usize, max_header_list_size: usize) -> HpackDecoder {
+        use crate::transport::engine::hpack::{Decoder, DecoderConfig};
+        HpackDecoder(Decoder::new(DecoderConfig {
+            max_table_size,
+            max_header_list_size,
+        }))
+    }
+
+    /// Applies a new SETTINGS_HEADER_TABLE_SIZE, as once acknowledged.
+    pub fn set_max_table_size(&mut self, limit: usize) {
+        self.0.set_max_table_size(limit);
+    }
+
+    /// Decodes one header block, appending `(name, value, sensitive)`.
+    pub fn decode(&mut self, block: &Bytes, fields: &mut Vec<(Bytes, Bytes, bool)>) -> Result<(), HpackError> {
+        use crate::transport::engine::hpack::{ErrorScope, Field};
+        let mut sink = |field: Field| fields.push((field.name, field.value, field.sensitive));
+        self.0.decode(block, &mut sink).map_err(|error| HpackError {
+            stream_only: matches!(error.scope(), ErrorScope::Stream(_)),
+            message: error.to_string(),
+        })
+    }
+
+    /// The dynamic table's size and maximum size.
+    pub fn table_size(&self) -> (usize, usize) {
+        self.0.table_size()
+    }
+
+    /// The dynamic table's entries, newest first.
+    pub fn table_entries(&self) -> Vec<(Bytes, Bytes)> {
+        self.0
+            .table_entries()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+}
+
+/// How [`HpackEncoder::encode`] may index a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HpackIndexing {
+    /// May be added to the dynamic table.
+    Index,
+    /// Not added.
+    DoNotIndex,
+    /// Sensitive: never indexed.
+    NeverIndex,
+}
+
+/// The HPACK encoder of Courier's own HTTP/2 engine.
+pub struct HpackEncoder(crate::transport::engine::hpack::Encoder);
+
+impl HpackEncoder {
+    /// An encoder keeping at most `max_table_size` octets of dynamic table;
+    /// `huffman` 0: never, 1: when shorter, 2: when not longer.
+    pub fn new(max_table_size: usize, huffman: u8) -> HpackEncoder {
+        use crate::transport::engine::hpack::{Encoder, EncoderConfig, HuffmanPolicy};
+        let huffman = match huffman % 3 {
+            0 => HuffmanPolicy::Never,
+            1 => HuffmanPolicy::WhenShorter,
+            _ => HuffmanPolicy::WhenNotLonger,
+        };
+        HpackEncoder(Encoder::new(EncoderConfig {
+            max_table_size,
+            huffman,
+        }))
+    }
+
+    /// Applies the peer's SETTINGS_HEADER_TABLE_SIZE.
+    pub fn set_peer_max_table_size(&mut self, limit: usize) {
+        self.0.set_peer_max_table_size(limit);
+    }
+
+    /// Encodes one header block of valid fields.
+    pub fn encode(&mut self, fields: &[(Vec<u8>, Vec<u8>, HpackIndexing)]) -> Bytes {
+        use crate::transport::engine::hpack::Indexing;
+        let mut dst = BytesMut::new();
+        let mut block = self.0.block(&mut dst);
+        for (name, value, indexing) in fields {
+            let indexing = match indexing {
+                HpackIndexing::Index => Indexing::Index,
+                HpackIndexing::DoNotIndex => Indexing::DoNotIndex,
+                HpackIndexing::NeverIndex => Indexing::NeverIndex,
+            };
+            block.field(name, value, indexing);
+        }
+        dst.freeze()
+    }
+
+    /// The dynamic table's entries, newest first.
+    pub fn table_entries(&self) -> Vec<(Bytes, Bytes)> {
+        self.0
+            .table_entries()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+}
+
+/// A prepared HPACK block of these fields (the sensitive ones never
+/// indexed).
+pub fn hpack_prepared(fields: &[(Vec<u8>, Vec<u8>, bool)]) -> Bytes {
+    use crate::transport::engine::hpack::PreparedBlock;
+    let builder = fields.iter().fold(
+        PreparedBlock::builder(),
+        |builder, (name, value, sensitive)| match sensitive {
+            true => builder.sensitive(name, value),
+            false => builder.field(name, value),
+        },
+    );
+    builder.build().as_bytes().clone()
+}

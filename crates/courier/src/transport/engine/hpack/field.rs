@@ -1,0 +1,153 @@
+//! A decoded header field, the sink the decoder hands fields to, and the
+//! field rules of RFC 9113 §8.2 the decoder checks before handing one on.
+
+use bytes::Bytes;
+
+use super::error::FieldRule;
+
+/// One decoded header field. Name and value are slices of the header block,
+/// of a table entry, or of the decoder's Huffman buffer: never copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Field {
+    /// The name, lowercase (checked).
+    pub(crate) name: Bytes,
+    /// The value.
+    pub(crate) value: Bytes,
+    /// Sent as never-indexed (RFC 7541 §6.2.3): a proxy re-encoding it must
+    /// keep it so, and it should not go into any compression table.
+    pub(crate) sensitive: bool,
+}
+
+impl Field {
+    /// Whether this is a pseudo-header (`:method`, `:status`, …).
+    pub(crate) fn is_pseudo(&self) -> bool {
+        self.name.first() == Some(&b':')
+    }
+}
+
+/// Where the decoder puts the fields of a block, in order. Implemented by
+/// closures taking a [`Field`] and by `Vec<Field>`, so a caller can parse
+/// fields into fixed slots as they come, or collect them into a vector it
+/// clears and reuses.
+pub(crate) trait FieldSink {
+    /// Takes the next field of the block.
+    fn field(&mut self, field: Field);
+}
+
+impl<F: FnMut(Field)> FieldSink for F {
+    fn field(&mut self, field: Field) {
+        self(field)
+    }
+}
+
+impl FieldSink for Vec<Field> {
+    fn field(&mut self, field: Field) {
+        self.push(field);
+    }
+}
+
+/// Checks a field against RFC 9113 §8.2.1 (names and values) and §8.2.2
+/// (connection-specific fields), giving the first rule it breaks.
+pub(super) fn check(name: &[u8], value: &[u8]) -> Result<(), FieldRule> {
+    check_name(name)?;
+    check_value(value)?;
+    match name {
+        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => {
+            Err(FieldRule::ConnectionSpecificField)
+        }
+        b"te" if value != b"trailers" => Err(FieldRule::TeOtherThanTrailers),
+        _ => Ok(()),
+    }
+}
+
+fn check_name(name: &[u8]) -> Result<(), FieldRule> {
+    let Some((&first, rest)) = name.split_first() else {
+        return Err(FieldRule::EmptyName);
+    };
+    // A leading colon marks a pseudo-header; anywhere else it is invalid.
+    if first != b':' {
+        check_name_octet(first)?;
+    }
+    rest.iter().try_for_each(|&octet| match octet {
+        b':' => Err(FieldRule::InvalidNameCharacter),
+        _ => check_name_octet(octet),
+    })
+}
+
+fn check_name_octet(octet: u8) -> Result<(), FieldRule> {
+    match octet {
+        b'A'..=b'Z' => Err(FieldRule::UppercaseName),
+        0x00..=0x20 | 0x7f..=0xff => Err(FieldRule::InvalidNameCharacter),
+        _ => Ok(()),
+    }
+}
+
+fn check_value(value: &[u8]) -> Result<(), FieldRule> {
+    if value.iter().any(|&octet| matches!(octet, 0x00 | b'\n' | b'\r')) {
+        return Err(FieldRule::InvalidValueCharacter);
+    }
+    match (value.first(), value.last()) {
+        (Some(b' ' | b'\t'), _) | (_, Some(b' ' | b'\t')) => Err(FieldRule::ValueSurroundedByWhitespace),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_fields() {
+        for (name, value) in [
+            (&b":path"[..], &b"/pkg.Service/Method"[..]),
+            (b"content-type", b"application/grpc"),
+            (b"grpc-timeout", b"1S"),
+            (b"x-bin", b"\x01\xff"),
+            (b"te", b"trailers"),
+            (b"empty", b""),
+            (b"inner", b"a \t b"),
+            (b"!#$%&'*+-.^_`|~0a", b"v"),
+        ] {
+            assert_eq!(check(name, value), Ok(()), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(check(b"", b"v"), Err(FieldRule::EmptyName));
+        assert_eq!(check(b"Content-Type", b"v"), Err(FieldRule::UppercaseName));
+        assert_eq!(check(b"x-A", b"v"), Err(FieldRule::UppercaseName));
+        assert_eq!(check(b":Path", b"/"), Err(FieldRule::UppercaseName));
+        for bad in [&b"a b"[..], b"a\0", b"a\x7f", b"a\x80", b"\xff", b"a:b", b"::a", b" a"] {
+            assert_eq!(check(bad, b"v"), Err(FieldRule::InvalidNameCharacter), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn value_rules() {
+        for bad in [&b"a\0b"[..], b"a\rb", b"a\nb", b"\n"] {
+            assert_eq!(check(b"x", bad), Err(FieldRule::InvalidValueCharacter), "{bad:?}");
+        }
+        for bad in [&b" a"[..], b"a ", b"\ta", b"a\t", b" "] {
+            assert_eq!(check(b"x", bad), Err(FieldRule::ValueSurroundedByWhitespace), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn connection_specific_fields() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            assert_eq!(
+                check(name.as_bytes(), b"x"),
+                Err(FieldRule::ConnectionSpecificField),
+                "{name}"
+            );
+        }
+        assert_eq!(check(b"te", b"gzip"), Err(FieldRule::TeOtherThanTrailers));
+    }
+}

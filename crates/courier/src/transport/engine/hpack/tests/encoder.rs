@@ -1,0 +1,207 @@
+//! The encoder's choices, its size updates, and prepared blocks.
+
+use bytes::{Bytes, BytesMut};
+
+use super::super::{
+    DEFAULT_TABLE_SIZE, Decoder, DecoderConfig, Encoder, EncoderConfig, HuffmanPolicy, Indexing, PreparedBlock,
+    PreparedBlockBuilder,
+};
+use super::{decode, hex, lines};
+
+fn encode(encoder: &mut Encoder, fields: &[(&str, &str, Indexing)]) -> Bytes {
+    let mut dst = BytesMut::new();
+    let mut block = encoder.block(&mut dst);
+    for &(name, value, indexing) in fields {
+        block.field(name.as_bytes(), value.as_bytes(), indexing);
+    }
+    dst.freeze()
+}
+
+fn plain() -> EncoderConfig {
+    EncoderConfig {
+        huffman: HuffmanPolicy::Never,
+        ..EncoderConfig::default()
+    }
+}
+
+#[test]
+fn indexing_choices() {
+    let mut encoder = Encoder::new(plain());
+    // A static field is indexed whatever the choice.
+    assert_eq!(
+        encode(&mut encoder, &[(":method", "POST", Indexing::DoNotIndex)]),
+        hex("83")
+    );
+    // DoNotIndex: a literal with the static name, not added.
+    assert_eq!(
+        encode(&mut encoder, &[("grpc-timeout", "1S", Indexing::DoNotIndex)]),
+        hex("000c 6772 7063 2d74 696d 656f 7574 0231 53")
+    );
+    assert_eq!(encoder.table_size().0, 0);
+    // Index: added, then indexed.
+    let first = encode(&mut encoder, &[("content-type", "application/grpc", Indexing::Index)]);
+    assert_eq!(first[0], 0x40 | 31);
+    assert_eq!(
+        encode(&mut encoder, &[("content-type", "application/grpc", Indexing::Index)]),
+        hex("be")
+    );
+    // The dynamic name is used for a new value when the static table lacks it.
+    encode(&mut encoder, &[("x-id", "1", Indexing::Index)]);
+    assert_eq!(
+        encode(&mut encoder, &[("x-id", "2", Indexing::DoNotIndex)]),
+        hex("0f 2f 01 32")
+    );
+}
+
+#[test]
+fn sensitive_fields_are_never_indexed() {
+    let mut encoder = Encoder::new(plain());
+    let block = encode(&mut encoder, &[("authorization", "Bearer t", Indexing::NeverIndex)]);
+    // 0001 + name index 23 (15 + 8), then the value.
+    assert_eq!(block, hex("1f 08 08 4265 6172 6572 2074"));
+    assert_eq!(encoder.table_size().0, 0);
+    // Even a field the static table holds whole is sent as a literal.
+    assert_eq!(
+        encode(&mut encoder, &[(":method", "GET", Indexing::NeverIndex)]),
+        hex("12 03 474554")
+    );
+    let fields = decode(&mut Decoder::default(), &block).unwrap();
+    assert!(fields[0].sensitive);
+    assert_eq!(
+        lines(fields.iter().map(|f| (&f.name, &f.value))),
+        ["authorization: Bearer t"]
+    );
+}
+
+#[test]
+fn fields_larger_than_the_table_are_not_added() {
+    let mut encoder = Encoder::new(EncoderConfig {
+        max_table_size: 64,
+        huffman: HuffmanPolicy::Never,
+    });
+    encode(&mut encoder, &[("a", "1", Indexing::Index)]);
+    let big = "v".repeat(40);
+    let block = encode(&mut encoder, &[("big", &big, Indexing::Index)]);
+    assert_eq!(block[0], 0x00, "a literal without indexing");
+    // The small entry was not flushed out.
+    assert_eq!(encoder.table_size(), (34, 64));
+}
+
+#[test]
+fn a_disabled_table_is_announced_and_never_used() {
+    let mut encoder = Encoder::new(EncoderConfig {
+        max_table_size: 0,
+        huffman: HuffmanPolicy::Never,
+    });
+    assert!(encoder.owes_size_update());
+    let block = encode(&mut encoder, &[("k", "v", Indexing::Index)]);
+    assert_eq!(block, hex("20 00 01 6b 01 76"));
+    assert!(!encoder.owes_size_update());
+    assert_eq!(
+        encode(&mut encoder, &[("k", "v", Indexing::Index)]),
+        hex("00 01 6b 01 76")
+    );
+}
+
+#[test]
+fn peer_limit_changes_become_size_updates() {
+    let mut encoder = Encoder::new(plain());
+    let mut decoder = Decoder::default();
+    assert!(!encoder.owes_size_update());
+    assert_eq!(encoder.table_size(), (0, DEFAULT_TABLE_SIZE));
+    decode(&mut decoder, &encode(&mut encoder, &[("k", "v", Indexing::Index)])).unwrap();
+
+    // Lowered: evicted at once, one update.
+    encoder.set_peer_max_table_size(0);
+    decoder.set_max_table_size(0);
+    assert_eq!(encoder.table_size(), (0, 0));
+    let block = encode(&mut encoder, &[]);
+    assert_eq!(block, hex("20"));
+    decode(&mut decoder, &block).unwrap();
+
+    // Lowered then raised between blocks: the smallest, then the final.
+    encoder.set_peer_max_table_size(4096);
+    decoder.set_max_table_size(4096);
+    let block = encode(&mut encoder, &[("k", "v", Indexing::Index)]);
+    assert_eq!(&block[..3], &hex("3f e1 1f")[..]);
+    decode(&mut decoder, &block).unwrap();
+    encoder.set_peer_max_table_size(100);
+    encoder.set_peer_max_table_size(4096);
+    assert_eq!(encoder.table_size(), (34, 4096));
+    encoder.set_peer_max_table_size(10);
+    encoder.set_peer_max_table_size(4096);
+    let block = encode(&mut encoder, &[("k", "v", Indexing::Index)]);
+    assert_eq!(&block[..5], &hex("2a 3f e1 1f 40")[..]);
+    decode(&mut decoder, &block).unwrap();
+    assert_eq!(lines(decoder.table_entries()), lines(encoder.table_entries()));
+
+    // A limit above the configured size changes nothing.
+    encoder.set_peer_max_table_size(1 << 20);
+    assert!(!encoder.owes_size_update());
+}
+
+/// The prepared `:status: 200` + `content-type: application/grpc`.
+fn grpc_response_head() -> PreparedBlock {
+    let builder: PreparedBlockBuilder = PreparedBlock::builder();
+    builder
+        .field(b":status", b"200")
+        .field(b"content-type", b"application/grpc")
+        .build()
+}
+
+#[test]
+fn prepared_blocks_use_only_static_indexes_and_unindexed_literals() {
+    let block = grpc_response_head();
+    // 88: :status 200. 0f 10: literal without indexing, name 31. 8b: 11
+    // octets of Huffman for the 16 of "application/grpc".
+    assert_eq!(&block.as_bytes()[..4], &hex("88 0f 10 8b")[..]);
+    assert_eq!(block.as_bytes().len(), 4 + 11);
+    let secret = PreparedBlock::builder().sensitive(b"authorization", b"x").build();
+    assert_eq!(secret.as_bytes(), &hex("1f 08 01 78"));
+}
+
+/// The same prepared bytes decode to the same fields whatever the peer's
+/// table holds, at any point of a block, and leave the table unchanged.
+#[test]
+fn prepared_blocks_decode_the_same_in_any_table_state() {
+    let prepared = grpc_response_head();
+    let want = [":status: 200", "content-type: application/grpc"];
+    let mut decoder = Decoder::new(DecoderConfig {
+        max_table_size: 256,
+        ..DecoderConfig::default()
+    });
+    let mut encoder = Encoder::new(EncoderConfig {
+        max_table_size: 256,
+        ..EncoderConfig::default()
+    });
+    for round in 0..20 {
+        let mut dst = BytesMut::new();
+        let mut block = encoder.block(&mut dst);
+        block.field(b"x-round", round.to_string().as_bytes(), Indexing::Index);
+        block.prepared(&prepared);
+        block.field(b"x-after", b"1", Indexing::Index);
+        let before = lines(encoder.table_entries());
+        let fields = decode(&mut decoder, &dst.freeze()).unwrap();
+        assert_eq!(lines(fields[1..3].iter().map(|f| (&f.name, &f.value))), want);
+        assert_eq!(lines(decoder.table_entries()), before);
+
+        // Alone, as the whole block, when no size update is owed.
+        assert!(!encoder.owes_size_update());
+        let size = decoder.table_size();
+        let fields = decode(&mut decoder, prepared.as_bytes()).unwrap();
+        assert_eq!(lines(fields.iter().map(|f| (&f.name, &f.value))), want);
+        assert_eq!(decoder.table_size(), size);
+    }
+}
+
+#[test]
+fn a_prepared_block_follows_an_owed_size_update() {
+    let mut encoder = Encoder::new(EncoderConfig {
+        max_table_size: 0,
+        ..EncoderConfig::default()
+    });
+    let mut dst = BytesMut::new();
+    encoder.block(&mut dst).prepared(&grpc_response_head());
+    assert_eq!(dst[0], 0x20);
+    assert_eq!(&dst[1..], &grpc_response_head().as_bytes()[..]);
+}
