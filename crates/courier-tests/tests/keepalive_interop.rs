@@ -113,3 +113,69 @@ async fn keepalive_finds_a_grpcio_server_frozen_with_sigstop() {
         .status();
     assert_ne!(state, ConnectivityState::Ready);
 }
+
+/// A Courier channel that PINGs a grpcio server every 10 s without calls,
+/// behind a relay that counts its connections; the channel is READY.
+async fn pinging_channel(port: u16) -> (Channel, Relay) {
+    let relay = Relay::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let keepalive = ClientParameters::new(Duration::from_secs(10)).permit_without_calls(true);
+    let channel = Channel::builder(format!("http://{}", relay.addr))
+        .keepalive(keepalive)
+        .connect()
+        .await
+        .unwrap();
+    EchoClient::new(channel.clone()).unary(call("first")).await.unwrap();
+    (channel, relay)
+}
+
+#[tokio::test]
+async fn keepalive_stays_within_a_grpcio_servers_ping_policy() {
+    let Some(python) = grpcio_python("grpc") else { return };
+    // PINGs at least 9 s apart are welcome, with or without calls.
+    let (port, _server) = py_server(
+        &python,
+        &[
+            "grpc.keepalive_permit_without_calls=1",
+            "grpc.http2.min_ping_interval_without_data_ms=9000",
+            "grpc.http2.min_recv_ping_interval_without_data_ms=9000",
+            "grpc.http2.max_ping_strikes=1",
+        ],
+    )
+    .await;
+    let (channel, relay) = pinging_channel(port).await;
+    // Three PINGs' worth of time: a PING too soon would have been a strike,
+    // and the second strike a GOAWAY.
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    assert_eq!(channel.state(false), ConnectivityState::Ready);
+    assert_eq!(
+        (relay.accepted(), relay.open()),
+        (1, 1),
+        "the first connection still serves"
+    );
+    EchoClient::new(channel).unary(call("after")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_grpcio_server_that_allows_fewer_pings_sends_too_many_pings_and_the_channel_recovers() {
+    let Some(python) = grpcio_python("grpc") else { return };
+    // PINGs without data at most every 5 minutes: Courier's every 10 s
+    // earn strikes, and the second one a GOAWAY ENHANCE_YOUR_CALM.
+    let (port, _server) = py_server(
+        &python,
+        &[
+            "grpc.keepalive_permit_without_calls=1",
+            "grpc.http2.min_recv_ping_interval_without_data_ms=300000",
+            "grpc.http2.max_ping_strikes=1",
+        ],
+    )
+    .await;
+    let (channel, relay) = pinging_channel(port).await;
+    // The server closes the connection (proof the PINGs went out)...
+    relay.wait_open(0).await;
+    // ...and the channel connects again for the next call.
+    EchoClient::new(channel)
+        .unary(call("again"))
+        .await
+        .expect("a new connection");
+    assert_eq!(relay.accepted(), 2);
+}
