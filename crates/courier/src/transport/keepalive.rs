@@ -130,3 +130,39 @@ pub(crate) async fn watch<T>(
 /// failed while it waited).
 #[derive(Debug)]
 pub(crate) struct Unanswered(pub(crate) Option<Duration>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_pings_doubles_the_keepalive_time_each_time() {
+        let keepalive = ClientKeepalive::new(ClientParameters::new(Duration::from_secs(10)));
+        assert_eq!(keepalive.time(), Duration::from_secs(10));
+        keepalive.too_many_pings();
+        keepalive.too_many_pings();
+        assert_eq!(keepalive.time(), Duration::from_secs(40));
+    }
+
+    #[test]
+    fn client_keepalive_time_is_raised_to_the_minimum() {
+        let params = ClientParameters::new(Duration::from_millis(1));
+        assert_eq!(ClientKeepalive::new(params).time(), crate::keepalive::MIN_CLIENT_TIME);
+    }
+
+    #[test]
+    fn a_connection_is_idle_only_once_every_stream_token_is_gone() {
+        let counter = StreamCounter::new();
+        assert!(counter.idle_since().is_some(), "idle from the start");
+        let a = Arc::new(counter.token());
+        let shared = a.clone();
+        let b = counter.token();
+        drop(a);
+        assert!(counter.idle_since().is_none(), "a half still holds the first stream");
+        drop(shared);
+        assert!(counter.idle_since().is_none(), "the second stream is open");
+        let before = Instant::now();
+        drop(b);
+        assert!(counter.idle_since().expect("idle") + Duration::from_millis(1) >= before);
+    }
+}
