@@ -1,8 +1,12 @@
 //! Courier's own HTTP/2 engine (issue 14), replacing h2 piece by piece.
 //! Each protocol layer is a self-contained submodule: `hpack` is header
-//! compression (RFC 7541), `flow` the flow-control windows and
-//! `stream_state` a stream's life (RFC 9113 §5).
+//! compression (RFC 7541), `flow` the flow-control windows, `bdp` the
+//! receive windows sized by the bandwidth-delay product, `stream_state` a
+//! stream's life (RFC 9113 §5), and `ping_policy` a server's limit on its
+//! clients' PINGs (gRFC A8).
 
+pub(crate) mod bdp;
 pub(crate) mod flow;
 pub(crate) mod hpack;
+pub(crate) mod ping_policy;
 pub(crate) mod stream_state;
