@@ -3,7 +3,7 @@
 # one run, and a table of scenario x implementation with the Courier/tonic
 # ratios. See docs/PERFORMANCE.md for what it measures and how.
 #
-#   scripts/bench.sh               # everything: Courier, tonic, grpc-go, grpcio
+#   scripts/bench.sh               # everything: Courier, tonic, grpc-go, gRPC C++, grpcio
 #   scripts/bench.sh --smoke       # 1 s, one run, Courier and tonic only
 #   scripts/bench.sh --callgrind   # server instructions per RPC under callgrind
 #   scripts/bench.sh --callgrind-lb   # client instructions per call, and the
@@ -13,14 +13,15 @@
 # Environment:
 #   BENCH_SECS=5        measured seconds per run (after BENCH_WARMUP=1)
 #   BENCH_RUNS=3        runs per scenario and implementation (median reported)
-#   BENCH_IMPLS="courier tonic courier-test go python"   which servers
+#   BENCH_IMPLS="courier tonic courier-test go cpp python"   which servers
 #   BENCH_SCENARIOS="..."   a subset of the scenario names below
 #   CALLGRIND_RPCS=2000 calls per callgrind run (the second run makes twice as many)
 #
 # Every server is pinned to core 0 with taskset and runs one worker thread
 # (Courier and tonic: a tokio multi-thread runtime with 1 worker; grpc-go:
-# GOMAXPROCS follows the one-core affinity; grpcio: one core, its default
-# thread pool). The load generator (courier-bench, on the Courier client) and
+# GOMAXPROCS follows the one-core affinity; gRPC C++: the callback API on
+# gRPC core's own threads, which size themselves from the one-core affinity;
+# grpcio: one core, its default thread pool). The load generator (courier-bench, on the Courier client) and
 # h2load run on core 1. Each measurement starts a fresh server, and the
 # implementations are interleaved within each run of each scenario.
 #
@@ -63,6 +64,7 @@ if [ "$MODE" = smoke ]; then
 fi
 
 GO_SERVER=target/interop/go/bin/interop-server
+CPP_SERVER=target/interop/cpp/bin/benchmark-server
 PY=target/interop/python/venv/bin/python
 PY_GEN=target/interop/python/gen
 PY_SERVER=crates/courier-interop/peers/interop_server.py
@@ -128,7 +130,7 @@ wait_for_port() {
 # The gRPC service an implementation's server is driven through.
 target_of() {
   case "$1" in
-    courier|tonic) echo benchmark ;;
+    courier|tonic|cpp) echo benchmark ;;
     *) echo test ;;
   esac
 }
@@ -144,6 +146,7 @@ available() {
   case "$1" in
     courier|tonic|courier-test) return 0 ;;
     go) [ -x "$GO_SERVER" ] ;;
+    cpp) [ -x "$CPP_SERVER" ] ;;
     python) [ -x "$PY" ] && [ -d "$PY_GEN" ] ;;
     *) return 1 ;;
   esac
@@ -161,6 +164,7 @@ start_server() {
     courier|courier-test) cmd=("$BIN/courier-bench-server" --port "$port" --threads 1) ;;
     tonic) cmd=("$BIN/tonic-bench-server" --port "$port" --threads 1) ;;
     go) cmd=("$GO_SERVER" --port="$port") ;;
+    cpp) cmd=("$CPP_SERVER" --port="$port") ;;
     python) cmd=(env "PYTHONPATH=$PY_GEN" "$PY" "$PY_SERVER" --port="$port") ;;
   esac
   taskset -c "$SERVER_CPU" "$@" "${cmd[@]}" >"$log" 2>&1 &
@@ -594,12 +598,16 @@ if [ "$MODE" != table ]; then
 if [ "$MODE" = smoke ]; then
   IMPLS=(courier tonic)
 else
-  read -r -a IMPLS <<<"${BENCH_IMPLS:-courier tonic courier-test go python}"
+  read -r -a IMPLS <<<"${BENCH_IMPLS:-courier tonic courier-test go cpp python}"
   # The third-party peers, built by the interop install scripts when absent.
   for impl in "${IMPLS[@]}"; do
     if [ "$impl" = go ] && ! available go; then
       bash scripts/interop/install-go.sh >"$OUT/logs/install-go.log" 2>&1 ||
         echo "warning: grpc-go's interop server could not be built; see $OUT/logs/install-go.log" >&2
+    fi
+    if [ "$impl" = cpp ] && ! available cpp; then
+      bash scripts/interop/install-cpp.sh >"$OUT/logs/install-cpp.log" 2>&1 ||
+        echo "warning: the gRPC C++ benchmark server could not be built; see $OUT/logs/install-cpp.log" >&2
     fi
     if [ "$impl" = python ] && ! available python; then
       bash scripts/interop/install-python.sh >"$OUT/logs/install-python.log" 2>&1 ||
@@ -681,7 +689,7 @@ fi
 # Scenarios and implementations in the order they ran.
 scenarios_json=$(jq -s -c 'reduce .[].scenario as $s ([]; if index([$s]) then . else . + [$s] end)' "$RESULTS")
 impls_json=$(jq -s -c 'reduce .[].impl as $s ([]; if index([$s]) then . else . + [$s] end)
-  | (["courier", "tonic", "courier-test", "go", "python"] as $order | sort_by(($order | index(.)) // 99))' "$RESULTS")
+  | (["courier", "tonic", "courier-test", "go", "cpp", "python"] as $order | sort_by(($order | index(.)) // 99))' "$RESULTS")
 # shellcheck disable=SC1091
 settings=$(cat "$OUT/run-settings.txt" 2>/dev/null || echo "runs=? secs=? warmup=? server_cpu=0 client_cpu=1")
 eval "$settings"
@@ -699,7 +707,7 @@ def r(d): if . == null then "—" else (. * pow(10; d) | round) / pow(10; d) | t
 def ratio(a; b): if a == null or b == null or b == 0 then null else a / b end;
 def cell(d): if . == null then "—" else r(d) end;
 def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (TestService)",
-            "go": "grpc-go 1.33", "python": "grpcio (Python)"}[.] // .;
+            "go": "grpc-go 1.33", "cpp": "gRPC C++ 1.51", "python": "grpcio (Python)"}[.] // .;
 # The medians.
 (group_by(.scenario + "|" + .impl) | map({
    key: (.[0].scenario + "|" + .[0].impl),
@@ -744,6 +752,16 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
       "| scenario | QPS | p50 | p99 | CPU/RPC | peak RSS | KiB/conn |",
       "|---|---:|---:|---:|---:|---:|---:|",
       ( $scen[] as $s | ($m[$s + "|courier-test"] // $m[$s + "|courier"]) as $c | $m[$s + "|go"] as $g | select($c != null and $g != null) |
+        "| \($s) | \(ratio($c.qps; $g.qps) | cell(2)) | \(ratio($c.p50 // $c.mean; $g.p50 // $g.mean) | cell(2)) | \(ratio($c.p99; $g.p99) | cell(2)) | \(ratio($c.cpu; $g.cpu) | cell(2)) | \(ratio($c.rss; $g.rss) | cell(2)) | \(ratio($c.per_conn; $g.per_conn) | cell(2)) |"
+      ),
+      ""
+    else empty end ),
+  ( if ($impls | index("cpp")) then
+      "Courier against gRPC C++, both driven through BenchmarkService (Courier/gRPC C++):",
+      "",
+      "| scenario | QPS | p50 | p99 | CPU/RPC | peak RSS | KiB/conn |",
+      "|---|---:|---:|---:|---:|---:|---:|",
+      ( $scen[] as $s | $m[$s + "|courier"] as $c | $m[$s + "|cpp"] as $g | select($c != null and $g != null) |
         "| \($s) | \(ratio($c.qps; $g.qps) | cell(2)) | \(ratio($c.p50 // $c.mean; $g.p50 // $g.mean) | cell(2)) | \(ratio($c.p99; $g.p99) | cell(2)) | \(ratio($c.cpu; $g.cpu) | cell(2)) | \(ratio($c.rss; $g.rss) | cell(2)) | \(ratio($c.per_conn; $g.per_conn) | cell(2)) |"
       ),
       ""
@@ -798,7 +816,15 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
                elif ($s | test("1x1|ping-pong")) then (($c.p50 // $c.mean) < ($g.p50 // $g.mean))
                else ($c.qps > $g.qps) end) as $ahead
             | "- ahead of grpc-go, \($s) (\(if $s == "idle-1000" then "KiB/conn" elif ($s | test("1x1|ping-pong")) then "p50" else "QPS" end)): \(if $ahead then "met" else "NOT met" end)" )
-        else "- ahead of grpc-go: not measured (grpc-go not installed)" end )
+        else "- ahead of grpc-go: not measured (grpc-go not installed)" end ),
+      ( if ($impls | index("cpp")) then
+          ( $scen[] as $s | $m[$s + "|courier"] as $c | $m[$s + "|cpp"] as $g
+            | select($c != null and $g != null)
+            | (if $s == "idle-1000" then ($c.per_conn < $g.per_conn)
+               elif ($s | test("1x1|ping-pong")) then (($c.p50 // $c.mean) < ($g.p50 // $g.mean))
+               else ($c.qps > $g.qps) end) as $ahead
+            | "- ahead of gRPC C++, \($s) (\(if $s == "idle-1000" then "KiB/conn" elif ($s | test("1x1|ping-pong")) then "p50" else "QPS" end)): \(if $ahead then "met" else "NOT met" end)" )
+        else "- ahead of gRPC C++: not measured (gRPC C++ not installed)" end )
   )
 JQ
 } | tee "$OUT/table.md"
