@@ -5,6 +5,7 @@
 pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod client;
+pub(crate) mod engine;
 pub(crate) mod inline;
 pub(crate) mod io;
 pub(crate) mod server;
