@@ -9,8 +9,8 @@ use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::encode::{encode, encode_data_header, encode_headers};
-use super::frames::{Data, Frame, Headers};
+use super::encode::{encode, encode_data_header, encode_headers, encode_push_promise};
+use super::frames::{Data, Frame, Headers, PushPromise};
 
 /// DATA payloads up to this size are copied into the staging buffer: an
 /// iovec of its own costs more than copying a few hundred bytes.
@@ -68,6 +68,11 @@ impl GatherBuf {
     /// the peer's `max_frame_size` (see [`encode_headers`]).
     pub(crate) fn push_headers(&mut self, headers: &Headers, max_frame_size: u32) {
         encode_headers(headers, max_frame_size, &mut self.staging);
+    }
+
+    /// Queues a header block as PUSH_PROMISE and CONTINUATION frames.
+    pub(crate) fn push_push_promise(&mut self, promise: &PushPromise, max_frame_size: u32) {
+        encode_push_promise(promise, max_frame_size, &mut self.staging);
     }
 
     /// Puts a payload after what is staged: copied if small, else as a chunk

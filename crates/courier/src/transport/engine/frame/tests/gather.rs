@@ -175,3 +175,25 @@ fn header_blocks_go_through_the_queue_split() {
         }))
     );
 }
+
+#[test]
+fn push_promise_blocks_go_through_the_queue_split() {
+    let promise = PushPromise {
+        stream_id: sid(1),
+        promised_stream_id: sid(4),
+        end_headers: false,
+        padding: Some(9),
+        fragment: Bytes::from(vec![5; 33_000]),
+    };
+    let mut gather = GatherBuf::new();
+    gather.push_push_promise(&promise, 16_384);
+    let mut wire = drain(gather);
+    let back = FrameReader::default().read(&mut wire).unwrap();
+    assert_eq!(
+        back,
+        Some(Frame::PushPromise(PushPromise {
+            end_headers: true,
+            ..promise
+        }))
+    );
+}
