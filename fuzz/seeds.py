@@ -128,3 +128,33 @@ put("hpack", "c6-responses", bytes([6, 7]) + blocks(
     "88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6"
     "c7b335dfdfcd5b3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007"))
 put("hpack", "bomb", bytes([7, 6]) + blocks("4001787f17" + "61" * 150, "be" * 200))
+# frame: a byte choosing the maximum frame size (a % 3 of 16384, 16390,
+# 2^24 - 1) and the write step (a / 4 + 1), a byte choosing the header
+# block caps (size b & 15 % 6 of 0, 1, 16, 100, 1000, 65536; frames
+# b >> 4 % 5 of 1, 2, 3, 8, 64), then HTTP/2 frames as a peer sends them.
+def h2(kind, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+settings = h2(4, 0, 0, struct.pack(">HI", 4, 1 << 20) + struct.pack(">HI", 0x99, 7))
+headers_block = b"\x82\x86\x84\x41\x0flocalhost:50051"
+conversation = (
+    settings
+    + h2(4, 1, 0, b"")
+    + h2(8, 0, 0, struct.pack(">I", 1 << 16))
+    + h2(1, 0x20, 1, struct.pack(">IB", 0x80000000, 15) + headers_block[:5])
+    + h2(9, 0, 1, headers_block[5:9])
+    + h2(9, 4, 1, headers_block[9:])
+    + h2(0, 0x8, 1, b"\x03" + frame(hello) + b"\0\0\0")
+    + h2(0, 1, 1, b"")
+    + h2(6, 0, 0, b"12345678")
+    + h2(2, 0, 3, struct.pack(">IB", 1, 0))
+    + h2(0xfa, 0xff, 3, b"extension")
+    + h2(3, 0, 3, struct.pack(">I", 8))
+    + h2(7, 0, 0, struct.pack(">II", 1, 0) + b"bye")
+)
+put("frame", "conversation", b"\x04\x45" + conversation)
+put("frame", "push-promise", b"\x00\x45" + h2(5, 0x8, 1, b"\x01" + struct.pack(">I", 2) + b"\x82\0") + h2(9, 4, 1, b"\x84"))
+put("frame", "continuation-flood", b"\x00\x13" + h2(1, 0, 1, b"\x82") + h2(9, 0, 1, b"") * 8)
+put("frame", "interrupted-block", b"\x00\x45" + h2(1, 0, 1, b"\x82") + h2(6, 0, 0, b"12345678"))
+put("frame", "stream-errors", b"\x00\x45" + h2(8, 0, 5, b"\0\0\0\0") + h2(2, 0, 5, b"\0") + h2(6, 1, 0, b"abcdefgh"))

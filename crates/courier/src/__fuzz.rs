@@ -253,3 +253,117 @@ pub fn hpack_prepared(fields: &[(Vec<u8>, Vec<u8>, bool)]) -> Bytes {
     );
     builder.build().as_bytes().clone()
 }
+/// The HTTP/2 frame layer of Courier's own engine
+/// (`transport::engine::frame`), wrapped so its crate-private types can
+/// cross into the fuzz target.
+pub mod http2_frame {
+    use bytes::{Buf, BytesMut};
+
+    use crate::transport::engine::frame;
+
+    /// One decoded frame.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Frame(frame::Frame);
+
+    impl Frame {
+        /// Whether it is a HEADERS or PUSH_PROMISE frame (whose block the
+        /// encoder splits at the maximum frame size).
+        pub fn carries_header_block(&self) -> bool {
+            matches!(self.0, frame::Frame::Headers(_) | frame::Frame::PushPromise(_))
+        }
+
+        /// Whether it is a CONTINUATION frame.
+        pub fn is_continuation(&self) -> bool {
+            matches!(self.0, frame::Frame::Continuation(_))
+        }
+    }
+
+    /// A broken rule: its violation, code and scope, as text.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Error(frame::FrameError);
+
+    impl Error {
+        /// Whether the connection must end (else one stream is reset and
+        /// reading goes on).
+        pub fn is_connection_error(&self) -> bool {
+            self.0.is_connection_error()
+        }
+    }
+
+    /// The frame decoder ([`frame::FrameDecoder`]).
+    pub struct Decoder(frame::FrameDecoder);
+
+    impl Decoder {
+        /// A decoder with this SETTINGS_MAX_FRAME_SIZE (clamped).
+        pub fn new(max_frame_size: u32) -> Decoder {
+            Decoder(frame::FrameDecoder::new(max_frame_size))
+        }
+
+        /// The maximum frame size after clamping.
+        pub fn max_frame_size(&self) -> u32 {
+            self.0.max_frame_size()
+        }
+
+        /// The next frame split off `buf`, if whole.
+        pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, Error> {
+            self.0.decode(buf).map(|f| f.map(Frame)).map_err(Error)
+        }
+    }
+
+    /// The decoder and CONTINUATION assembler ([`frame::FrameReader`]).
+    pub struct Reader(frame::FrameReader);
+
+    impl Reader {
+        /// A reader with this maximum frame size and these header block caps.
+        pub fn new(max_frame_size: u32, max_block_size: usize, max_block_frames: usize) -> Reader {
+            let limits = frame::HeaderBlockLimits {
+                max_size: max_block_size,
+                max_frames: max_block_frames,
+            };
+            Reader(frame::FrameReader::new(max_frame_size, limits))
+        }
+
+        /// The next frame, header blocks joined.
+        pub fn read(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, Error> {
+            self.0.read(buf).map(|f| f.map(Frame)).map_err(Error)
+        }
+    }
+
+    /// Appends `frame` as [`frame::encode`] writes it.
+    pub fn encode(frame: &Frame, dst: &mut BytesMut) {
+        frame::encode(&frame.0, dst);
+    }
+
+    /// The write queue ([`frame::GatherBuf`]).
+    #[derive(Default)]
+    pub struct Gather(frame::GatherBuf);
+
+    impl Gather {
+        /// Queues `frame`; a header block is split at `max_frame_size`.
+        pub fn push(&mut self, frame: Frame, max_frame_size: u32) {
+            match frame.0 {
+                frame::Frame::Headers(h) => self.0.push_headers(&h, max_frame_size),
+                frame::Frame::PushPromise(p) => self.0.push_push_promise(&p, max_frame_size),
+                other => self.0.push(other),
+            }
+        }
+    }
+
+    impl Buf for Gather {
+        fn remaining(&self) -> usize {
+            self.0.remaining()
+        }
+
+        fn chunk(&self) -> &[u8] {
+            self.0.chunk()
+        }
+
+        fn advance(&mut self, cnt: usize) {
+            self.0.advance(cnt)
+        }
+
+        fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+            self.0.chunks_vectored(dst)
+        }
+    }
+}
