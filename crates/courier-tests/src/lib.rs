@@ -13,7 +13,9 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 pub mod backend;
+pub mod peer;
 pub use backend::{Backend, Gate, Gated, Relay, ipv4_target};
+pub use peer::PythonPeer;
 
 /// Generated from `proto/echo.proto`.
 pub mod pb {
@@ -54,6 +56,15 @@ pub struct Counters {
 /// hang. Generous, for loaded machines; it bounds a failure, it does not
 /// time a success.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `step`, failing the test if it takes longer than [`WAIT_LIMIT`]:
+/// a step that never ends is a failure, not a hang.
+pub async fn guard<T>(what: &str, step: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT_LIMIT, step).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: not done within {WAIT_LIMIT:?}"),
+    }
+}
 
 impl Counters {
     fn bump(&self, count: &AtomicUsize) {
@@ -436,6 +447,12 @@ pub async fn silent_listener() -> (SocketAddr, tokio::task::JoinHandle<()>) {
         }
     });
     (addr, task)
+}
+
+/// Starts a server whose Echo service is [`Gated`] by `gate`.
+pub async fn start_gated(gate: &Arc<Gate>) -> TestServer {
+    let gate = gate.clone();
+    start_with(move |b| b.add_service(Gated::server(gate))).await
 }
 
 /// Starts a server with the Echo service on an ephemeral loopback port.

@@ -26,14 +26,6 @@ use ConnectivityState::{Connecting, Idle, Ready, TransientFailure};
 /// loaded machines. It bounds a failure; it times no success.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs `step`, failing the test if it takes longer than [`LIMIT`].
-async fn guard<T>(what: &str, step: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(LIMIT, step).await {
-        Ok(out) => out,
-        Err(_) => panic!("{what}: not done within {LIMIT:?}"),
-    }
-}
-
 /// Reconnection backoff short enough that a backend that comes back is
 /// found again soon: 20 ms after the first failure, growing to 200 ms.
 fn quick_backoff() -> BackoffConfig {
@@ -573,11 +565,7 @@ async fn a_resolver_with_no_addresses_fails_calls_and_an_error_keeps_the_last_go
 #[tokio::test]
 async fn a_channel_limit_of_two_streams_holds_further_calls_until_one_ends() {
     let gate = Arc::new(Gate::default());
-    let server = start_with({
-        let gate = gate.clone();
-        move |b| b.add_service(Gated::server(gate))
-    })
-    .await;
+    let server = courier_tests::start_gated(&gate).await;
     let channel = Channel::builder(server.url())
         .max_concurrent_streams(2)
         .connect()

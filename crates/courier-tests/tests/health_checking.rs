@@ -44,15 +44,10 @@ use courier::health::pb::health_server::{Health, HealthServer};
 use courier::health::pb::{HealthCheckRequest, HealthCheckResponse};
 use courier::{Channel, Code, Request, Response, Status};
 use courier_tests::*;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::Command;
 
 /// The service every test's config asks the backends about.
 const ECHO: &str = "courier.test.Echo";
-
-/// How long a step may take before the test calls it a hang: generous, for
-/// loaded machines. It bounds a failure; it times no success.
-const LIMIT: Duration = Duration::from_secs(60);
 
 /// Calls in a row that must miss a backend before the test takes it as
 /// out of the rotation: two full rotations over three backends.
@@ -60,14 +55,6 @@ const SKIPS: usize = 6;
 
 /// Calls made, once a backend is out, that must all miss it.
 const CHECKED_CALLS: usize = 30;
-
-/// Runs `step`, failing the test if it takes longer than [`LIMIT`].
-async fn guard<T>(what: &str, step: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(LIMIT, step).await {
-        Ok(out) => out,
-        Err(_) => panic!("{what}: not done within {LIMIT:?}"),
-    }
-}
 
 /// A service config asking for health checks of [`ECHO`].
 fn health_config() -> ServiceConfig {
@@ -159,63 +146,24 @@ where
 // --- grpcio backends ----------------------------------------------------------
 
 /// A grpcio backend (`peers/health_backend.py`), killed when dropped.
-struct PyBackend {
-    port: u16,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-    _child: Child,
-}
+struct PyBackend(PythonPeer);
 
 impl PyBackend {
     async fn start(python: &Path, name: usize) -> PyBackend {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/health_backend.py");
-        let mut child = Command::new(python)
-            .arg(&script)
-            .arg(format!("--name={name}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the grpcio backend");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = guard("the grpcio backend's port", stdout.next_line())
-            .await
-            .unwrap()
-            .expect("the grpcio backend exited before serving");
-        let port = line
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the grpcio backend said {line:?}, not its port"));
-        PyBackend {
-            port,
-            stdin,
-            stdout,
-            _child: child,
-        }
+        PyBackend(PythonPeer::start(python, "health_backend.py", &[format!("--name={name}")]).await)
     }
 
-    /// Sends a command and returns the backend's answer.
-    async fn command(&mut self, command: &str) -> String {
-        self.stdin.write_all(format!("{command}\n").as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
-        guard(
-            &format!("the grpcio backend's answer to {command}"),
-            self.stdout.next_line(),
-        )
-        .await
-        .unwrap()
-        .expect("the grpcio backend exited")
+    fn port(&self) -> u16 {
+        self.0.port
     }
 
     async fn set(&mut self, command: &str) {
-        assert_eq!(self.command(command).await, "ok", "{command}");
+        assert_eq!(self.0.command(command).await, "ok", "{command}");
     }
 
     /// The Echo calls it has served.
     async fn calls(&mut self) -> usize {
-        let answer = self.command("count").await;
+        let answer = self.0.command("count").await;
         answer
             .strip_prefix("count ")
             .and_then(|n| n.parse().ok())
@@ -238,7 +186,7 @@ async fn grpcio_backend_not_serving_gets_no_calls_until_serving_again() {
     for name in 0..3 {
         backends.push(PyBackend::start(&python, name).await);
     }
-    let list: Vec<String> = backends.iter().map(|b| format!("127.0.0.1:{}", b.port)).collect();
+    let list: Vec<String> = backends.iter().map(|b| format!("127.0.0.1:{}", b.port())).collect();
     let channel = health_checked_channel(&format!("ipv4:{}", list.join(",")));
     let client = EchoClient::new(channel);
     let call = || call_named(client.clone());

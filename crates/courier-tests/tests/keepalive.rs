@@ -7,25 +7,14 @@ use std::time::Duration;
 
 use courier::keepalive::{ClientParameters, ServerParameters};
 use courier::{Channel, Code};
-use courier_tests::{EchoClient, Gate, Gated, Relay, WAIT_LIMIT, echo_with, start_with, start_with_counters, text};
-
-/// Fails a test that waits too long rather than hanging it.
-async fn guard<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT_LIMIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {WAIT_LIMIT:?}"))
-}
+use courier_tests::{EchoClient, Gate, Gated, Relay, echo_with, guard, start_with, start_with_counters, text};
 
 #[tokio::test]
 async fn client_keepalive_finds_a_silent_connection_and_fails_its_call_with_unavailable() {
     // The call waits at the server until the end; only keepalive can tell
     // that the connection has gone silent.
     let gate = Arc::new(Gate::default());
-    let server = start_with({
-        let gate = gate.clone();
-        move |b| b.add_service(Gated::server(gate))
-    })
-    .await;
+    let server = courier_tests::start_gated(&gate).await;
     let relay = Relay::start(server.addr).await;
     let keepalive = ClientParameters::new(Duration::from_secs(10)).timeout(Duration::from_secs(1));
     let channel = Channel::builder(format!("http://{}", relay.addr))

@@ -8,47 +8,19 @@
 //! it the tests print a note and pass, unless `COURIER_REQUIRE_PEERS=1`.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use courier::client::ConnectivityState;
 use courier::keepalive::ClientParameters;
 use courier::{Channel, Request};
-use courier_tests::{EchoClient, Relay, WAIT_LIMIT, grpcio_python, text};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-async fn guard<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT_LIMIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {WAIT_LIMIT:?}"))
-}
+use courier_tests::{EchoClient, PythonPeer, Relay, grpcio_python, guard, text};
 
 /// The grpcio server with `options`, killed when dropped.
-async fn py_server(python: &Path, options: &[&str]) -> (u16, Child) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/retry_peer.py");
-    let mut command = Command::new(python);
-    command.arg(script).arg("server");
-    for option in options {
-        command.arg(format!("--option={option}"));
-    }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the grpcio server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = guard("the grpcio server's port", stdout.next_line())
-        .await
-        .unwrap()
-        .expect("the grpcio server exited before serving");
-    let port = line
-        .strip_prefix("port ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the grpcio server said {line:?}, not its port"));
-    (port, child)
+async fn py_server(python: &Path, options: &[&str]) -> (u16, PythonPeer) {
+    let mut args = vec!["server".to_string()];
+    args.extend(options.iter().map(|o| format!("--option={o}")));
+    let peer = PythonPeer::start(python, "retry_peer.py", &args).await;
+    (peer.port, peer)
 }
 
 fn call(id: &str) -> Request<courier_tests::EchoRequest> {
@@ -86,7 +58,7 @@ async fn a_grpcio_servers_max_age_goaway_loses_no_courier_call() {
 async fn keepalive_finds_a_grpcio_server_frozen_with_sigstop() {
     let Some(python) = grpcio_python("grpc") else { return };
     let (port, server) = py_server(&python, &[]).await;
-    let pid = server.id().expect("the server's pid");
+    let pid = server.child.id().expect("the server's pid");
     let keepalive = ClientParameters::new(Duration::from_secs(10))
         .timeout(Duration::from_secs(1))
         .permit_without_calls(true);

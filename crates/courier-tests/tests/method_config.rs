@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use courier::client::service_config::{MethodConfig, MethodName, ServiceConfig};
 use courier::{Channel, Code, Request};
-use courier_tests::{EchoClient, EchoRequest, Gate, Gated, RefusingAddr, TestServer, start_server, start_with, text};
+use courier_tests::{EchoClient, EchoRequest, Gate, RefusingAddr, TestServer, start_server, text};
 
 fn for_echo(method: MethodConfig) -> ServiceConfig {
     ServiceConfig::new().method(method)
@@ -29,11 +29,7 @@ async fn client(server: &TestServer, config: ServiceConfig) -> EchoClient {
 #[tokio::test]
 async fn the_configured_timeout_ends_a_call_that_sets_none() {
     let gate = Arc::new(Gate::default());
-    let server = start_with({
-        let gate = gate.clone();
-        move |b| b.add_service(Gated::server(gate))
-    })
-    .await;
+    let server = courier_tests::start_gated(&gate).await;
     let client = client(&server, for_echo(unary_config().timeout(Duration::from_millis(100)))).await;
     let err = client.unary(text("held")).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");

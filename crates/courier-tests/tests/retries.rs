@@ -14,7 +14,7 @@ use courier::status::RetryPushback;
 use courier::{Channel, Code, PreviousRpcAttempts, Request, Response, Status, Streaming};
 use courier_tests::pb::echo_server::EchoServer;
 use courier_tests::{
-    EchoClient, EchoRequest, EchoResponse, Gate, Gated, ResponseStream, WAIT_LIMIT, async_stream, start_with, text,
+    EchoClient, EchoRequest, EchoResponse, Gate, ResponseStream, WAIT_LIMIT, async_stream, start_with, text,
 };
 use tokio::sync::Notify;
 
@@ -403,11 +403,7 @@ async fn hedging_takes_the_fast_backends_answer_and_cancels_the_slow_attempt() {
     // The slow backend holds each call until released, which never comes:
     // only cancellation ends its calls.
     let gate = Arc::new(Gate::default());
-    let slow = start_with({
-        let gate = gate.clone();
-        move |b| b.add_service(Gated::server(gate))
-    })
-    .await;
+    let slow = courier_tests::start_gated(&gate).await;
     let fast = courier_tests::start_server().await;
     let hedged = echo_config(
         MethodConfig::new([MethodName::method("courier.test.Echo", "Unary")]).hedging(HedgingPolicy::new(

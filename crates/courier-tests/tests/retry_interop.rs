@@ -8,7 +8,6 @@
 //! it the tests print a note and pass, unless `COURIER_REQUIRE_PEERS=1`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,47 +15,15 @@ use courier::client::service_config::ServiceConfig;
 use courier::interceptor::CallHead;
 use courier::status::RetryPushback;
 use courier::{Channel, Code, PreviousRpcAttempts, Request, Status};
-use courier_tests::{EchoClient, WAIT_LIMIT, echo_with, grpcio_python, start_with_counters, text};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use courier_tests::{EchoClient, PythonPeer, WAIT_LIMIT, echo_with, grpcio_python, guard, start_with_counters, text};
+use tokio::process::Command;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/retry_peer.py")
 }
 
-/// Fails a test that waits too long for a peer, rather than hanging.
-async fn guard<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT_LIMIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {WAIT_LIMIT:?}"))
-}
-
-/// The grpcio server, killed when dropped (its stdin closes with it too).
-struct PyServer {
-    port: u16,
-    _child: Child,
-}
-
-async fn py_server(python: &Path) -> PyServer {
-    let mut child = Command::new(python)
-        .arg(script())
-        .arg("server")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the grpcio server");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = guard("the grpcio server's port", stdout.next_line())
-        .await
-        .unwrap()
-        .expect("the grpcio server exited before serving");
-    let port = line
-        .strip_prefix("port ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("the grpcio server said {line:?}, not its port"));
-    PyServer { port, _child: child }
+async fn py_server(python: &Path) -> PythonPeer {
+    PythonPeer::start(python, "retry_peer.py", &["server".to_string()]).await
 }
 
 const RETRY: &str = r#"{
