@@ -972,10 +972,8 @@ where
         };
         let pushback = failure.retry_pushback();
         let non_fatal = policy.non_fatal.contains(failure.code());
-        if let Some(throttle) = &throttle
-            && (non_fatal || pushback == Some(RetryPushback::Stop))
-        {
-            throttle.failure();
+        if let Some(throttle) = &throttle {
+            throttle.attempt_failed(non_fatal, pushback);
         }
         if !non_fatal {
             return Err(failure);

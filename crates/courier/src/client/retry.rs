@@ -55,8 +55,17 @@ impl Throttle {
         }
     }
 
+    /// An attempt failed with a code the policy `listed` (retryable, or
+    /// non-fatal for hedging), and `pushback`: per A6 only such failures,
+    /// or pushback that says stop, cost a token.
+    pub(crate) fn attempt_failed(&self, listed: bool, pushback: Option<RetryPushback>) {
+        if listed || pushback == Some(RetryPushback::Stop) {
+            self.failure();
+        }
+    }
+
     /// A failed attempt: one token less.
-    pub(crate) fn failure(&self) {
+    fn failure(&self) {
         let _ = self
             .tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| Some(t.saturating_sub(1000)));
@@ -178,12 +187,8 @@ impl Retrier {
     pub(crate) fn after_failure(&mut self, status: &Status) -> Verdict {
         let retryable = self.policy.retries(status.code());
         let pushback = status.retry_pushback();
-        // A6: only failures with a retryable code, or pushback that says
-        // stop, count against the throttle.
-        if let Some(throttle) = &self.throttle
-            && (retryable || pushback == Some(RetryPushback::Stop))
-        {
-            throttle.failure();
+        if let Some(throttle) = &self.throttle {
+            throttle.attempt_failed(retryable, pushback);
         }
         if !retryable || pushback == Some(RetryPushback::Stop) || self.attempts >= self.policy.max_attempts {
             return Verdict::Stop;
