@@ -1019,14 +1019,22 @@ where
     E: Encoder,
     S: Stream<Item = E::Item> + Send,
 {
+    /// A request kept for replay within `buffer`'s limits.
     fn new(stream: Pin<&'s mut S>, writer: FrameWriter<E>, buffer: &Arc<RetryBuffer>) -> Self {
+        let mut outbound = Outbound::unbuffered(stream, writer);
+        outbound.replay = buffer.reserve(0).map(|hold| Replay {
+            chunks: Vec::new(),
+            hold,
+        });
+        outbound
+    }
+
+    /// A request sent once: nothing is kept.
+    fn unbuffered(stream: Pin<&'s mut S>, writer: FrameWriter<E>) -> Self {
         Outbound {
             stream,
             writer,
-            replay: buffer.reserve(0).map(|hold| Replay {
-                chunks: Vec::new(),
-                hold,
-            }),
+            replay: None,
             queue: VecDeque::new(),
             ended: false,
             done: false,
@@ -1216,53 +1224,15 @@ async fn read_unary<D: Decoder>(
     Ok(response)
 }
 
-/// Sends every message of `stream`, batching those that are ready together,
-/// then ends the request. Stops quietly if the server ends the call.
-async fn send_all<E, S>(mut send: SendStream, stream: S, mut writer: FrameWriter<E>) -> Result<(), Status>
+/// Sends every message of `stream` on a call with one attempt, then ends
+/// the request: [`Outbound`] with nothing kept for replay.
+async fn send_all<E, S>(mut send: SendStream, stream: S, writer: FrameWriter<E>) -> Result<(), Status>
 where
     E: Encoder,
     S: Stream<Item = E::Item> + Send,
 {
-    let mut stream = std::pin::pin!(stream);
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = send.reset_received() => return Ok(()),
-            item = stream.next() => item,
-        };
-        let Some(message) = first else {
-            let _ = send.queue_data(Bytes::new(), true);
-            return Ok(());
-        };
-        let fail = |send: &mut SendStream, status: Status| {
-            send.reset(Reason::Cancel);
-            Err(status)
-        };
-        if let Err(status) = writer.write(message, true) {
-            return fail(&mut send, status);
-        }
-        let mut ended = false;
-        while writer.pending() < BATCH_LIMIT {
-            match stream.next().now_or_never() {
-                Some(Some(message)) => {
-                    if let Err(status) = writer.write(message, true) {
-                        return fail(&mut send, status);
-                    }
-                }
-                Some(None) => {
-                    ended = true;
-                    break;
-                }
-                None => break,
-            }
-        }
-        if send.send_data(writer.take(), ended).await.is_err() {
-            return Ok(());
-        }
-        if ended {
-            return Ok(());
-        }
-    }
+    let stream = std::pin::pin!(stream);
+    Outbound::unbuffered(stream, writer).send(&mut send).await
 }
 
 #[cfg(test)]
