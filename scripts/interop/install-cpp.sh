@@ -41,19 +41,9 @@ log() { printf '==> %s\n' "$*"; }
 die() { printf 'install-cpp.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. system packages -----------------------------------------------------
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if [ "$(dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
-        missing+=("$p")
-    fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "must run as root to install: ${missing[*]}"
-    log "installing ${missing[*]}"
-    apt-get update -qq || die "apt-get update failed"
-    apt-get install -qq -y --no-install-recommends "${missing[@]}" >/dev/null ||
-        die "apt-get install ${missing[*]} failed"
-fi
+# shellcheck source=scripts/interop/apt.sh
+. scripts/interop/apt.sh
+apt_install_missing "${PACKAGES[@]}"
 PLUGIN=$(command -v grpc_cpp_plugin) || die "grpc_cpp_plugin not found (protobuf-compiler-grpc)"
 command -v protoc >/dev/null || die "protoc not found (protobuf-compiler)"
 pkg-config --exists grpc++ protobuf || die "pkg-config knows no grpc++ or protobuf (libgrpc++-dev)"

@@ -74,18 +74,9 @@ log() { printf '==> %s\n' "$*"; }
 die() { printf 'install-go.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. system packages -----------------------------------------------------
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if [ "$(dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null)" != installed ]; then
-        missing+=("$p")
-    fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" = 0 ] || die "must run as root to install: ${missing[*]}"
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    apt-get install -qq -y --no-install-recommends "${PACKAGES[@]}" >/dev/null
-fi
+# shellcheck source=scripts/interop/apt.sh
+. scripts/interop/apt.sh
+apt_install_missing "${PACKAGES[@]}"
 
 # Source version = installed library version, so the tree we build from is
 # exactly the grpc that /usr/share/gocode has (minus any binNMU suffix).
