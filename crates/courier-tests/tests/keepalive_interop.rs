@@ -69,10 +69,10 @@ async fn keepalive_finds_a_grpcio_server_frozen_with_sigstop() {
         .unwrap();
     EchoClient::new(channel.clone()).unary(call("before")).await.unwrap();
     assert_eq!(channel.state(false), ConnectivityState::Ready);
-    let stop = std::process::Command::new("kill")
-        .args(["-STOP", &pid.to_string()])
-        .status();
-    assert!(stop.expect("run kill").success(), "SIGSTOP the grpcio server");
+    // A signal of our own, not the `kill` binary: a bare machine may not
+    // have procps.
+    let signal = |sig| unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(signal(libc::SIGSTOP), 0, "SIGSTOP the grpcio server");
     // The kernel still holds the connection open; only keepalive can tell
     // that nothing answers on it.
     let state = guard(
@@ -80,9 +80,7 @@ async fn keepalive_finds_a_grpcio_server_frozen_with_sigstop() {
         channel.wait_for_state_change(ConnectivityState::Ready),
     )
     .await;
-    let _ = std::process::Command::new("kill")
-        .args(["-CONT", &pid.to_string()])
-        .status();
+    signal(libc::SIGCONT);
     assert_ne!(state, ConnectivityState::Ready);
 }
 
