@@ -89,6 +89,7 @@ pub struct ServerParameters {
     pub(crate) max_connection_age_grace: Option<Duration>,
     pub(crate) time: Duration,
     pub(crate) timeout: Duration,
+    pub(crate) enforcement: EnforcementPolicy,
 }
 
 impl Default for ServerParameters {
@@ -107,7 +108,14 @@ impl ServerParameters {
             max_connection_age_grace: None,
             time: DEFAULT_SERVER_TIME,
             timeout: DEFAULT_TIMEOUT,
+            enforcement: EnforcementPolicy::new(),
         }
+    }
+
+    /// How often clients may PING; see [`EnforcementPolicy`].
+    pub fn enforcement(mut self, policy: EnforcementPolicy) -> ServerParameters {
+        self.enforcement = policy;
+        self
     }
 
     /// Closes a connection gracefully once it has had no calls for this
@@ -143,5 +151,67 @@ impl ServerParameters {
     pub fn timeout(mut self, timeout: Duration) -> ServerParameters {
         self.timeout = timeout;
         self
+    }
+}
+
+/// How often a server lets its clients PING (grpc-go's
+/// `keepalive.EnforcementPolicy`, gRFC A8). A PING sooner than
+/// `min_time` after the previous one, or any PING while no call is open
+/// unless permitted, is a strike; the third strike in a row ends the
+/// connection with GOAWAY `ENHANCE_YOUR_CALM` and debug data
+/// `too_many_pings`. Each time the server sends headers or data the
+/// strikes start again.
+///
+/// ```
+/// use std::time::Duration;
+/// use courier::keepalive::{EnforcementPolicy, ServerParameters};
+///
+/// let params = ServerParameters::new()
+///     .enforcement(EnforcementPolicy::new().min_time(Duration::from_secs(10)).permit_without_calls(true));
+/// # let _ = params;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnforcementPolicy {
+    pub(crate) min_time: Duration,
+    pub(crate) permit_without_calls: bool,
+}
+
+/// A8's least time between a client's PINGs unless set: 5 minutes.
+pub const DEFAULT_MIN_PING_TIME: Duration = Duration::from_secs(5 * 60);
+
+impl Default for EnforcementPolicy {
+    fn default() -> Self {
+        EnforcementPolicy::new()
+    }
+}
+
+impl EnforcementPolicy {
+    /// A8's defaults: at least 5 minutes between PINGs, and none while no
+    /// call is open.
+    pub fn new() -> EnforcementPolicy {
+        EnforcementPolicy {
+            min_time: DEFAULT_MIN_PING_TIME,
+            permit_without_calls: false,
+        }
+    }
+
+    /// The least time a client must leave between PINGs.
+    pub fn min_time(mut self, min_time: Duration) -> EnforcementPolicy {
+        self.min_time = min_time;
+        self
+    }
+
+    /// Whether a client may PING while it has no call open.
+    pub fn permit_without_calls(mut self, on: bool) -> EnforcementPolicy {
+        self.permit_without_calls = on;
+        self
+    }
+
+    pub(crate) fn policy(&self) -> crate::transport::engine::ping_policy::PingPolicy {
+        crate::transport::engine::ping_policy::PingPolicy {
+            min_time: self.min_time,
+            permit_without_calls: self.permit_without_calls,
+            max_strikes: 2,
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::status::Status;
 /// and a stream whose unfinished message receives nothing for the budget's
 /// stall timeout fails.
 pub(crate) struct RecvBody {
-    stream: h2::RecvStream,
+    stream: super::engine::conn::RecvHalf,
     /// A client expects trailers with `grpc-status`; a server does not.
     client: bool,
     budget: Option<Arc<RecvBudget>>,
@@ -53,7 +53,7 @@ impl Drop for RecvBody {
         // Capacity the peer was never given back would be lost to the
         // connection for good.
         if self.owed > 0 {
-            let _ = self.stream.flow_control().release_capacity(self.owed);
+            self.stream.release_capacity(self.owed);
         }
     }
 }
@@ -91,7 +91,7 @@ impl RecvBody {
     }
 
     fn id(&self) -> u32 {
-        self.stream.stream_id().as_u32()
+        self.stream.stream_id()
     }
 
     /// Chunks as they arrive, their capacity given back at once. For
@@ -100,7 +100,7 @@ impl RecvBody {
         match self.stream.poll_data(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 // The bytes are ours now: let the peer send more.
-                let _ = self.stream.flow_control().release_capacity(chunk.len());
+                self.stream.release_capacity(chunk.len());
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(StreamError::from(e).to_status()))),
@@ -180,7 +180,7 @@ impl RecvBody {
         if !allowed {
             return false;
         }
-        let _ = self.stream.flow_control().release_capacity(self.owed);
+        self.stream.release_capacity(self.owed);
         self.owed = 0;
         if let Some(stall) = self.stall.as_mut() {
             // Held back by the budget until now, not by the peer.

@@ -1,7 +1,6 @@
 //! The client side of an HTTP/2 connection: dialing TCP or a Unix socket,
 //! the handshake, and a task that drives the connection.
 
-use std::future::Future as _;
 use std::io::ErrorKind;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -9,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::ConnectOptions;
-use super::keepalive::StreamCounter;
+use super::engine::conn::{self, Config, Event, Keepalive, Role};
+use super::engine::frame::ErrorCode;
+use super::engine::ping_policy::TOO_MANY_PINGS;
 use super::stream::Opener;
 use crate::client::resolver::Address;
 use crate::client::resolver::address::Repr;
@@ -21,12 +21,10 @@ use crate::status::Status;
 
 /// A ready HTTP/2 connection.
 pub(crate) struct Connection {
-    send: h2::client::SendRequest<Bytes>,
+    send: conn::Opener,
     liveness: Arc<Liveness>,
     /// The channel's own limit on streams open at once, when it sets one.
     streams: Option<Arc<tokio::sync::Semaphore>>,
-    /// The streams open now, counted for keepalive when it needs to know.
-    open: Option<Arc<StreamCounter>>,
 }
 
 /// Whether a connection still takes new calls, and a way to wait until it
@@ -51,12 +49,12 @@ pub(crate) type StreamPermit = Option<tokio::sync::OwnedSemaphorePermit>;
 impl Connection {
     /// A handle that opens streams on this connection.
     pub(crate) fn opener(&self) -> Opener {
-        Opener::new(self.send.clone(), self.open.clone())
+        Opener::new(self.send.clone(), None)
     }
 
     /// False once the connection has closed or failed, or received GOAWAY.
     pub(crate) fn is_alive(&self) -> bool {
-        !self.liveness.dead.load(Ordering::Acquire)
+        !self.liveness.dead.load(Ordering::Acquire) && !self.send.is_closed()
     }
 
     /// Marks the connection unusable for new calls; its subchannel then
@@ -453,39 +451,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniff<IO> {
     }
 }
 
-/// The payload size under which h2 0.4 charges a received DATA frame
-/// against its small-frame budget, `SMALL_DATA_FRAME - len` bytes a frame
-/// (h2's `DEFAULT_DATA_FRAME_OVERHEAD_THRESHOLD`, which it does not export).
-const SMALL_DATA_FRAME: usize = 256;
-
-/// How many calls on one connection may each have a small response message
-/// received and not yet read, within the small-frame budget.
-const BUDGETED_CALLS: usize = 1 << 16;
-
-/// The client's budget for received small DATA frames: 16 MiB, or half the
-/// connection window if that is more.
-///
-/// h2 charges each small DATA frame that is not the last of its stream
-/// against a connection-wide budget until the application reads it, and
-/// closes the connection with GOAWAY `ENHANCE_YOUR_CALM` when the budget
-/// runs out. This guards against a peer flooding tiny frames: flow control
-/// counts only payload bytes, so 1-byte frames filling our 4 MiB connection
-/// window would cost about 1 GiB of per-frame bookkeeping. But h2's default,
-/// half the connection window (2 MiB), is only about 8,000 small frames, and
-/// a client with 10,000 unary calls in flight legitimately holds that many
-/// small responses (one DATA frame each, then trailers) received before the
-/// calls' tasks get to read them: it would tear its own connection down.
-///
-/// A client receives DATA only on streams it opened, so the small frames
-/// waiting legitimately grow with the calls the application makes, not with
-/// anything the server chooses. The budget covers one small frame for each
-/// of [`BUDGETED_CALLS`]: 256 bytes a call, little next to what each call
-/// already holds (its h2 stream, its future, its response headers), while a
-/// server flooding tiny frames is still cut off, at 16 MiB of bookkeeping.
-fn data_frame_budget(connection_window: u32) -> usize {
-    (SMALL_DATA_FRAME * BUDGETED_CALLS).max(connection_window as usize / 2)
-}
-
 /// The HTTP/2 handshake: sends the preface, then waits for the server to
 /// answer with its SETTINGS, so that a connection to something that is not
 /// an HTTP/2 server fails here with what answered instead.
@@ -494,88 +459,42 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (io, sniffer) = Sniff::new(io);
-    let s = &opts.http2;
-    let mut builder = h2::client::Builder::new();
-    builder
-        .initial_window_size(s.initial_stream_window)
-        .initial_connection_window_size(s.initial_connection_window)
-        .data_frame_budget(data_frame_budget(s.initial_connection_window))
-        .max_frame_size(s.max_frame_size)
-        .max_header_list_size(s.max_header_list_size)
-        .max_send_buffer_size(s.max_send_buffer)
-        .enable_push(false);
-    let (io, flusher) = super::io::buffered(io);
-    // The server's first frame, its SETTINGS, must have reached h2 before
-    // the connection takes calls: until then h2 knows no limit on streams,
-    // and calls past the server's limit would be refused.
-    flusher.watch_greeting(0);
-    let (send, mut conn) = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io))
-        .await
-        .map_err(|e| Status::unavailable(format!("HTTP/2 handshake with {} failed: {e}", addr)))?;
+    let mut config = Config::new(Role::Client, opts.http2.clone());
+    if let Some(state) = &opts.keepalive {
+        let time = state.clone();
+        config.keepalive = Some(Keepalive {
+            time: Arc::new(move || time.time()),
+            timeout: state.params.timeout,
+            permit_without_calls: state.params.permit_without_calls,
+        });
+    }
+    let (mut driver, opener) = conn::new(io, config);
+    // The server's SETTINGS must have arrived before the connection takes
+    // calls: until then its limit on streams is unknown.
+    let (greeted_tx, greeted) = tokio::sync::oneshot::channel::<()>();
+    driver.on_greeted(greeted_tx);
     let liveness = Arc::new(Liveness::default());
     let flag = liveness.clone();
-    let (greeted_tx, greeted) = tokio::sync::oneshot::channel::<()>();
-    // Keepalive counts the streams open only when it may not PING without.
-    let open = opts
-        .keepalive
-        .as_ref()
-        .filter(|k| !k.params.permit_without_calls)
-        .map(|_| StreamCounter::new());
-    let keepalive = match (&opts.keepalive, conn.ping_pong()) {
-        (Some(state), Some(ping_pong)) => {
-            let state = state.clone();
-            let open = open.clone();
-            let timeout = state.params.timeout;
-            let time = {
-                let state = state.clone();
-                move || state.time()
-            };
-            let may_ping = move || open.as_ref().is_none_or(|o| o.open() > 0);
-            Some(super::keepalive::watch(
-                ping_pong,
-                flusher.activity(),
-                time,
-                timeout,
-                may_ping,
-            ))
-        }
-        _ => None,
-    };
     let keepalive_state = opts.keepalive.clone();
     let peer = addr.to_string();
     tokio::spawn(async move {
-        let mut conn = std::pin::pin!(super::io::flushed(&flusher, conn));
-        let mut greeted_tx = Some(greeted_tx);
-        let driving = std::future::poll_fn(|cx| {
-            let polled = conn.as_mut().poll(cx);
-            if greeted_tx.is_some() && flusher.greeted() {
-                let _ = greeted_tx.take().map(|tx| tx.send(()));
+        loop {
+            match std::future::poll_fn(|cx| driver.poll(cx)).await {
+                Event::Ended => break,
+                // A client accepts no streams.
+                Event::Accepted => driver.accepted().for_each(drop),
             }
-            polled
-        });
-        let watching = async {
-            match keepalive {
-                Some(watch) => watch.await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            ended = driving => {
-                if let Err(e) = ended {
-                    tracing::debug!("client connection to {peer} ended: {e}");
-                    if e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM)
-                        && let Some(state) = &keepalive_state
-                    {
-                        state.too_many_pings();
-                    }
-                }
-            }
-            unanswered = watching => {
-                // Dropping the connection fails its calls with UNAVAILABLE.
-                if let Some(timeout) = unanswered.0 {
-                    tracing::info!("keepalive PING to {peer} unanswered for {timeout:?}: closing the connection");
-                }
-            }
+        }
+        let ended = driver.ended();
+        if let Some(why) = &ended.error {
+            tracing::debug!("client connection to {peer} ended: {why}");
+        }
+        if let Some((ErrorCode::EnhanceYourCalm, debug)) = &ended.goaway
+            && &debug[..] == TOO_MANY_PINGS
+            && let Some(state) = &keepalive_state
+        {
+            tracing::info!("{peer} said this client PINGs too often (GOAWAY too_many_pings): keepalive time doubled");
+            state.too_many_pings();
         }
         flag.end();
     });
@@ -590,10 +509,9 @@ where
         .max_concurrent_streams
         .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize)));
     Ok(Connection {
-        send,
+        send: opener,
         liveness,
         streams,
-        open,
     })
 }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::io::Activity;
 use crate::keepalive::ClientParameters;
 
 /// The streams open on one connection, and since when none has been.
@@ -95,41 +94,6 @@ impl ClientKeepalive {
         );
     }
 }
-
-/// PINGs the peer once it has been silent for `time` (read afresh each
-/// time), while `may_ping` allows; returns once a PING goes unanswered for
-/// `timeout`, or the connection can no longer PING.
-pub(crate) async fn watch<T>(
-    mut ping_pong: h2::PingPong,
-    activity: Activity<T>,
-    time: impl Fn() -> Duration,
-    timeout: Duration,
-    may_ping: impl Fn() -> bool,
-) -> Unanswered {
-    loop {
-        let time = time();
-        let silent = activity.last_read().elapsed();
-        if silent < time {
-            tokio::time::sleep(time - silent).await;
-            continue;
-        }
-        if !may_ping() {
-            tokio::time::sleep(time).await;
-            continue;
-        }
-        match tokio::time::timeout(timeout, ping_pong.ping(h2::Ping::opaque())).await {
-            Ok(Ok(_)) => {}
-            // The connection is failing on its own.
-            Ok(Err(_)) => return Unanswered(None),
-            Err(_) => return Unanswered(Some(timeout)),
-        }
-    }
-}
-
-/// A keepalive PING went unanswered for this long (`None`: the connection
-/// failed while it waited).
-#[derive(Debug)]
-pub(crate) struct Unanswered(pub(crate) Option<Duration>);
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,12 @@
-//! Transport: HTTP/2 connections, on the h2 crate. Everything that touches
-//! h2 lives here or is private to the crate, so that the HTTP/2 engine can be
-//! replaced without changing the public API.
+//! Transport: HTTP/2 connections, on Courier's own engine. Everything that
+//! touches the engine lives here or is private to the crate, so that it can
+//! change without changing the public API.
 
 pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod engine;
 pub(crate) mod inline;
-pub(crate) mod io;
 pub(crate) mod keepalive;
 pub(crate) mod server;
 pub(crate) mod stream;

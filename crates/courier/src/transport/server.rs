@@ -4,14 +4,13 @@
 
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::Http2Settings;
 use super::budget::RecvBudget;
+use super::engine::conn::{self, Config, Event, Keepalive, Role};
 use super::inline::{Batch, InlinePolicy};
 use super::keepalive::StreamCounter;
 use super::stream::{Reason, RecvStream, Respond};
@@ -19,10 +18,6 @@ use crate::keepalive::ServerParameters;
 
 /// One accepted stream: the request head and body, and the responder.
 pub(crate) type Accepted = (http::Request<RecvStream>, Respond);
-
-/// At most this many streams are accepted before their calls are started,
-/// so one busy connection cannot hold its task for long.
-const MAX_BATCH: usize = 64;
 
 /// Serves one connection until the peer closes it, an error occurs, or
 /// shutdown is signalled and every stream has finished.
@@ -53,77 +48,43 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
     F: FnMut(Accepted) -> Option<Fut>,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut builder = h2::server::Builder::new();
-    builder
-        .initial_window_size(settings.initial_stream_window)
-        .initial_connection_window_size(settings.initial_connection_window)
-        .max_frame_size(settings.max_frame_size)
-        .max_header_list_size(settings.max_header_list_size)
-        .max_send_buffer_size(settings.max_send_buffer);
-    if let Some(n) = settings.max_concurrent_streams {
-        builder.max_concurrent_streams(n);
-    }
-    let (io, flusher) = super::io::buffered(io);
-    flusher.watch_greeting(PREFACE_LEN);
-    let handshake = super::io::flushed(&flusher, builder.handshake::<_, Bytes>(io));
-    let handshake = match handshake_deadline {
-        Some(deadline) => match tokio::time::timeout_at(deadline, handshake).await {
-            Ok(done) => done,
-            Err(_) => {
-                tracing::debug!("closing a connection that sent no HTTP/2 preface in time");
-                return;
-            }
-        },
-        None => handshake.await,
-    };
-    let mut conn = match handshake {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!("HTTP/2 handshake failed: {e}");
-            return;
-        }
-    };
+    let mut config = Config::new(Role::Server, settings.clone());
+    let (time, timeout) = (keepalive.time, keepalive.timeout);
+    config.keepalive = Some(Keepalive {
+        time: Arc::new(move || time),
+        timeout,
+        // A server PINGs idle connections too: it is their only check.
+        permit_without_calls: true,
+    });
+    config.ping_policy = Some(keepalive.enforcement.policy());
+    // The opener is never used to open streams; it keeps the command queue
+    // open for the streams the client opens.
+    let (mut conn, _opener) = conn::new(io, config);
     // Until the peer's SETTINGS have arrived, the handshake deadline stands.
-    let mut greeting = handshake_deadline
-        .filter(|_| !flusher.greeted())
-        .map(|d| Box::pin(tokio::time::sleep_until(d)));
+    let mut greeting = handshake_deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
     let mut draining = *shutdown.borrow();
     if draining {
-        conn.graceful_shutdown();
+        conn.shutdown(b"");
     }
     let lifetime = Lifetime::new(keepalive);
-    let ping_pong = conn.ping_pong();
-    let (time, timeout) = (keepalive.time, keepalive.timeout);
-    let activity = flusher.activity();
-    let mut watching = std::pin::pin!(async move {
-        match ping_pong {
-            Some(ping_pong) => super::keepalive::watch(ping_pong, activity, || time, timeout, || true).await,
-            None => std::future::pending().await,
-        }
-    });
     let mut age = lifetime.age.map(|at| Box::pin(tokio::time::sleep_until(at)));
     let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut idle = keepalive
         .max_connection_idle
         .map(|idle| Box::pin(tokio::time::sleep(idle)));
     let mut policy = InlinePolicy::default();
-    let mut batch: Vec<Accepted> = Vec::new();
     loop {
         tokio::select! {
-            open = poll_fn(|cx| {
-                let polled = poll_batch(&mut conn, &mut batch, lifetime.streams.as_ref(), cx);
-                if polled.is_pending() {
-                    // What h2 wrote while accepting (the responses of calls
-                    // that finished, window updates) leaves in one write.
-                    let _ = flusher.poll_flush(cx);
-                }
-                polled
-            }) => {
-                if !open {
+            event = poll_fn(|cx| conn.poll(cx)) => {
+                if let Event::Ended = event {
+                    if let Some(why) = conn.ended().error {
+                        tracing::debug!("HTTP/2 connection ended: {why}");
+                    }
                     break;
                 }
                 let mut first_polls = Batch::new();
-                for (request, mut respond) in batch.drain(..) {
+                for (request, respond) in conn.accepted() {
+                    let mut respond = Respond::new(respond, lifetime.streams.as_ref());
                     if budget.exhausted() {
                         tracing::debug!(
                             "refusing a stream: the connection holds {} bytes of unfinished messages, all its budget",
@@ -133,36 +94,30 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                         continue;
                     }
                     let how = policy.choose(request.uri().path());
-                    if let Some(call) = start_call((request, respond)) {
+                    if let Some(call) = start_call((request.map(RecvStream), respond)) {
                         first_polls.start(how, call);
                     }
                 }
             }
             _ = async { greeting.as_mut().expect("guarded").await }, if greeting.is_some() => {
-                if flusher.greeted() {
+                if conn.greeted() {
                     greeting = None;
                 } else {
-                    tracing::debug!("closing a connection that sent no HTTP/2 SETTINGS in time");
+                    tracing::debug!("closing a connection that sent no HTTP/2 preface and SETTINGS in time");
                     return;
                 }
             }
             changed = shutdown.changed(), if !draining => {
                 draining = true;
                 if changed.is_ok() {
-                    conn.graceful_shutdown();
+                    conn.shutdown(b"");
                 }
-            }
-            unanswered = &mut watching => {
-                if let Some(timeout) = unanswered.0 {
-                    tracing::debug!("closing a connection whose client left a keepalive PING unanswered for {timeout:?}");
-                }
-                return;
             }
             _ = async { age.as_mut().expect("guarded").await }, if age.is_some() && !draining => {
                 tracing::debug!("closing a connection at its max_connection_age (GOAWAY)");
                 draining = true;
                 age = None;
-                conn.graceful_shutdown();
+                conn.shutdown(b"max_age");
                 grace = keepalive.max_connection_age_grace.map(|g| Box::pin(tokio::time::sleep(g)));
             }
             _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => {
@@ -177,7 +132,7 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                         tracing::debug!("closing a connection idle for its max_connection_idle (GOAWAY)");
                         draining = true;
                         idle = None;
-                        conn.graceful_shutdown();
+                        conn.shutdown(b"max_idle");
                     }
                     _ => {
                         let from = since.unwrap_or_else(std::time::Instant::now);
@@ -188,7 +143,7 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                 }
             }
         }
-        if greeting.is_some() && flusher.greeted() {
+        if greeting.is_some() && conn.greeted() {
             greeting = None;
         }
     }
@@ -212,39 +167,5 @@ impl Lifetime {
             age,
             streams: keepalive.max_connection_idle.map(|_| StreamCounter::new()),
         }
-    }
-}
-
-/// The length of the HTTP/2 client connection preface.
-const PREFACE_LEN: usize = 24;
-
-/// Accepts every stream that is ready, up to [`MAX_BATCH`]. Ready(true) when
-/// there is a batch, Ready(false) when the connection has ended.
-fn poll_batch<IO>(
-    conn: &mut h2::server::Connection<IO, Bytes>,
-    batch: &mut Vec<Accepted>,
-    streams: Option<&Arc<StreamCounter>>,
-    cx: &mut Context<'_>,
-) -> Poll<bool>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    while batch.len() < MAX_BATCH {
-        match conn.poll_accept(cx) {
-            Poll::Ready(Some(Ok((request, respond)))) => {
-                batch.push((request.map(RecvStream), Respond::new(respond, streams)));
-            }
-            Poll::Ready(Some(Err(e))) => {
-                tracing::debug!("HTTP/2 connection ended: {e}");
-                return Poll::Ready(false);
-            }
-            Poll::Ready(None) => return Poll::Ready(false),
-            Poll::Pending => break,
-        }
-    }
-    if batch.is_empty() {
-        Poll::Pending
-    } else {
-        Poll::Ready(true)
     }
 }

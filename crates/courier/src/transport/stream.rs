@@ -1,8 +1,8 @@
 //! The transport's streams, as the rest of Courier sees them: open or
 //! accept a stream, send headers, data and trailers, receive them, reset
 //! it, and learn why it ended. Only this module and its siblings in
-//! `transport` know the HTTP/2 implementation underneath (h2 today), so
-//! replacing it changes nothing above this seam.
+//! `transport` know the HTTP/2 engine underneath, so nothing above this
+//! seam depends on how it works.
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -14,6 +14,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use super::body::RecvBody;
+use super::engine::conn::{self, Failure};
+use super::engine::frame::ErrorCode;
 use super::keepalive::{StreamCounter, StreamToken};
 use crate::status::{Code, Status};
 
@@ -29,21 +31,21 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
-    fn to_h2(self) -> h2::Reason {
+    fn code(self) -> ErrorCode {
         match self {
-            Reason::InternalError => h2::Reason::INTERNAL_ERROR,
-            Reason::RefusedStream => h2::Reason::REFUSED_STREAM,
-            Reason::Cancel => h2::Reason::CANCEL,
+            Reason::InternalError => ErrorCode::InternalError,
+            Reason::RefusedStream => ErrorCode::RefusedStream,
+            Reason::Cancel => ErrorCode::Cancel,
         }
     }
 }
 
 /// Why a stream or its connection failed, as the transport saw it.
 #[derive(Debug)]
-pub(crate) struct StreamError(h2::Error);
+pub(crate) struct StreamError(Failure);
 
-impl From<h2::Error> for StreamError {
-    fn from(e: h2::Error) -> StreamError {
+impl From<Failure> for StreamError {
+    fn from(e: Failure) -> StreamError {
         StreamError(e)
     }
 }
@@ -53,48 +55,66 @@ impl StreamError {
     /// with REFUSED_STREAM, or its GOAWAY's last stream is below it. Such a
     /// call may be sent again, whatever it was.
     pub(crate) fn is_unprocessed(&self) -> bool {
-        let e = &self.0;
-        e.is_remote() && (e.is_go_away() || (e.is_reset() && e.reason() == Some(h2::Reason::REFUSED_STREAM)))
+        match &self.0 {
+            Failure::Reset { code, remote } => *remote && *code == ErrorCode::RefusedStream,
+            Failure::GoAway { unprocessed, .. } => *unprocessed,
+            _ => false,
+        }
     }
 
     /// Whether the connection is closing (GOAWAY), rather than the stream
     /// alone being reset.
     pub(crate) fn is_go_away(&self) -> bool {
-        self.0.is_go_away()
+        matches!(self.0, Failure::GoAway { .. })
     }
 
     /// The call's status for this failure, per PROTOCOL-HTTP2.md's mapping
     /// of HTTP/2 error codes.
     pub(crate) fn to_status(&self) -> Status {
-        let err = &self.0;
-        if let Some(reason) = err.reason() {
-            let code = match reason {
-                h2::Reason::REFUSED_STREAM => Code::Unavailable,
-                h2::Reason::CANCEL => Code::Cancelled,
-                h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
-                h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
-                _ if err.is_go_away() => Code::Unavailable,
-                _ => Code::Internal,
-            };
-            let what = if err.is_go_away() {
-                "connection closed by GOAWAY"
-            } else {
-                "stream reset"
-            };
-            if reason == h2::Reason::REFUSED_STREAM && !err.is_go_away() {
-                return Status::new(
-                    code,
-                    "the server refused the stream (REFUSED_STREAM) before processing the call: it is at its \
-                     limit of concurrent streams or of buffered request bytes for this connection; the call \
-                     can safely be retried",
-                );
+        match &self.0 {
+            Failure::Reset { code, remote } => {
+                let status = match code {
+                    ErrorCode::RefusedStream if *remote => {
+                        return Status::new(
+                            Code::Unavailable,
+                            "the server refused the stream (REFUSED_STREAM) before processing the call: it is at \
+                             its limit of concurrent streams or of buffered request bytes for this connection; the \
+                             call can safely be retried",
+                        );
+                    }
+                    ErrorCode::RefusedStream => Code::Unavailable,
+                    ErrorCode::Cancel => Code::Cancelled,
+                    ErrorCode::EnhanceYourCalm => Code::ResourceExhausted,
+                    ErrorCode::InadequateSecurity => Code::PermissionDenied,
+                    _ => Code::Internal,
+                };
+                let by = if *remote { "by the peer" } else { "locally" };
+                Status::new(status, format!("stream reset {by}: {code}"))
             }
-            return Status::new(code, format!("{what}: {reason:?}"));
+            Failure::GoAway {
+                code,
+                debug,
+                unprocessed,
+                remote,
+            } => {
+                let by = if *remote { "the peer's" } else { "this side's" };
+                let mut message = format!("connection closed by {by} GOAWAY: {code}");
+                if !debug.is_empty() {
+                    message.push_str(&format!(" ({})", String::from_utf8_lossy(debug)));
+                }
+                if *unprocessed {
+                    message.push_str("; the call was not processed");
+                }
+                let status = match code {
+                    ErrorCode::EnhanceYourCalm if !*unprocessed => Code::ResourceExhausted,
+                    ErrorCode::InadequateSecurity => Code::PermissionDenied,
+                    _ => Code::Unavailable,
+                };
+                Status::new(status, message)
+            }
+            Failure::Io(why) => Status::unavailable(why.to_string()),
+            Failure::Local(why) => Status::unavailable(format!("transport error: {why}")),
         }
-        if err.is_io() {
-            return Status::unavailable(format!("connection error: {err}"));
-        }
-        Status::unavailable(format!("transport error: {err}"))
     }
 }
 
@@ -105,31 +125,20 @@ pub(crate) type Counted = Option<Arc<StreamToken>>;
 
 /// The sending half of a stream: request data (client) or response data
 /// and trailers (server).
-pub(crate) struct SendStream(h2::SendStream<Bytes>, #[allow(dead_code)] Counted);
+pub(crate) struct SendStream(conn::SendHalf, #[allow(dead_code)] Counted);
 
 impl SendStream {
-    /// Sends `data` once the stream has send capacity, so that a fast
+    /// Sends `data` once the stream's send buffer has room, so that a fast
     /// producer waits for a slow peer instead of buffering without bound.
     /// Safe to drop while it waits: nothing is sent then.
     pub(crate) async fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), StreamError> {
-        let stream = &mut self.0;
-        if !data.is_empty() {
-            stream.reserve_capacity(data.len());
-            while stream.capacity() == 0 {
-                match poll_fn(|cx| stream.poll_capacity(cx)).await {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                    None => break,
-                }
-            }
-        }
-        stream.send_data(data, end).map_err(Into::into)
+        self.0.send_data(data, end).await.map_err(Into::into)
     }
 
-    /// Queues `data` without waiting for capacity: for a request's one
+    /// Queues `data` without waiting for room: for a request's one
     /// message, which is bounded by the message size limit.
     pub(crate) fn queue_data(&mut self, data: Bytes, end: bool) -> Result<(), StreamError> {
-        self.0.send_data(data, end).map_err(Into::into)
+        self.0.queue_data(data, end).map_err(Into::into)
     }
 
     /// Ends the stream with trailers.
@@ -139,12 +148,12 @@ impl SendStream {
 
     /// Resets the stream.
     pub(crate) fn reset(&mut self, reason: Reason) {
-        self.0.send_reset(reason.to_h2());
+        self.0.reset(reason.code());
     }
 
     /// Ready once the peer has reset the stream (or it failed).
     pub(crate) fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_reset(cx).map(|_| ())
+        self.0.poll_reset(cx)
     }
 
     /// Waits until the peer resets the stream.
@@ -154,10 +163,10 @@ impl SendStream {
 }
 
 /// The receiving half of a stream, before [`RecvBody`] takes it.
-pub(crate) struct RecvStream(pub(super) h2::RecvStream);
+pub(crate) struct RecvStream(pub(super) conn::RecvHalf);
 
 /// A client stream's response headers, to come.
-pub(crate) struct ResponseFuture(h2::client::ResponseFuture, Counted);
+pub(crate) struct ResponseFuture(conn::ResponseHead, Counted);
 
 impl Future for ResponseFuture {
     type Output = Result<http::Response<RecvBody>, StreamError>;
@@ -173,36 +182,35 @@ impl Future for ResponseFuture {
 }
 
 /// Opens streams on a client connection.
-pub(crate) struct Opener(h2::client::SendRequest<Bytes>, Option<Arc<StreamCounter>>);
+pub(crate) struct Opener(conn::Opener, Option<Arc<StreamCounter>>);
 
 impl Opener {
-    /// Opens streams with `send`, counting them in `streams` if given.
-    pub(crate) fn new(send: h2::client::SendRequest<Bytes>, streams: Option<Arc<StreamCounter>>) -> Opener {
-        Opener(send, streams)
+    /// Opens streams with `opener`, counting them in `streams` if given.
+    pub(crate) fn new(opener: conn::Opener, streams: Option<Arc<StreamCounter>>) -> Opener {
+        Opener(opener, streams)
     }
 
-    /// Waits until the connection can take another stream; fails if it is
-    /// closing or closed.
+    /// Fails if the connection is closing or closed.
     pub(crate) async fn ready(&mut self) -> Result<(), StreamError> {
-        poll_fn(|cx| self.0.poll_ready(cx)).await.map_err(Into::into)
+        self.0.ready().map_err(Into::into)
     }
 
     /// Opens a stream: the request's headers go out, and its body, if any,
     /// follows on the returned [`SendStream`]. Call after
     /// [`Opener::ready`].
     pub(crate) fn open(&mut self, request: http::Request<()>) -> Result<(ResponseFuture, SendStream), StreamError> {
-        let (response, stream) = self.0.send_request(request, false)?;
+        let (response, stream) = self.0.open(request)?;
         let counted = self.1.as_ref().map(|streams| Arc::new(streams.token()));
         Ok((ResponseFuture(response, counted.clone()), SendStream(stream, counted)))
     }
 }
 
 /// How a server answers one stream: its response headers, or a reset.
-pub(crate) struct Respond(h2::server::SendResponse<Bytes>, Counted);
+pub(crate) struct Respond(conn::Responder, Counted);
 
 impl Respond {
     /// Answers with `respond`, counting the stream in `streams` if given.
-    pub(crate) fn new(respond: h2::server::SendResponse<Bytes>, streams: Option<&Arc<StreamCounter>>) -> Respond {
+    pub(crate) fn new(respond: conn::Responder, streams: Option<&Arc<StreamCounter>>) -> Respond {
         Respond(respond, streams.map(|s| Arc::new(s.token())))
     }
 
@@ -214,16 +222,16 @@ impl Respond {
         end: bool,
     ) -> Result<Option<SendStream>, StreamError> {
         let stream = self.0.send_response(response, end)?;
-        Ok((!end).then(|| SendStream(stream, self.1.take())))
+        Ok(stream.map(|stream| SendStream(stream, self.1.take())))
     }
 
     /// Resets the stream.
     pub(crate) fn reset(&mut self, reason: Reason) {
-        self.0.send_reset(reason.to_h2());
+        self.0.reset(reason.code());
     }
 
     /// Ready once the peer has reset the stream.
     pub(crate) fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_reset(cx).map(|_| ())
+        self.0.poll_reset(cx)
     }
 }

@@ -113,6 +113,11 @@ impl RecvWindow {
     }
 
     /// Everything consumed and not yet given back, as one increment.
+    /// How many more consumed bytes make [`RecvWindow::consume`] announce.
+    pub(crate) fn until_update(&self) -> u32 {
+        self.target.div_ceil(2).max(1).saturating_sub(self.unannounced).max(1)
+    }
+
     pub(crate) fn announce(&mut self) -> Option<u32> {
         let room = (MAX_WINDOW - self.window).max(0) as u32;
         let increment = self.unannounced.min(room);

@@ -7,6 +7,7 @@
 //! and `ping_policy` a server's limit on its clients' PINGs (gRFC A8).
 
 pub(crate) mod bdp;
+pub(crate) mod conn;
 pub(crate) mod flow;
 pub(crate) mod frame;
 pub(crate) mod hpack;

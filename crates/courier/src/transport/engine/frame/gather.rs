@@ -64,6 +64,11 @@ impl GatherBuf {
         }
     }
 
+    /// Queues bytes that are not a frame (the connection preface).
+    pub(crate) fn push_raw(&mut self, bytes: &[u8]) {
+        self.staging.extend_from_slice(bytes);
+    }
+
     /// Queues a header block as HEADERS and CONTINUATION frames, split at
     /// the peer's `max_frame_size` (see [`encode_headers`]).
     pub(crate) fn push_headers(&mut self, headers: &Headers, max_frame_size: u32) {
