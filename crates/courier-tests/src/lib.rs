@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 pub mod backend;
 pub mod peer;
+pub mod raw_h2;
 pub use backend::{Backend, Gate, Gated, Relay, ipv4_target};
 pub use peer::PythonPeer;
 
