@@ -16,8 +16,24 @@
 //! application/grpc` and `te: trailers`, and a length-prefixed message
 //! where h2spec sends a body.
 //!
+//! Where a gRPC server makes h2spec's own steps miss their point, a case
+//! reaches the same state another way:
+//! - a request with END_STREAM and no message is answered at once, so a
+//!   stream that must stay half-closed (remote) carries a call whose
+//!   handler takes a minute (`Case::send_slow_call`), and the concurrency
+//!   case's requests leave their streams open;
+//! - trailers with a pseudo-header (8.1.2.1) carry END_STREAM, as trailers
+//!   do (without it the case repeats 8.1's);
+//! - CONTINUATION after DATA (6.10) follows a complete header block;
+//! - DATA on an idle stream (5.1) must be the connection error RFC 9113
+//!   asks for, where h2spec accepts a stream error too.
+//!
 //! Cases that fail on the h2-based server are `#[ignore]`d with the
-//! section and the reason; the HTTP/2 engine must pass them.
+//! section and the reason, and a comment says what the server does
+//! instead; the HTTP/2 engine must pass them:
+//! `cargo test -p courier-tests --test h2spec -- --ignored`. With
+//! `RAW_H2_TRACE=1` (and `--nocapture`) every case prints the frames the
+//! server sent.
 
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
