@@ -18,6 +18,7 @@ mkdir -p "$OUT/logs"
 
 bash scripts/interop/install-go.sh
 bash scripts/interop/install-python.sh
+bash scripts/interop/install-nghttp2.sh
 cargo build -q -p courier-interop --bins
 
 COURIER_CLIENT=(target/debug/courier-interop-client)
