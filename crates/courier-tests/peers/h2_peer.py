@@ -4,8 +4,11 @@ library): it frames gRPC by hand, in one of two roles.
 
 client CASE PORT: connects to a Courier server on 127.0.0.1:PORT, reads the
   request messages (serialized protobuf, one hex line each) from stdin, runs
-  CASE, and prints one JSON line: {"streams": [...], "window_updates": N,
-  "goaway": null or {"error_code", "last_stream_id"}, ...}. Each stream is
+  CASE, and prints one JSON line: {"streams": [...], "window_updates": N
+  (WINDOW_UPDATE frames received), "connection_credit" (the bytes that
+  the connection's WINDOW_UPDATEs granted), "stalls": N (times sending
+  waited for one, its window spent), "receive_window" (the client's initial
+  window), "goaway": null or {"error_code", "last_stream_id"}}. Each stream is
   {"id", "headers", "trailers", "messages" (hex), "reset" (an error code or
   null), "data_frames", "max_data_frame"}. The cases:
     unary       one call of Unary with the first message.
@@ -178,6 +181,8 @@ class Client:
         self.flush()
         self.streams = {}
         self.window_updates = 0
+        self.connection_credit = 0
+        self.stalls = 0
         self.goaway = None
 
     def flush(self):
@@ -210,6 +215,8 @@ class Client:
                     stream.reset = int(event.error_code)
             elif isinstance(event, h2.events.WindowUpdated):
                 self.window_updates += 1
+                if event.stream_id == 0:
+                    self.connection_credit += event.delta
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.goaway = {"error_code": int(event.error_code), "last_stream_id": event.last_stream_id}
         self.flush()
@@ -240,6 +247,7 @@ class Client:
             size = min(self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size, len(view))
             if size == 0:
                 self.flush()
+                self.stalls += 1
                 self.pump()  # waits for the server's WINDOW_UPDATE
                 continue
             self.conn.send_data(stream_id, bytes(view[:size]))
@@ -252,6 +260,9 @@ class Client:
         out = {
             "streams": [s.result() for s in self.streams.values()],
             "window_updates": self.window_updates,
+            "connection_credit": self.connection_credit,
+            "stalls": self.stalls,
+            "receive_window": self.conn.local_settings.initial_window_size,
             "goaway": self.goaway,
         }
         out.update(extra)

@@ -115,15 +115,24 @@ fn answer(stream: &Value) -> Answer {
     }
 }
 
+/// `value` as JSON, cut short: a stream's result can hold megabytes of hex.
+fn brief(value: &Value) -> String {
+    let json = value.to_string();
+    if json.len() <= 2000 {
+        return json;
+    }
+    json.chars().take(2000).chain("...".chars()).collect()
+}
+
 /// The one message of a successful unary answer, after checking its
 /// headers and trailers.
 fn unary_ok(stream: &Value) -> EchoResponse {
     let a = answer(stream);
-    assert_eq!(a.reset, Value::Null, "the stream was reset: {stream}");
-    assert_eq!(a.headers[":status"], "200", "{stream}");
-    assert_eq!(a.headers["content-type"], "application/grpc", "{stream}");
-    assert_eq!(a.trailers["grpc-status"], "0", "{stream}");
-    assert_eq!(a.messages.len(), 1, "{stream}");
+    assert_eq!(a.reset, Value::Null, "the stream was reset: {}", brief(stream));
+    assert_eq!(a.headers[":status"], "200", "{}", brief(stream));
+    assert_eq!(a.headers["content-type"], "application/grpc", "{}", brief(stream));
+    assert_eq!(a.trailers["grpc-status"], "0", "{}", brief(stream));
+    assert_eq!(a.messages.len(), 1, "{}", brief(stream));
     a.messages.into_iter().next().unwrap()
 }
 
@@ -208,7 +217,15 @@ async fn nghttp_post(nghttp: &Path, port: u16, path: &str, body: &Path) -> Strin
     let output = guard(
         "nghttp",
         Command::new(nghttp)
-            .args(["-v", "-H", ":method: POST", "-H", "content-type: application/grpc", "-H", "te: trailers"])
+            .args([
+                "-v",
+                "-H",
+                ":method: POST",
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+            ])
             .arg("-d")
             .arg(body)
             .arg(format!("http://127.0.0.1:{port}{path}"))
@@ -278,11 +295,20 @@ async fn python_h2_client_sends_and_receives_a_mebibyte_under_flow_control() {
     let stream = &streams(&result)[0];
     let response = unary_ok(stream);
     assert!(response.payload == payload, "the echoed mebibyte differs");
-    // The connection's window starts at 65,535 bytes: the mebibyte went out
-    // only as Courier's WINDOW_UPDATEs reopened it.
-    assert!(result["window_updates"].as_u64().unwrap() > 0, "{result}");
+    // A connection's window starts at 65,535 bytes whatever the settings:
+    // the rest of the mebibyte went out on the credit of Courier's
+    // WINDOW_UPDATEs.
+    let sent = grpc_frame(&request.encode_to_vec()).len() as u64;
+    let credit = result["connection_credit"].as_u64().unwrap();
+    assert!(
+        credit + 65_535 >= sent,
+        "{sent} bytes sent on {credit} bytes of credit ({} WINDOW_UPDATEs)",
+        result["window_updates"]
+    );
     // And the answer came within the client's 16 KiB frames and 64 KiB
-    // windows, which h2 enforces (a violation fails the client).
+    // windows, which h2 enforces (a violation fails the client): Courier
+    // waited for the client's WINDOW_UPDATEs.
+    assert_eq!(result["receive_window"], 65_535, "the client's initial window");
     let a = answer(stream);
     assert!(a.max_data_frame <= 16_384, "a DATA frame of {} bytes", a.max_data_frame);
     assert!(a.data_frames >= 64, "{} DATA frames for a mebibyte", a.data_frames);
@@ -292,7 +318,10 @@ async fn python_h2_client_sends_and_receives_a_mebibyte_under_flow_control() {
 async fn python_h2_client_reset_mid_call_cancels_the_handler_and_the_connection_serves_on() {
     let Some(python) = h2_python() else { return };
     let server = start_server().await;
-    let messages = [text("before the reset").encode_to_vec(), text("after the reset").encode_to_vec()];
+    let messages = [
+        text("before the reset").encode_to_vec(),
+        text("after the reset").encode_to_vec(),
+    ];
     let result = h2_client(&python, "reset", server.addr.port(), &messages).await;
     let streams = streams(&result);
     assert_eq!(streams.len(), 2, "{result}");
@@ -359,9 +388,12 @@ async fn courier_client_reconnects_for_the_next_call_after_a_python_h2_goaway() 
     let mut server = h2_server(&python).await;
     let client = EchoClient::new(channel_to(server.port).await);
     // Answered, then GOAWAY naming this call's stream as the last.
-    let first = guard("the call before the GOAWAY", client.unary(call("first", &[("x-goaway-after", "1")])))
-        .await
-        .expect("answered before the GOAWAY");
+    let first = guard(
+        "the call before the GOAWAY",
+        client.unary(call("first", &[("x-goaway-after", "1")])),
+    )
+    .await
+    .expect("answered before the GOAWAY");
     assert_eq!(first.get_ref().text, "h2 says first");
     let second = guard("the call after the GOAWAY", client.unary(call("second", &[])))
         .await
@@ -417,7 +449,9 @@ async fn courier_client_sends_a_call_left_unprocessed_by_python_h2_goaway_on_a_n
 
 #[tokio::test]
 async fn nghttp_makes_a_unary_call_and_reads_grpc_status_0() {
-    let Some(nghttp) = nghttp2_tool("nghttp", "nghttp2-client") else { return };
+    let Some(nghttp) = nghttp2_tool("nghttp", "nghttp2-client") else {
+        return;
+    };
     let server = start_server().await;
     let dir = tempfile::tempdir().unwrap();
     let body = request_file(dir.path(), &text("hello from nghttp"));
@@ -432,7 +466,9 @@ async fn nghttp_makes_a_unary_call_and_reads_grpc_status_0() {
 
 #[tokio::test]
 async fn nghttp_calling_an_unknown_method_reads_unimplemented() {
-    let Some(nghttp) = nghttp2_tool("nghttp", "nghttp2-client") else { return };
+    let Some(nghttp) = nghttp2_tool("nghttp", "nghttp2-client") else {
+        return;
+    };
     let server = start_server().await;
     let dir = tempfile::tempdir().unwrap();
     let body = request_file(dir.path(), &text("anyone?"));
@@ -443,7 +479,9 @@ async fn nghttp_calling_an_unknown_method_reads_unimplemented() {
 
 #[tokio::test]
 async fn h2load_completes_300_grpc_calls_on_a_courier_server() {
-    let Some(h2load) = nghttp2_tool("h2load", "nghttp2-client") else { return };
+    let Some(h2load) = nghttp2_tool("h2load", "nghttp2-client") else {
+        return;
+    };
     let server = start_server().await;
     let dir = tempfile::tempdir().unwrap();
     let body = request_file(dir.path(), &text("load"));
@@ -454,7 +492,10 @@ async fn h2load_completes_300_grpc_calls_on_a_courier_server() {
             .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
             .arg("-d")
             .arg(&body)
-            .arg(format!("http://127.0.0.1:{}/courier.test.Echo/Unary", server.addr.port()))
+            .arg(format!(
+                "http://127.0.0.1:{}/courier.test.Echo/Unary",
+                server.addr.port()
+            ))
             .kill_on_drop(true)
             .output(),
     )
@@ -540,7 +581,9 @@ impl Nghttpd {
 
 #[tokio::test]
 async fn courier_client_maps_nghttpd_404_to_unimplemented_over_one_connection() {
-    let Some(nghttpd) = nghttp2_tool("nghttpd", "nghttp2-server") else { return };
+    let Some(nghttpd) = nghttp2_tool("nghttpd", "nghttp2-server") else {
+        return;
+    };
     let htdocs = tempfile::tempdir().unwrap();
     let server = Nghttpd::start(&nghttpd, htdocs.path()).await;
     let channel = channel_to(server.port).await;
@@ -559,7 +602,9 @@ async fn courier_client_maps_nghttpd_404_to_unimplemented_over_one_connection() 
 
 #[tokio::test]
 async fn courier_client_rejects_a_plain_200_file_from_nghttpd() {
-    let Some(nghttpd) = nghttp2_tool("nghttpd", "nghttp2-server") else { return };
+    let Some(nghttpd) = nghttp2_tool("nghttpd", "nghttp2-server") else {
+        return;
+    };
     let htdocs = tempfile::tempdir().unwrap();
     std::fs::create_dir(htdocs.path().join("courier.test.Echo")).unwrap();
     std::fs::write(htdocs.path().join("courier.test.Echo/Unary"), "not a gRPC message\n").unwrap();
