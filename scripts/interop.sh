@@ -3,7 +3,9 @@
 # and against real third-party peers, grpc-go 1.33 (Debian's source package)
 # and the gRPC C core (Python grpcio), in plaintext and in TLS.
 #
-# Run as root on Debian 12: it installs the peers first (scripts/interop/).
+# Run as root on Debian 12: it installs the peers first (scripts/interop/),
+# and with them those that only cargo tests use (h2 in the Python venv,
+# nghttp2's tools for crates/courier-tests/tests/h2_peers.rs).
 # Prints a table of case x pairing and ends with "N passed, N failed"; exits
 # non-zero if any case failed. A case a peer does not implement is shown as
 # "n/a" and not counted.
