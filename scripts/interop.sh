@@ -3,7 +3,9 @@
 # and against real third-party peers, grpc-go 1.33 (Debian's source package)
 # and the gRPC C core (Python grpcio), in plaintext and in TLS.
 #
-# Run as root on Debian 12: it installs the peers first (scripts/interop/).
+# Run as root on Debian 12: it installs the peers first (scripts/interop/),
+# and with them those that only cargo tests use (h2 in the Python venv,
+# nghttp2's tools for crates/courier-tests/tests/h2_peers.rs).
 # Prints a table of case x pairing and ends with "N passed, N failed"; exits
 # non-zero if any case failed. A case a peer does not implement is shown as
 # "n/a" and not counted.
@@ -18,6 +20,7 @@ mkdir -p "$OUT/logs"
 
 bash scripts/interop/install-go.sh
 bash scripts/interop/install-python.sh
+bash scripts/interop/install-nghttp2.sh
 cargo build -q -p courier-interop --bins
 
 COURIER_CLIENT=(target/debug/courier-interop-client)

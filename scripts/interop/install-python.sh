@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Python (grpcio, i.e. the gRPC C core) interop peers' dependencies:
 #   - Debian's grpc-proto package (grpc.testing protos under /usr/share/grpc-proto)
-#   - a venv at target/interop/python/venv with pinned grpcio packages
+#   - a venv at target/interop/python/venv with pinned grpcio packages, and
+#     the pure-Python HTTP/2 library h2 (tests/h2_peers.rs frames gRPC by
+#     hand with it, as a raw HTTP/2 client and server)
 #   - generated stubs at target/interop/python/gen
 #
 # Run as root on Debian 12. Idempotent: a second run only checks a stamp file.
@@ -19,6 +21,7 @@ GRPC_VERSION=1.85.1
 # grpcio-tools only bounds protobuf loosely; pinned so the generated stubs and
 # the runtime always match.
 PROTOBUF_VERSION=7.36.2
+H2_VERSION=4.4.1
 PROTO_DIR=/usr/share/grpc-proto
 PROTOS=(empty messages test)
 OUT=target/interop/python
@@ -27,7 +30,7 @@ GEN="$OUT/gen"
 STAGE="$OUT/proto-stage"
 STAMP="$OUT/.installed"
 # Everything that should force a reinstall when it changes.
-STAMP_CONTENT="grpcio=$GRPC_VERSION protobuf=$PROTOBUF_VERSION protos=${PROTOS[*]} layout=interop_pb v1"
+STAMP_CONTENT="grpcio=$GRPC_VERSION protobuf=$PROTOBUF_VERSION h2=$H2_VERSION protos=${PROTOS[*]} layout=interop_pb v1"
 
 log() { echo "install-python: $*" >&2; }
 
@@ -40,7 +43,7 @@ have_protos() {
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_CONTENT" ]] && have_protos \
     && [[ -x "$VENV/bin/python" && -f "$GEN/interop_pb/grpc/testing/test_pb2_grpc.py" ]]; then
-    log "already installed (grpcio $GRPC_VERSION)"
+    log "already installed (grpcio $GRPC_VERSION, h2 $H2_VERSION)"
     exit 0
 fi
 
@@ -79,13 +82,14 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/n
     "$PYTHON" -m venv "$VENV"
 fi
 
-log "installing grpcio $GRPC_VERSION into the venv"
+log "installing grpcio $GRPC_VERSION and h2 $H2_VERSION into the venv"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     "grpcio==$GRPC_VERSION" \
     "grpcio-tools==$GRPC_VERSION" \
     "grpcio-reflection==$GRPC_VERSION" \
     "grpcio-health-checking==$GRPC_VERSION" \
-    "protobuf==$PROTOBUF_VERSION"
+    "protobuf==$PROTOBUF_VERSION" \
+    "h2==$H2_VERSION"
 
 # --- Stubs ---------------------------------------------------------------------
 log "generating stubs into $GEN"
@@ -109,7 +113,8 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from interop_pb.grpc.testing import test_pb2_grpc, messages_pb2, empty_pb2  # noqa: F401
 import grpc
+import h2.connection
 EOF
 
 echo "$STAMP_CONTENT" >"$STAMP"
-log "done (grpcio $GRPC_VERSION)"
+log "done (grpcio $GRPC_VERSION, h2 $H2_VERSION)"

@@ -14,8 +14,9 @@ use tokio::sync::oneshot;
 
 pub mod backend;
 pub mod peer;
+pub mod raw_h2;
 pub use backend::{Backend, Gate, Gated, Relay, ipv4_target};
-pub use peer::PythonPeer;
+pub use peer::{PythonPeer, listening_port};
 
 /// Generated from `proto/echo.proto`.
 pub mod pb {
@@ -506,7 +507,7 @@ pub fn text(s: &str) -> EchoRequest {
 
 /// The Python interpreter of the interop venv that
 /// `scripts/interop/install-python.sh` makes (or `COURIER_PYTHON`), for tests
-/// against grpcio peers. `None` means skip the test: the venv is missing or
+/// against grpcio peers and Python's h2. `None` means skip the test: the venv is missing or
 /// cannot import the `modules` (comma-separated) the test needs. With
 /// `COURIER_REQUIRE_PEERS=1`, as in CI, a missing peer fails the test
 /// instead.
@@ -514,10 +515,10 @@ pub fn grpcio_python(modules: &str) -> Option<std::path::PathBuf> {
     match find_python(modules) {
         Ok(python) => Some(python),
         Err(why) if std::env::var("COURIER_REQUIRE_PEERS").as_deref() == Ok("1") => {
-            panic!("COURIER_REQUIRE_PEERS=1 but the grpcio peer is unavailable: {why}")
+            panic!("COURIER_REQUIRE_PEERS=1 but the Python peer is unavailable: {why}")
         }
         Err(why) => {
-            eprintln!("note: skipping a grpcio peer test: {why}");
+            eprintln!("note: skipping a Python peer test: {why}");
             None
         }
     }

@@ -1,8 +1,10 @@
-//! Third-party peers the tests run as processes: the grpcio scripts in
-//! `peers/`, each started with its standard input and output piped. A
-//! script prints `port N` once it serves, may answer commands on its
-//! standard input, and exits when that closes.
+//! Third-party peers the tests run as processes: the Python scripts in
+//! `peers/` (grpcio, and Python's h2), each started with its standard input
+//! and output piped. A script prints `port N` once it serves, may answer
+//! commands on its standard input, and exits when that closes. And, for a
+//! peer that cannot say which port it bound, [`listening_port`].
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -62,4 +64,29 @@ impl PythonPeer {
             .unwrap()
             .expect("the peer exited")
     }
+}
+
+/// The TCP port process `pid` listens on, once it has bound one: its
+/// sockets (`/proc/PID/fd`) found among the kernel's listening sockets.
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let sockets: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| {
+            let link = std::fs::read_link(fd.ok()?.path()).ok()?;
+            let link = link.to_str()?;
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["tcp", "tcp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            // local_address is the second field, the state (0A: LISTEN)
+            // the fourth, the inode the tenth.
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 10 || fields[3] != "0A" || !sockets.contains(fields[9]) {
+                return None;
+            }
+            u16::from_str_radix(fields[1].rsplit_once(':')?.1, 16).ok()
+        })
+    })
 }
