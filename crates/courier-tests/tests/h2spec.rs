@@ -28,10 +28,7 @@
 //! - DATA on an idle stream (5.1) must be the connection error RFC 9113
 //!   asks for, where h2spec accepts a stream error too.
 //!
-//! Cases that fail on the h2-based server are `#[ignore]`d with the
-//! section and the reason, and a comment says what the server does
-//! instead; the HTTP/2 engine must pass them:
-//! `cargo test -p courier-tests --test h2spec -- --ignored`. With
+//! Every case runs against Courier's own HTTP/2 engine. With
 //! `RAW_H2_TRACE=1` (and `--nocapture`) every case prints the frames the
 //! server sent.
 

@@ -36,9 +36,7 @@ fn huffman_value(coded: &[u8]) -> Vec<u8> {
 mod s2_3_3_index_address_space {
     use super::*;
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 2.3.3: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn an_indexed_field_past_both_tables_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         // The request adds nothing to the dynamic table: index 70 is past
@@ -47,9 +45,7 @@ mod s2_3_3_index_address_space {
         is_a_compression_error(&mut c, block).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 2.3.3: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn a_literal_name_index_past_both_tables_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         let block = Block::of(&c.request()).literal_indexed_name(Indexing::Incremental, 100, "x", false);
@@ -61,9 +57,7 @@ mod s2_3_3_index_address_space {
 mod s4_2_maximum_table_size {
     use super::*;
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 4.2: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn a_table_size_update_at_the_end_of_a_block_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         let block = Block::of(&c.request()).table_size_update(1);
@@ -75,9 +69,7 @@ mod s4_2_maximum_table_size {
 mod s5_2_string_literal_representation {
     use super::*;
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 5.2: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn huffman_padding_longer_than_7_bits_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         let mut coded = hp::huffman_encode(b"test");
@@ -86,9 +78,7 @@ mod s5_2_string_literal_representation {
         is_a_compression_error(&mut c, block).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 5.2: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn huffman_padding_of_zeros_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         let symbols: Vec<u16> = b"test".iter().map(|&b| b as u16).collect();
@@ -99,9 +89,7 @@ mod s5_2_string_literal_representation {
         is_a_compression_error(&mut c, block).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 5.2: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn huffman_coded_eos_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         let (coded, _) = hp::huffman_symbols(&[b't' as u16, hp::EOS, b't' as u16], true);
@@ -114,9 +102,7 @@ mod s5_2_string_literal_representation {
 mod s6_1_indexed_header_field {
     use super::*;
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.1: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn index_0_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         let block = Block::of(&c.request()).indexed(0);
@@ -128,9 +114,7 @@ mod s6_1_indexed_header_field {
 mod s6_3_dynamic_table_size_update {
     use super::*;
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.3: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn a_table_size_update_over_settings_header_table_size_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         let limit = c.server_setting(setting::HEADER_TABLE_SIZE).unwrap_or(4_096) as usize;

@@ -105,9 +105,7 @@ mod s4_2_frame_size {
 mod s4_3_header_compression {
     use super::*;
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 4.3: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn an_undecodable_header_block_is_a_connection_compression_error() {
         let mut c = Case::open().await;
         // A literal with incremental indexing and a new name, cut off
@@ -170,9 +168,7 @@ mod s5_1_stream_states {
         c.expect_connection_error(&[PROTOCOL_ERROR]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 5.1: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn data_on_a_half_closed_remote_stream_is_a_stream_closed_error() {
         let mut c = Case::open().await;
         c.send_slow_call(1).await;
@@ -180,9 +176,7 @@ mod s5_1_stream_states {
         c.expect_stream_error(1, &[STREAM_CLOSED]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 5.1: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn headers_on_a_half_closed_remote_stream_is_a_stream_closed_error() {
         let mut c = Case::open().await;
         c.send_slow_call(1).await;
@@ -208,9 +202,7 @@ mod s5_1_stream_states {
         c.expect_stream_error(1, &[STREAM_CLOSED]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 5.1: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn headers_after_the_client_reset_the_stream_is_a_stream_closed_error() {
         let mut c = Case::open().await;
         c.send_request(1, false).await;
@@ -237,9 +229,7 @@ mod s5_1_stream_states {
         c.expect_stream_error(1, &[STREAM_CLOSED]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 5.1: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn headers_on_a_closed_stream_is_a_connection_stream_closed_error() {
         let mut c = Case::open().await;
         c.send_request(1, true).await;
@@ -387,9 +377,7 @@ mod s6_1_data {
         c.expect_connection_error(&[PROTOCOL_ERROR]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.1: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn data_on_a_stream_neither_open_nor_half_closed_local_is_a_stream_closed_error() {
         let mut c = Case::open().await;
         c.send_request(1, true).await;
@@ -463,9 +451,7 @@ mod s6_3_priority {
         c.expect_connection_error(&[PROTOCOL_ERROR]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.3: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn priority_of_a_length_other_than_5_is_a_stream_frame_size_error() {
         let mut c = Case::open().await;
         c.send_slow_call(1).await;
@@ -492,9 +478,7 @@ mod s6_4_rst_stream {
         c.expect_connection_error(&[PROTOCOL_ERROR]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.4: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn rst_stream_of_a_length_other_than_4_is_a_frame_size_error() {
         let mut c = Case::open().await;
         c.send_slow_call(1).await;
@@ -507,9 +491,7 @@ mod s6_4_rst_stream {
 mod s6_5_settings {
     use super::*;
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.5: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn settings_ack_with_a_payload_is_a_connection_frame_size_error() {
         let mut c = Case::open().await;
         c.send(&frame(kind::SETTINGS, ACK, 0, &[0])).await;
@@ -544,9 +526,7 @@ mod s6_5_2_defined_settings {
         c.expect_connection_error(&[PROTOCOL_ERROR]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.5.2: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn initial_window_size_over_the_maximum_is_a_connection_flow_control_error() {
         let mut c = Case::open().await;
         c.send(&settings(&[(setting::INITIAL_WINDOW_SIZE, MAX_WINDOW + 1)]))
@@ -634,9 +614,7 @@ mod s6_7_ping {
         c.expect_connection_error(&[PROTOCOL_ERROR]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.7: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn ping_of_a_length_other_than_8_is_a_connection_frame_size_error() {
         let mut c = Case::open().await;
         c.send(&frame(kind::PING, 0, 0, &[0; 6])).await;
@@ -675,9 +653,7 @@ mod s6_9_window_update {
         c.expect_stream_error(1, &[PROTOCOL_ERROR]).await;
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.9: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn window_update_of_a_length_other_than_4_is_a_connection_frame_size_error() {
         let mut c = Case::open().await;
         c.send(&frame(kind::WINDOW_UPDATE, 0, 0, &[0, 0, 1])).await;
@@ -768,9 +744,7 @@ mod s6_9_2_initial_window_size {
         );
     }
 
-    // The h2-based server answers with GOAWAY(PROTOCOL_ERROR) instead.
     #[tokio::test]
-    #[ignore = "h2spec 6.9.2: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn initial_window_size_over_the_maximum_is_a_connection_flow_control_error() {
         let mut c = Case::open().await;
         c.send(&frame(kind::SETTINGS, 0, 0, &[0, 4, 0x80, 0, 0, 0])).await;
@@ -929,10 +903,7 @@ mod s8_1_2_1_pseudo_header_fields {
         malformed_head_is_a_stream_protocol_error(&mut c, &fields).await;
     }
 
-    // The h2-based server takes the trailers and completes the call
-    // (grpc-status 0). RFC 9113 §8.1: trailers carry no pseudo-header.
     #[tokio::test]
-    #[ignore = "h2spec 8.1.2.1: fails on the h2-based server; the engine (issue 14) must pass it"]
     async fn a_pseudo_header_in_trailers_is_a_stream_protocol_error() {
         let mut c = Case::open().await;
         c.send_request(1, false).await;

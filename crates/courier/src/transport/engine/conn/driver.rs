@@ -216,6 +216,9 @@ pub(crate) struct Driver<IO> {
     /// not let a peer run more handlers at once than the limit.
     live_remote: Arc<AtomicUsize>,
     recent_resets: VecDeque<u32>,
+    /// Streams that closed lately, and whether the peer reset them: late
+    /// frames on them get STREAM_CLOSED (RFC 9113 §5.1, closed).
+    recent_closed: VecDeque<(u32, bool)>,
     /// Answers queued since the write queue was last empty.
     answers: usize,
     /// Frames that carry nothing (SETTINGS, PING, WINDOW_UPDATE, PRIORITY,
@@ -301,6 +304,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             open_local: 0,
             live_remote: Arc::new(AtomicUsize::new(0)),
             recent_resets: VecDeque::with_capacity(RECENT_RESETS),
+            recent_closed: VecDeque::with_capacity(RECENT_RESETS),
             answers: 0,
             idle_frames: Bucket::new(10_000, 5_000),
             peer_resets: Bucket::new(max_concurrent.clamp(100, 1000).saturating_mul(2), 1_000),
@@ -650,7 +654,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// A stream has closed: it leaves the map and its slot is free.
     fn stream_closed(&mut self, id: u32) {
-        if self.streams.remove(&id).is_some() && self.is_local(id) {
+        let Some(stream) = self.streams.remove(&id) else { return };
+        let by_peer = matches!(
+            stream.lock().state,
+            StreamState::Closed(crate::transport::engine::stream_state::CloseCause::ResetByPeer)
+        );
+        if self.recent_closed.len() == RECENT_RESETS {
+            self.recent_closed.pop_front();
+        }
+        self.recent_closed.push_back((id, by_peer));
+        if self.is_local(id) {
             self.open_local -= 1;
             self.open_pending();
         }
@@ -1351,16 +1364,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// A stream the client opens.
     fn new_stream(&mut self, id: u32, end: bool, fields: Vec<Field>, field_error: Option<ErrorCode>) {
-        if id % 2 == 0 {
+        if id.is_multiple_of(2) {
             self.protocol_error(ErrorCode::ProtocolError, "a client opened an even-numbered stream");
             return;
         }
         if id <= self.last_peer_stream {
-            if !self.recent_resets.contains(&id) {
-                self.protocol_error(
+            if self.recent_resets.contains(&id) {
+                // Reset by this side: late frames are ignored.
+                return;
+            }
+            match self.recent_closed.iter().find(|(closed, _)| *closed == id) {
+                Some((_, true)) => self.reset_id(id, ErrorCode::StreamClosed),
+                Some((_, false)) => self.protocol_error(
+                    ErrorCode::StreamClosed,
+                    "HEADERS on a closed stream (RFC 9113 §5.1, closed)",
+                ),
+                None => self.protocol_error(
                     ErrorCode::ProtocolError,
-                    "HEADERS on a closed stream, or a stream id lower than one used before (RFC 9113 §5.1.1)",
-                );
+                    "HEADERS with a stream id lower than one used before (RFC 9113 §5.1.1)",
+                ),
             }
             return;
         }
