@@ -63,7 +63,7 @@ const RECENT_RESETS: usize = 128;
 /// The highest stream id this side opens before it stops taking new
 /// streams, so that a long-lived client moves to a new connection before
 /// ids run out (RFC 9113 §5.1.1).
-const LAST_CLIENT_STREAM: u32 = (1 << 31) - 1 - 2 * 1024;
+pub(crate) const LAST_CLIENT_STREAM: u32 = (1 << 31) - 1 - 2 * 1024;
 
 /// The opaque data of this side's PINGs, told apart by their ACKs.
 const KEEPALIVE_PING: [u8; 8] = *b"courkeep";
@@ -349,6 +349,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 increment,
             }));
         }
+    }
+
+    /// Makes the next stream this side opens use `id` (tests of what
+    /// happens as ids run out).
+    #[cfg(test)]
+    pub(crate) fn set_next_stream_id(&mut self, id: u32) {
+        self.next_stream_id = id;
     }
 
     /// Signals `tx` once the peer's first SETTINGS has arrived.

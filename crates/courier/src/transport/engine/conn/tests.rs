@@ -1,1 +1,107 @@
+//! The engine's connections against h2, an independent implementation, as
+//! the peer: calls both ways, and a client whose stream ids run out.
 
+use std::future::poll_fn;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request};
+
+use super::driver::LAST_CLIENT_STREAM;
+use super::{Config, Driver, Event, Failure, Opener, Role};
+use crate::transport::Http2Settings;
+
+type Io = tokio::io::DuplexStream;
+
+/// A client driver over a socket pair whose other end is an h2 server
+/// that answers every request with "pong" and grpc-status 0.
+async fn client_against_h2() -> (Driver<Io>, Opener) {
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let mut conn = h2::server::handshake(theirs).await.expect("h2 handshake");
+        while let Some(Ok((request, mut respond))) = conn.accept().await {
+            tokio::spawn(async move {
+                let mut body = request.into_body();
+                while let Some(Ok(chunk)) = body.data().await {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+                let response = http::Response::builder().status(200).body(()).unwrap();
+                let mut send = respond.send_response(response, false).unwrap();
+                send.send_data(Bytes::from_static(b"pong"), false).unwrap();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                send.send_trailers(trailers).unwrap();
+            });
+        }
+    });
+    super::new(ours, Config::new(Role::Client, Http2Settings::default()))
+}
+
+fn spawn_driver(mut driver: Driver<Io>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Event::Accepted = poll_fn(|cx| driver.poll(cx)).await {
+            driver.accepted().for_each(drop);
+        }
+    })
+}
+
+fn request() -> Request<()> {
+    Request::builder()
+        .method("POST")
+        .uri("http://peer/svc/Method")
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap()
+}
+
+/// Makes one call on `opener`: "ping" out, the response's data and its
+/// grpc-status back.
+async fn call(opener: &Opener) -> Result<(Vec<u8>, String), Failure> {
+    let (head, mut send) = opener.open(request())?;
+    send.send_data(Bytes::from_static(b"ping"), true).await?;
+    let mut body = head.await?.into_body();
+    let mut got = Vec::new();
+    while let Some(chunk) = poll_fn(|cx| body.poll_data(cx)).await {
+        let chunk = chunk?;
+        body.release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    let trailers = poll_fn(|cx| body.poll_trailers(cx)).await?.expect("trailers");
+    let status = trailers["grpc-status"].to_str().unwrap().to_string();
+    Ok((got, status))
+}
+
+#[tokio::test]
+async fn a_client_connection_makes_calls_to_an_h2_server() {
+    let (driver, opener) = client_against_h2().await;
+    spawn_driver(driver);
+    for _ in 0..3 {
+        let (data, status) = tokio::time::timeout(Duration::from_secs(10), call(&opener))
+            .await
+            .expect("the call finished")
+            .expect("the call succeeded");
+        assert_eq!(data, b"pong");
+        assert_eq!(status, "0");
+    }
+}
+
+#[tokio::test]
+async fn a_client_whose_stream_ids_near_two_to_the_31_takes_no_more_streams() {
+    let (mut driver, opener) = client_against_h2().await;
+    // One id left: the call on it completes.
+    driver.set_next_stream_id(LAST_CLIENT_STREAM);
+    spawn_driver(driver);
+    let (data, _) = tokio::time::timeout(Duration::from_secs(10), call(&opener))
+        .await
+        .expect("the call finished")
+        .expect("the last stream's call succeeded");
+    assert_eq!(data, b"pong");
+    // Now the connection refuses new streams, as unprocessed, so that a
+    // channel sends them on a new connection.
+    assert!(opener.is_closed(), "the connection stopped taking streams");
+    match opener.open(request()) {
+        Err(Failure::GoAway { unprocessed: true, .. }) => {}
+        Err(other) => panic!("refused for the wrong reason: {other:?}"),
+        Ok(_) => panic!("a stream was opened past the last id"),
+    }
+}
