@@ -21,6 +21,10 @@ pub(crate) const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 #[derive(Clone, Debug)]
 pub(crate) struct Http2Settings {
     pub(crate) initial_stream_window: u32,
+    /// Whether the receive windows grow with the link's bandwidth-delay
+    /// product (as grpc-go does), from the initial sizes up; off once the
+    /// application sets the windows itself.
+    pub(crate) adaptive_window: bool,
     pub(crate) initial_connection_window: u32,
     pub(crate) max_frame_size: u32,
     pub(crate) max_concurrent_streams: Option<u32>,
@@ -34,6 +38,7 @@ impl Default for Http2Settings {
             // Larger than HTTP/2's 64 KiB default, as grpc-go and the C core
             // effectively use, so one stream is not window-bound on fast links.
             initial_stream_window: 1024 * 1024,
+            adaptive_window: true,
             initial_connection_window: 4 * 1024 * 1024,
             max_frame_size: 16 * 1024,
             max_concurrent_streams: Some(DEFAULT_MAX_CONCURRENT_STREAMS),
@@ -62,6 +67,7 @@ impl Http2Settings {
             }
         }
         self.initial_stream_window = stream;
+        self.adaptive_window = false;
         self.initial_connection_window = connection;
         Ok(())
     }

@@ -113,6 +113,14 @@ impl RecvWindow {
     }
 
     /// Everything consumed and not yet given back, as one increment.
+    /// Raises the window and its target by `delta` without announcing it:
+    /// for a stream's window when this side raised
+    /// SETTINGS_INITIAL_WINDOW_SIZE, which the peer applies itself.
+    pub(crate) fn raise_initial(&mut self, delta: u32) {
+        self.window = (self.window + i64::from(delta)).min(MAX_WINDOW);
+        self.target = self.target.saturating_add(delta);
+    }
+
     /// How many more consumed bytes make [`RecvWindow::consume`] announce.
     pub(crate) fn until_update(&self) -> u32 {
         self.target.div_ceil(2).max(1).saturating_sub(self.unannounced).max(1)

@@ -22,6 +22,7 @@ use super::handle::{Admission, RecvHalf, Responder};
 use super::headers::{self, ResponseBlock};
 use super::shared::{ConnShared, Failure, Inner, Stream};
 use super::{Command, Config, Ended, Role};
+use crate::transport::engine::bdp::{BDP_PING, BdpAction, BdpEstimator};
 use crate::transport::engine::flow::{RecvWindow, SendWindow};
 use crate::transport::engine::frame::{
     Data, ErrorCode, ErrorScope, Frame, FrameReader, GatherBuf, GoAway, HeaderBlockLimits, Headers, Ping, RstStream,
@@ -227,6 +228,11 @@ pub(crate) struct Driver<IO> {
     /// Streams reset by the peer (CVE-2023-44487, "rapid reset").
     peer_resets: Bucket,
     pings: Option<PingEnforcer>,
+    /// The receive window of a new stream, as this side's SETTINGS last
+    /// said.
+    stream_window: u32,
+    /// Sizes the receive windows by the bandwidth-delay product.
+    bdp: Option<BdpEstimator>,
     keepalive: Option<KeepaliveState>,
     shutdown: Shutdown,
     closing: Closing,
@@ -309,6 +315,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             idle_frames: Bucket::new(10_000, 5_000),
             peer_resets: Bucket::new(max_concurrent.clamp(100, 1000).saturating_mul(2), 1_000),
             pings,
+            stream_window: s.initial_stream_window,
+            bdp: s.adaptive_window.then(|| BdpEstimator::new(s.initial_stream_window)),
             keepalive,
             shutdown: Shutdown::Running,
             closing: Closing::Open,
@@ -549,8 +557,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             }
             inner.id = id;
             inner.send_window = SendWindow::new(self.peer.initial_window);
-            inner.recv_window = RecvWindow::new(self.config.settings.initial_stream_window);
-            inner.release_at = self.config.settings.initial_stream_window.div_ceil(2).max(1);
+            inner.recv_window = RecvWindow::new(self.stream_window);
+            inner.release_at = self.stream_window.div_ceil(2).max(1);
             inner.scheduled = true;
         }
         self.open_local += 1;
@@ -1078,6 +1086,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     }
                 }
                 SHUTDOWN_PING => self.drain(),
+                BDP_PING => {
+                    if let Some(BdpAction::Grow(window)) = self.bdp.as_mut().map(|b| b.ack()) {
+                        self.grow_windows(window);
+                    }
+                }
                 _ => {}
             }
             return;
@@ -1098,6 +1111,37 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             ack: true,
             opaque: ping.opaque,
         }));
+    }
+
+    /// Raises the receive windows to `window`, as the bandwidth-delay
+    /// estimate asks: new and open streams through SETTINGS (applied on
+    /// this side at once, which is safe for a larger window), and the
+    /// connection's through WINDOW_UPDATE.
+    fn grow_windows(&mut self, window: u32) {
+        let Some(delta) = window.checked_sub(self.stream_window).filter(|&d| d > 0) else {
+            return;
+        };
+        tracing::trace!("bandwidth-delay estimate: receive windows grow to {window} bytes");
+        self.stream_window = window;
+        for stream in self.streams.values() {
+            let mut inner = stream.lock();
+            inner.recv_window.raise_initial(delta);
+            inner.release_at = window.div_ceil(2).max(1);
+        }
+        self.out.push(Frame::Settings(Settings {
+            initial_window_size: Some(window),
+            ..Settings::default()
+        }));
+        if self.settings_deadline.is_none() {
+            self.settings_deadline = Instant::now().checked_add(self.config.settings_timeout);
+        }
+        let connection = self.config.settings.initial_connection_window.max(window);
+        if let Some(increment) = self.conn_recv.set_target(connection) {
+            self.window_update(0, increment);
+        }
+        self.conn
+            .wake_at
+            .store(self.conn_recv.until_update() as usize, Ordering::SeqCst);
     }
 
     /// The second GOAWAY of a graceful shutdown.
@@ -1314,6 +1358,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             self.idle_frame();
             return;
         }
+        if !payload.is_empty()
+            && let Some(BdpAction::SendPing) = self.bdp.as_mut().map(|b| b.data(payload.len()))
+        {
+            self.out.push(Frame::Ping(Ping {
+                ack: false,
+                opaque: BDP_PING,
+            }));
+        }
         if inner.recv_dropped {
             self.release(inner, payload.len() as u32);
         } else if !payload.is_empty() {
@@ -1423,13 +1475,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             self.reset_id(id, ErrorCode::RefusedStream);
             return;
         };
-        let stream = Stream::new(
-            id,
-            self.peer.initial_window,
-            self.config.settings.initial_stream_window,
-            tx,
-            self.conn.clone(),
-        );
+        let stream = Stream::new(id, self.peer.initial_window, self.stream_window, tx, self.conn.clone());
         stream.count_in(&self.live_remote);
         {
             let mut inner = stream.lock();
