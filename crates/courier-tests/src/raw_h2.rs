@@ -380,6 +380,11 @@ impl Frame {
         self.kind == kind::GOAWAY
     }
 
+    /// The debug data of a GOAWAY frame.
+    pub fn goaway_debug(&self) -> Option<&[u8]> {
+        (self.kind == kind::GOAWAY).then(|| self.payload.get(8..).unwrap_or_default())
+    }
+
     /// Whether this is an RST_STREAM frame on `stream`.
     pub fn is_rst_on(&self, stream: u32) -> bool {
         self.kind == kind::RST_STREAM && self.stream == stream
@@ -477,10 +482,50 @@ pub enum Verdict<T> {
     Continue,
 }
 
+/// How [`RawConn::send_within`] went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// All of it was written.
+    Written,
+    /// A write failed (the server closed or reset the connection); why.
+    Failed(String),
+    /// Not all of it was written within the bound.
+    Stalled,
+}
+
+/// How a [`RawConn::flood`] went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flood {
+    /// The chunks written whole.
+    pub written: usize,
+    /// The octets written.
+    pub octets: usize,
+    /// Why it stopped.
+    pub end: FloodEnd,
+}
+
+/// Why a [`RawConn::flood`] stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FloodEnd {
+    /// Every chunk was written.
+    AllWritten,
+    /// A whole GOAWAY arrived from the server.
+    GoAway,
+    /// The server closed the connection (or it failed) before any GOAWAY
+    /// arrived; why.
+    Closed(String),
+    /// A write failed; why.
+    WriteFailed(String),
+    /// Nothing could be read or written within [`RawConn::limit`].
+    Stalled,
+}
+
 /// A raw HTTP/2 client connection.
 pub struct RawConn {
     tcp: TcpStream,
+    /// What was read and not parsed yet: `buf[start..]`.
     buf: Vec<u8>,
+    start: usize,
     decoder: hpack::Decoder,
     /// A header block being received: its first frame's type, its stream,
     /// and the fragments so far.
@@ -505,6 +550,7 @@ impl RawConn {
         RawConn {
             tcp,
             buf: Vec::new(),
+            start: 0,
             decoder: hpack::Decoder::default(),
             pending: None,
             server_settings: HashMap::new(),
@@ -560,28 +606,141 @@ impl RawConn {
         }
     }
 
-    /// Every frame the server sent so far, described, for messages.
-    pub fn transcript(&self) -> String {
-        if self.seen.is_empty() {
-            "nothing".to_string()
-        } else {
-            self.seen.join(", ")
+    /// Writes `bytes` unless that takes longer than `bound`, without
+    /// reading: for a client that never reads. A write that does not finish
+    /// within `bound` is abandoned part way (so nothing more should be
+    /// sent on this connection): the server has stopped reading, or is
+    /// slower than that.
+    pub async fn send_within(&mut self, bytes: &[u8], bound: Duration) -> Sent {
+        if let Some(why) = &self.closed {
+            return Sent::Failed(why.clone());
+        }
+        match tokio::time::timeout(bound, self.tcp.write_all(bytes)).await {
+            Ok(Ok(())) => Sent::Written,
+            Ok(Err(e)) => {
+                self.seen.push(format!("(a write failed: {e})"));
+                Sent::Failed(e.to_string())
+            }
+            Err(_) => {
+                self.seen.push(format!("(a write took longer than {bound:?})"));
+                Sent::Stalled
+            }
         }
     }
 
+    /// Writes up to `times` chunks, chunk `i` made by `make(i)`, as fast as
+    /// the socket takes them, while reading what the server sends (kept for
+    /// the expectations that follow), so that neither side waits on a full
+    /// socket. Stops once a whole GOAWAY has arrived, the server closes the
+    /// connection, a write fails, or neither reading nor writing makes
+    /// progress within [`RawConn::limit`].
+    pub async fn flood(&mut self, times: usize, mut make: impl FnMut(usize) -> Vec<u8>) -> Flood {
+        let mut written = 0;
+        let mut at = 0;
+        let mut chunk = Vec::new();
+        let mut octets = 0usize;
+        let mut scan = self.start;
+        let mut read_buf = vec![0u8; 64 * 1024];
+        let (mut rd, mut wr) = self.tcp.split();
+        let end = loop {
+            // Look for a whole GOAWAY among the frames read so far.
+            let mut goaway = false;
+            while self.buf.len() - scan >= 9 {
+                let b = &self.buf[scan..];
+                let len = u32::from_be_bytes([0, b[0], b[1], b[2]]) as usize;
+                if b.len() < 9 + len {
+                    break;
+                }
+                goaway |= b[3] == kind::GOAWAY;
+                scan += 9 + len;
+            }
+            if goaway {
+                break FloodEnd::GoAway;
+            }
+            if written == times {
+                break FloodEnd::AllWritten;
+            }
+            if at == 0 {
+                chunk = make(written);
+            }
+            let step = tokio::time::timeout(self.limit, async {
+                // Both are cancel safe: a write that loses the race wrote
+                // nothing, a read that loses it read nothing.
+                tokio::select! {
+                    read = rd.read(&mut read_buf) => Err(read),
+                    wrote = wr.write(&chunk[at..]) => Ok(wrote),
+                }
+            })
+            .await;
+            match step {
+                Err(_) => break FloodEnd::Stalled,
+                Ok(Err(Ok(0))) => break FloodEnd::Closed("the server closed the connection".into()),
+                Ok(Err(Ok(n))) => self.buf.extend_from_slice(&read_buf[..n]),
+                Ok(Err(Err(e))) => break FloodEnd::Closed(format!("the connection failed: {e}")),
+                Ok(Ok(Ok(0))) => break FloodEnd::WriteFailed("a write took nothing".into()),
+                Ok(Ok(Ok(n))) => {
+                    at += n;
+                    octets += n;
+                    if at == chunk.len() {
+                        at = 0;
+                        written += 1;
+                    }
+                }
+                Ok(Ok(Err(e))) => break FloodEnd::WriteFailed(e.to_string()),
+            }
+        };
+        self.seen
+            .push(format!("(flooded {written} chunks, {octets} octets, until {end:?})"));
+        Flood { written, octets, end }
+    }
+
+    /// Every frame the server sent so far, described, for messages.
+    /// After a flood that may be many thousands of frames: then the first
+    /// and last hundred are listed, and how many came between.
+    pub fn transcript(&self) -> String {
+        const ENDS: usize = 100;
+        if self.seen.is_empty() {
+            "nothing".to_string()
+        } else if self.seen.len() <= 3 * ENDS {
+            self.seen.join(", ")
+        } else {
+            let between = self.seen.len() - 2 * ENDS;
+            format!(
+                "{}, ... {between} more ..., {}",
+                self.seen[..ENDS].join(", "),
+                self.seen[self.seen.len() - ENDS..].join(", ")
+            )
+        }
+    }
+
+    /// The bytes read and not parsed yet.
+    fn unparsed(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
     fn parse(&mut self) -> Option<Frame> {
-        if self.buf.len() < 9 {
+        let buf = self.unparsed();
+        if buf.len() < 9 {
             return None;
         }
-        let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
-        if self.buf.len() < 9 + len {
+        let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+        if buf.len() < 9 + len {
             return None;
         }
-        let kind = self.buf[3];
-        let flags = self.buf[4];
-        let stream = u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]) & MAX_WINDOW;
-        let payload = self.buf[9..9 + len].to_vec();
-        self.buf.drain(..9 + len);
+        let kind = buf[3];
+        let flags = buf[4];
+        let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & MAX_WINDOW;
+        let payload = buf[9..9 + len].to_vec();
+        // Parsed bytes are dropped in bulk, not frame by frame, so that
+        // reading many small frames (after a flood) stays linear.
+        self.start += 9 + len;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start >= 64 * 1024 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         Some(Frame {
             kind,
             flags,
@@ -682,9 +841,9 @@ impl RawConn {
                 }
                 Err(e) => format!("the connection failed: {e}"),
             };
-            if !self.buf.is_empty() {
+            if !self.unparsed().is_empty() {
                 self.seen
-                    .push(format!("({} octets of a partial frame)", self.buf.len()));
+                    .push(format!("({} octets of a partial frame)", self.unparsed().len()));
             }
             self.seen.push(format!("({why})"));
             self.closed = Some(why);
@@ -765,18 +924,21 @@ impl RawConn {
         .await
     }
 
-    /// Strictly a GOAWAY with one of `codes` (then the close).
-    pub async fn expect_goaway(&mut self, codes: &[u32]) {
+    /// Strictly a GOAWAY with one of `codes` (then the close); returns
+    /// the GOAWAY.
+    pub async fn expect_goaway(&mut self, codes: &[u32]) -> Frame {
         let expected = format!("GOAWAY ({})", names(codes));
-        self.wait_for(&expected, |_, event| match event {
-            Event::Frame(f) if f.is_goaway() => match f.error_code() {
-                Some(code) if codes.contains(&code) => Verdict::Pass(()),
-                _ => Verdict::Fail(format!("it sent {}", f.describe())),
-            },
-            _ => Verdict::Continue,
-        })
-        .await;
+        let goaway = self
+            .wait_for(&expected, |_, event| match event {
+                Event::Frame(f) if f.is_goaway() => match f.error_code() {
+                    Some(code) if codes.contains(&code) => Verdict::Pass(f.clone()),
+                    _ => Verdict::Fail(format!("it sent {}", f.describe())),
+                },
+                _ => Verdict::Continue,
+            })
+            .await;
         self.expect_close().await;
+        goaway
     }
 
     /// Strictly an RST_STREAM with `code` on `stream`.

@@ -2,7 +2,9 @@
 //! Python binding (`peers/retry_peer.py` in its server role): a grpcio
 //! server's max-age GOAWAY loses no Courier call, and a grpcio server
 //! frozen with SIGSTOP (a half-open connection) is found by Courier's
-//! keepalive within its time plus its timeout.
+//! keepalive within its time plus its timeout. And the other way round
+//! (`peers/keepalive_client.py`): a grpcio client that PINGs every second
+//! gets GOAWAY `too_many_pings` from a Courier server's default policy.
 //!
 //! Needs the venv that `scripts/interop/install-python.sh` makes; without
 //! it the tests print a note and pass, unless `COURIER_REQUIRE_PEERS=1`.
@@ -13,7 +15,7 @@ use std::time::Duration;
 use courier::client::ConnectivityState;
 use courier::keepalive::ClientParameters;
 use courier::{Channel, Request};
-use courier_tests::{EchoClient, PythonPeer, Relay, grpcio_python, guard, text};
+use courier_tests::{EchoClient, PythonPeer, Relay, grpcio_python, guard, start_server, text};
 
 /// The grpcio server with `options`, killed when dropped.
 async fn py_server(python: &Path, options: &[&str]) -> (u16, PythonPeer) {
@@ -148,4 +150,48 @@ async fn a_grpcio_server_that_allows_fewer_pings_sends_too_many_pings_and_the_ch
         .await
         .expect("a new connection");
     assert_eq!(relay.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_grpcio_client_pinging_every_second_gets_goaway_too_many_pings_from_the_default_policy() {
+    let Some(python) = grpcio_python("grpc") else { return };
+    // The default policy: PINGs at least 5 minutes apart, none without a
+    // call. The client PINGs every second without calls: the first PING is
+    // free, the next two are strikes, the one after ends the connection.
+    let server = start_server().await;
+    let relay = Relay::start(server.addr).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/keepalive_client.py");
+    let output = guard(
+        "keepalive_client.py",
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(relay.addr.to_string())
+            .env("GRPC_VERBOSITY", "ERROR")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("run keepalive_client.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "keepalive_client.py failed ({}): {stderr}",
+        output.status
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("keepalive_client.py printed {stdout:?} ({e}); its stderr: {stderr}"));
+    assert_eq!(result["first"], "ok", "{result}");
+    // The C core logs the GOAWAY as it doubles its keepalive time.
+    let goaway = stderr
+        .lines()
+        .find(|line| line.contains("ENHANCE_YOUR_CALM") && line.contains("too_many_pings"));
+    assert!(
+        goaway.is_some(),
+        "grpcio logged no GOAWAY ENHANCE_YOUR_CALM too_many_pings; {result}; its stderr: {stderr}"
+    );
+    assert_eq!(result["left_ready"], true, "the idle channel stayed READY: {result}");
+    // It connects again for the next call.
+    assert_eq!(result["second"], "ok", "{result}");
+    assert!(relay.accepted() >= 2, "{} connections", relay.accepted());
 }

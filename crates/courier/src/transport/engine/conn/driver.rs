@@ -729,7 +729,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 return;
             }
         }
+        // Whether HEADERS or DATA went out: only those start the peer's
+        // PING strikes again (gRFC A8), not a look that sent nothing.
+        let mut answered = false;
         if let Some(head) = inner.head.take() {
+            answered = true;
             let end = inner.head_ends;
             self.send_headers(id, end, |block| headers::encode_head(block, &head));
             let _ = inner.state.sent(StreamFrame::Headers { end_stream: end });
@@ -770,6 +774,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 payload: chunk,
                 padding: None,
             });
+            answered = true;
             self.idle_frames.refund();
             let _ = inner.state.sent(StreamFrame::Data { end_stream: end });
         }
@@ -780,10 +785,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
         if inner.data.is_empty() {
             if let Some(trailers) = inner.trailers.take() {
+                answered = true;
                 inner.data_ends = false;
                 self.send_headers(id, true, |block| headers::encode_trailers(block, &trailers));
                 let _ = inner.state.sent(StreamFrame::Headers { end_stream: true });
             } else if inner.data_ends {
+                answered = true;
                 inner.data_ends = false;
                 self.out.push_data(Data {
                     stream_id: StreamId::new(id),
@@ -799,7 +806,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 self.reset_stream(inner, code);
             }
         }
-        if let Some(pings) = self.pings.as_mut() {
+        if answered && let Some(pings) = self.pings.as_mut() {
             pings.sent_headers_or_data();
         }
         let closed = inner.state.is_closed();
