@@ -1458,28 +1458,28 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             _ => {}
         }
         if let Some(code) = field_error {
-            self.reset_id(id, code);
+            self.refuse(id, code);
             return;
         }
         let max = self.config.settings.max_concurrent_streams.unwrap_or(u32::MAX) as usize;
         if self.live_remote.load(Ordering::Acquire) >= max {
-            self.reset_id(id, ErrorCode::RefusedStream);
+            self.refuse(id, ErrorCode::RefusedStream);
             return;
         }
         let (request, content_length) = match headers::request(fields) {
             Ok(parsed) => parsed,
             Err(malformed) => {
                 tracing::debug!("refusing a malformed request on stream {id}: {}", malformed.0);
-                self.reset_id(id, ErrorCode::ProtocolError);
+                self.refuse(id, ErrorCode::ProtocolError);
                 return;
             }
         };
         if end && content_length.is_some_and(|n| n > 0) {
-            self.reset_id(id, ErrorCode::ProtocolError);
+            self.refuse(id, ErrorCode::ProtocolError);
             return;
         }
         let Some(tx) = self.commands_tx.upgrade() else {
-            self.reset_id(id, ErrorCode::RefusedStream);
+            self.refuse(id, ErrorCode::RefusedStream);
             return;
         };
         let stream = Stream::new(id, self.peer.initial_window, self.stream_window, tx, self.conn.clone());
@@ -1494,6 +1494,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         self.streams.insert(id, stream.clone());
         let (recv, respond) = Responder::accepted(&stream, self.config.settings.max_send_buffer);
         self.accepted.push((request.map(|()| recv), respond));
+    }
+
+    /// Resets a stream the peer opened that never becomes a call. It costs
+    /// a header block's decoding and a reset, and nothing else bounds how
+    /// often a peer makes the server do it, so it counts as a frame that
+    /// carries nothing.
+    fn refuse(&mut self, id: u32, code: ErrorCode) {
+        self.idle_frame();
+        if matches!(self.closing, Closing::Open) {
+            self.reset_id(id, code);
+        }
     }
 
     /// HEADERS on an open stream: a client's response head, or trailers.
