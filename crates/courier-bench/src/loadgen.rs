@@ -689,9 +689,39 @@ impl<T: Send + 'static> Responses<T> for Streaming<T> {
     }
 }
 
-impl<T: Send + 'static> Responses<T> for tonic::Streaming<T> {
-    fn next_message(&mut self) -> impl Future<Output = Result<Option<T>, Status>> + Send {
-        async move { self.message().await.map_err(from_tonic) }
+/// The future of tonic's `streaming_call`, the responses once it resolved.
+type TonicOpening<T> = Pin<Box<dyn Future<Output = Result<tonic::Streaming<T>, Status>> + Send>>;
+
+/// A tonic streaming call, opened on the first read. tonic's
+/// `streaming_call` resolves only when the response headers have arrived,
+/// and a server may send them with the first answer (Courier's does): were
+/// the worker to wait for it before handing over its first message, neither
+/// side would move. So the call's future is polled from the first read, by
+/// which time the first message waits in the request channel.
+// One per stream: the open call is kept inline, so that reading a message
+// follows no extra pointer.
+#[allow(clippy::large_enum_variant)]
+enum TonicResponses<T> {
+    Opening(TonicOpening<T>),
+    Open(tonic::Streaming<T>),
+    Failed,
+}
+
+impl<T: Send + 'static> Responses<T> for TonicResponses<T> {
+    async fn next_message(&mut self) -> Result<Option<T>, Status> {
+        if let TonicResponses::Opening(call) = self {
+            match call.await {
+                Ok(streaming) => *self = TonicResponses::Open(streaming),
+                Err(status) => {
+                    *self = TonicResponses::Failed;
+                    return Err(status);
+                }
+            }
+        }
+        match self {
+            TonicResponses::Open(streaming) => streaming.message().await.map_err(from_tonic),
+            _ => Err(Status::internal("the call had failed")),
+        }
     }
 }
 
@@ -930,12 +960,13 @@ fn spawn_worker(
                     let request = tonic_simple_request(args.payload)?;
                     let open = move |r: Requests<tonic_pb::SimpleRequest>| {
                         let mut c = client.clone();
-                        async move {
+                        let call: TonicOpening<tonic_pb::SimpleResponse> = Box::pin(async move {
                             c.streaming_call(r)
                                 .await
                                 .map(tonic::Response::into_inner)
                                 .map_err(from_tonic)
-                        }
+                        });
+                        std::future::ready(Ok::<_, Status>(TonicResponses::Opening(call)))
                     };
                     tokio::spawn(stream_worker(open, request, tonic_body_len, shared, worker, flood))
                 }
