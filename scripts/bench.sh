@@ -16,6 +16,8 @@
 #   BENCH_IMPLS="courier tonic courier-test go cpp python"   which servers
 #   BENCH_SCENARIOS="..."   a subset of the scenario names below
 #   CALLGRIND_RPCS=2000 calls per callgrind run (the second run makes twice as many)
+#   CARGO_TARGET_DIR    where cargo builds (default target); the binaries are
+#                       taken from its release/
 #
 # Every server is pinned to core 0 with taskset and runs one worker thread
 # (Courier and tonic: a tokio multi-thread runtime with 1 worker; grpc-go:
@@ -32,6 +34,11 @@
 # time per call (its own utime + stime over the measured window / calls).
 # The retry-* scenarios measure the client the same way: unary 1 KiB at
 # 4x64 with a retry policy on every method that never triggers, and none.
+# The client-* scenarios compare clients: the same unary load from
+# courier-bench on the Courier client and on tonic's (--client tonic),
+# against a Courier server and against a tonic server, each measurement on
+# a fresh server, the implementations interleaved; they print the client
+# CPU per call of each and the Courier/tonic ratio.
 #
 # Outputs go to target/bench/: results.jsonl (every run), table.md (the
 # medians and ratios), logs/, and callgrind/ for --callgrind and
@@ -46,14 +53,14 @@ for arg in "$@"; do
     --callgrind) MODE=callgrind ;;
     --callgrind-lb) MODE=callgrind-lb ;;
     --table) MODE=table ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
 
 OUT=target/bench
 mkdir -p "$OUT/logs"
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 SECS=${BENCH_SECS:-5}
 RUNS=${BENCH_RUNS:-3}
 WARMUP=${BENCH_WARMUP:-1}
@@ -257,6 +264,10 @@ SCENARIOS=(
   # triggers, against none: what a configured policy costs the client.
   "retry-none-4x64|lb|1 pick_first --mode unary --connections 4 --streams 64 --payload 1024"
   "retry-policy-4x64|lb|1 pick_first --mode unary --connections 4 --streams 64 --payload 1024 --retry-policy"
+  # LOADGEN ARGS, run with --client courier and --client tonic against a
+  # Courier server and a tonic server: the client's cost against tonic's.
+  "client-unary-1x1|client|--mode unary --connections 1 --streams 1 --payload 0"
+  "client-unary-4x64|client|--mode unary --connections 4 --streams 64 --payload 0"
 )
 
 # A protobuf varint, as printf escapes.
@@ -320,6 +331,37 @@ run_loadgen() {
     echo "  courier-bench failed for $scenario on $impl; see $log" >&2
     FAILED=$((FAILED + 1))
   fi
+}
+
+# run_clients SCENARIO RUN ARGS: the client-* scenarios. Every pair of a
+# server (Courier, tonic, those of BENCH_IMPLS) and a client (Courier,
+# tonic), each on a fresh server, starting from a different pair each run.
+# Recorded with impl = the client and server_impl = the server.
+run_clients() {
+  local scenario=$1 run=$2 args=$3 server client k n log
+  local -a pairs=()
+  for server in courier tonic; do
+    [[ " ${ACTIVE[*]} " == *" $server "* ]] || continue
+    for client in courier tonic; do pairs+=("$server $client"); done
+  done
+  n=${#pairs[@]}
+  for k in $(seq 0 $((n - 1))); do
+    read -r server client <<<"${pairs[$(((k + run - 1) % n))]}"
+    echo "$scenario run $run/$RUNS: $client client, $server server" >&2
+    log="$OUT/logs/$scenario-$client-client-$server-server-$run.log"
+    next_port
+    start_server "$server" "$PORT" || { FAILED=$((FAILED + 1)); continue; }
+    # shellcheck disable=SC2086
+    if taskset -c "$CLIENT_CPU" "$BIN/courier-bench" --client "$client" --server "127.0.0.1:$PORT" \
+        --target benchmark --server-pid "$SERVER_PID" --duration "$SECS" --warmup "$WARMUP" --threads 1 \
+        --json --label "$scenario/$client-client/$server-server/$run" $args >"$log.json" 2>"$log"; then
+      jq -c --arg srv "$server" '. + {server_impl: $srv}' "$log.json" | record "$scenario" "$client" "$run"
+    else
+      echo "  courier-bench --client $client failed for $scenario on the $server server; see $log" >&2
+      FAILED=$((FAILED + 1))
+    fi
+    stop_server
+  done
 }
 
 run_lb() {
@@ -649,6 +691,10 @@ for s in "${SCENARIOS[@]}"; do
     read -r c m p count <<<"$args"
   fi
   for run in $(seq 1 "$RUNS"); do
+    if [ "$kind" = client ]; then
+      run_clients "$name" "$run" "$args"
+      continue
+    fi
     # Interleaved: each run goes through every implementation, starting
     # from a different one each time.
     n=${#ACTIVE[@]}
@@ -708,8 +754,19 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else a / b end;
 def cell(d): if . == null then "—" else r(d) end;
 def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (TestService)",
             "go": "grpc-go 1.33", "cpp": "gRPC C++ 1.51", "python": "grpcio (Python)"}[.] // .;
-# The medians.
-(group_by(.scenario + "|" + .impl) | map({
+def verdict(x; ok): if x == null then "not measured" elif ok then "met" else "NOT met" end;
+# The client-* runs, by scenario, server and client (impl is the client).
+(map(select(.server_impl != null)) | group_by(.scenario + "|" + .server_impl + "|" + .impl) | map({
+   key: (.[0].scenario + "|" + .[0].server_impl + "|" + .[0].impl),
+   value: {
+     qps: (map(.qps) | median),
+     p50: (map(.p50_us) | median),
+     cpu: (map(.server_cpu_us_per_rpc) | median),
+     ccpu: (map(.client_cpu_us_per_rpc) | median)
+   }}) | from_entries) as $cm
+| ($scen | map(select(startswith("client-")))) as $clients
+# The medians of every other run, by scenario and implementation.
+| (map(select(.server_impl == null)) | group_by(.scenario + "|" + .impl) | map({
    key: (.[0].scenario + "|" + .[0].impl),
    value: {
      qps: (map(.qps) | median),
@@ -729,23 +786,25 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
      errors: (map(.errors_total // 0) | add),
      samples: (map(.error_samples // {} | to_entries[] | "\(.key): \(.value)") | unique | join("; "))
    }}) | from_entries) as $m
-| "| scenario | implementation | QPS | QPS range | p50 µs | p99 µs | server CPU µs/RPC | server peak RSS MiB | notes |",
-  "|---|---|---:|---:|---:|---:|---:|---:|---|",
-  ( $scen[] as $s | $impls[] as $i | $m[$s + "|" + $i] | select(. != null) |
-    "| \($s) | \($i | name) | \(.qps | cell(0)) | \(if .n > 1 then "\(.qps_lo | r(0))–\(.qps_hi | r(0))" else "—" end) | \(if .p50 == null and .mean != null then "mean \(.mean | r(0))" else .p50 | cell(1) end) | \(.p99 | cell(1)) | \(.cpu | cell(2)) | \(if .rss == null then "—" else .rss / 1024 | r(1) end) | \(
-      [ (if .mibs != null and .mibs > 1 then "\(.mibs | r(0)) MiB/s" else empty end),
-        (if .per_conn != null then "\(.per_conn | r(1)) KiB/conn" else empty end),
-        (if .errors > 0 then "\(.errors) errors (\(.samples))" else empty end) ] | join("; ")) |"
-  ),
-  "",
-  "Ratios Courier/tonic (QPS and MiB/s: higher is better for Courier; latency, CPU and memory: lower is better):",
-  "",
-  "| scenario | QPS | p50 | p99 | CPU/RPC | peak RSS | KiB/conn |",
-  "|---|---:|---:|---:|---:|---:|---:|",
-  ( $scen[] as $s | $m[$s + "|courier"] as $c | $m[$s + "|tonic"] as $t | select($c != null and $t != null) |
-    "| \($s) | \(ratio($c.qps; $t.qps) | cell(2)) | \(ratio($c.p50 // $c.mean; $t.p50 // $t.mean) | cell(2)) | \(ratio($c.p99; $t.p99) | cell(2)) | \(ratio($c.cpu; $t.cpu) | cell(2)) | \(ratio($c.rss; $t.rss) | cell(2)) | \(ratio($c.per_conn; $t.per_conn) | cell(2)) |"
-  ),
-  "",
+| ( if ($m | length) > 0 then
+    "| scenario | implementation | QPS | QPS range | p50 µs | p99 µs | server CPU µs/RPC | server peak RSS MiB | notes |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ( $scen[] as $s | $impls[] as $i | $m[$s + "|" + $i] | select(. != null) |
+      "| \($s) | \($i | name) | \(.qps | cell(0)) | \(if .n > 1 then "\(.qps_lo | r(0))–\(.qps_hi | r(0))" else "—" end) | \(if .p50 == null and .mean != null then "mean \(.mean | r(0))" else .p50 | cell(1) end) | \(.p99 | cell(1)) | \(.cpu | cell(2)) | \(if .rss == null then "—" else .rss / 1024 | r(1) end) | \(
+        [ (if .mibs != null and .mibs > 1 then "\(.mibs | r(0)) MiB/s" else empty end),
+          (if .per_conn != null then "\(.per_conn | r(1)) KiB/conn" else empty end),
+          (if .errors > 0 then "\(.errors) errors (\(.samples))" else empty end) ] | join("; ")) |"
+    ),
+    "",
+    "Ratios Courier/tonic (QPS and MiB/s: higher is better for Courier; latency, CPU and memory: lower is better):",
+    "",
+    "| scenario | QPS | p50 | p99 | CPU/RPC | peak RSS | KiB/conn |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ( $scen[] as $s | $m[$s + "|courier"] as $c | $m[$s + "|tonic"] as $t | select($c != null and $t != null) |
+      "| \($s) | \(ratio($c.qps; $t.qps) | cell(2)) | \(ratio($c.p50 // $c.mean; $t.p50 // $t.mean) | cell(2)) | \(ratio($c.p99; $t.p99) | cell(2)) | \(ratio($c.cpu; $t.cpu) | cell(2)) | \(ratio($c.rss; $t.rss) | cell(2)) | \(ratio($c.per_conn; $t.per_conn) | cell(2)) |"
+    ),
+    ""
+  else empty end ),
   ( if ($impls | index("go")) then
       "Courier against grpc-go, both driven through TestService (Courier/grpc-go):",
       "",
@@ -797,18 +856,45 @@ def name: {"courier": "Courier", "tonic": "tonic", "courier-test": "Courier (Tes
           | "- QPS with the policy against without: \($x | cell(3)) x" ),
         ""
       else empty end ),
+  ( if ($clients | length) > 0 then
+        "Clients: the load generator's own CPU per call (its utime + stime over the measured window / calls),",
+        "the same calls made by Courier's client and by tonic's (--client tonic) to the same server:",
+        "",
+        "| scenario | server | client | QPS | p50 µs | client CPU µs/call | server CPU µs/call |",
+        "|---|---|---|---:|---:|---:|---:|",
+        ( $clients[] as $s | ("courier", "tonic") as $srv | ("courier", "tonic") as $cl
+          | $cm[$s + "|" + $srv + "|" + $cl] | select(. != null)
+          | "| \($s) | \($srv | name) | \($cl | name) | \(.qps | cell(0)) | \(.p50 | cell(1)) | \(.ccpu | cell(2)) | \(.cpu | cell(2)) |" ),
+        "",
+        ( $clients[] as $s | ("courier", "tonic") as $srv
+          | $cm[$s + "|" + $srv + "|courier"] as $c | $cm[$s + "|" + $srv + "|tonic"] as $t
+          | select($c != null or $t != null)
+          | ratio($c.ccpu; $t.ccpu) as $x
+          | "- \($s), \($srv | name) server: client CPU per call: courier \($c.ccpu | cell(2)) µs, tonic \($t.ccpu | cell(2)) µs, ratio \($x | cell(3)) (target ≤ 0.6): \(verdict($x; $x <= 0.6))" ),
+        ""
+      else empty end ),
   "Targets (issue 4):",
   "",
-  ( def verdict(x; ok): if x == null then "not measured" elif ok then "met" else "NOT met" end;
-    ($scen | map(select(startswith("unary") or startswith("h2load-unary")))) as $unary
-    | ( $unary[] as $s | ratio($m[$s + "|courier"].cpu; $m[$s + "|tonic"].cpu) as $x
-        | "- server CPU per unary RPC <= 0.6 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x <= 0.6))" ),
-      ( ($scen | map(select(startswith("stream-") or startswith("h2load-stream-"))))[] as $s | ratio($m[$s + "|courier"].qps; $m[$s + "|tonic"].qps) as $x
-        | "- streaming throughput >= 1.5 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x >= 1.5))" ),
-      ( ratio($m["ping-pong|courier"].p50; $m["ping-pong|tonic"].p50) as $x
-        | "- ping-pong p50 <= 0.8 x tonic: \($x | cell(2)) x: \(verdict($x; $x <= 0.8))" ),
+  ( ($scen | map(select(startswith("unary") or startswith("h2load-unary")))) as $unary
+    | ( $unary[] as $s | select($s | test("1x1")) | ratio($m[$s + "|courier"].cpu; $m[$s + "|tonic"].cpu) as $x
+        | "- server CPU per unary RPC at 1x1 <= 0.6 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x <= 0.6))" ),
+      ( $unary[] as $s | select($s | test("4x64")) | ratio($m[$s + "|courier"].cpu; $m[$s + "|tonic"].cpu) as $x
+        | "- server CPU per unary RPC at 4x64 <= 0.4 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x <= 0.4))" ),
       ( ratio($m["idle-1000|courier"].per_conn; $m["idle-1000|tonic"].per_conn) as $x
         | "- memory per idle connection <= 0.5 x tonic: \($x | cell(2)) x: \(verdict($x; $x <= 0.5))" ),
+      ( ($scen | map(select(startswith("h2load-stream-"))))[] as $s | ratio($m[$s + "|courier"].qps; $m[$s + "|tonic"].qps) as $x
+        | "- streaming throughput with h2load as the client >= 2 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x >= 2))" ),
+      ( ($scen | map(select(startswith("stream-"))))[] as $s | ratio($m[$s + "|courier"].qps; $m[$s + "|tonic"].qps) as $x
+        | "- streaming throughput with Courier's client >= 1.5 x tonic, \($s): \($x | cell(2)) x: \(verdict($x; $x >= 1.5))" ),
+      ( ratio($m["ping-pong|courier"].p50; $m["ping-pong|tonic"].p50) as $x
+        | "- ping-pong p50 <= 0.8 x tonic: \($x | cell(2)) x: \(verdict($x; $x <= 0.8))" ),
+      ( if ($clients | length) > 0 then
+          ( $clients[] as $s | ("courier", "tonic") as $srv
+            | $cm[$s + "|" + $srv + "|courier"] as $c | $cm[$s + "|" + $srv + "|tonic"] as $t
+            | select($c != null or $t != null)
+            | ratio($c.ccpu; $t.ccpu) as $x
+            | "- client CPU per unary call <= 0.6 x tonic's client on the same server, \($s), \($srv | name) server: \($x | cell(3)) x: \(verdict($x; $x <= 0.6))" )
+        else "- client CPU per unary call <= 0.6 x tonic's client on the same server: not measured (no client-* scenario ran)" end ),
       ( if ($impls | index("go")) then
           ( $scen[] as $s | ($m[$s + "|courier-test"] // $m[$s + "|courier"]) as $c | $m[$s + "|go"] as $g
             | select($c != null and $g != null)

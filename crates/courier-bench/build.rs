@@ -4,7 +4,8 @@
 //! - for Courier (`courier-build`): BenchmarkService (this crate's
 //!   `proto/grpc/testing/benchmark_service.proto`) and the interop
 //!   TestService, with clients (the load generator) and servers;
-//! - for tonic (`tonic-prost-build`): the BenchmarkService server only.
+//! - for tonic (`tonic-prost-build`): BenchmarkService only, with its client
+//!   (the load generator's `--client tonic`) and its server.
 //!
 //! The interop messages are not copied: `messages.proto`, `empty.proto` and
 //! `test.proto` are read from courier-interop's `proto/` through the include
@@ -36,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // re-exports the same type.
     let fds: prost_types::FileDescriptorSet = fds;
     tonic_prost_build::configure()
-        .build_client(false)
+        .build_client(true)
         .build_server(true)
         .out_dir(&tonic_out)
         .bytes(".")

@@ -1,6 +1,7 @@
 //! The load generator: closed loop, `connections` × `streams` workers, each
 //! with one call (or one message) in flight at a time, on the Courier
-//! client.
+//! client, or with `--client tonic` on tonic's (the baseline the Courier
+//! client is measured against: the same calls, messages and workers).
 //!
 //! - **unary**: each worker makes unary calls back to back.
 //! - **empty-call**: TestService.EmptyCall back to back (`--target test`).
@@ -21,7 +22,9 @@
 //! call over the measured window (utime + stime from `/proc/PID/stat`) and
 //! its peak RSS (`VmHWM`); given more than once (several backends behind
 //! one target), the servers' sums. The report always has the load
-//! generator's own CPU time per call.
+//! generator's own CPU time per call (utime + stime of every thread of this
+//! process, from `/proc/self/stat`, over the same window): the client's
+//! cost, which is what `--client` compares.
 //!
 //! `--server` is any channel target (`ipv4:a:p,b:q` for several backends)
 //! and `--lb` the channel's load-balancing policy, so that the same load can
@@ -50,6 +53,28 @@ use crate::pb::{
     StreamingOutputCallResponse,
 };
 use crate::procfs;
+use crate::tonic_pb;
+
+/// The client library the load is sent with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClientImpl {
+    /// Courier's `Channel` and generated clients.
+    Courier,
+    /// tonic's `transport::Channel` and generated BenchmarkService client
+    /// (BenchmarkService only: unary, ping-pong and streaming; one address,
+    /// no balancing, no retry policy).
+    Tonic,
+}
+
+impl ClientImpl {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientImpl::Courier => "courier",
+            ClientImpl::Tonic => "tonic",
+        }
+    }
+}
 
 /// What the workers do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,9 +149,13 @@ impl Lb {
 #[command(
     name = "courier-bench",
     version,
-    about = "A closed-loop gRPC load generator on the Courier client."
+    about = "A closed-loop gRPC load generator on the Courier client (or tonic's)."
 )]
 pub struct Args {
+    /// The client library: Courier's, or tonic's as the baseline.
+    #[arg(long, value_enum, default_value = "courier")]
+    pub client: ClientImpl,
+
     /// The server: `host:port`, `http://host:port`, or any channel target
     /// (`ipv4:127.0.0.1:5001,127.0.0.1:5002`, `dns:///host:port`, ...).
     #[arg(long, default_value = "127.0.0.1:50051")]
@@ -231,6 +260,8 @@ pub struct Latency {
 pub struct Report {
     /// The `--label`.
     pub label: Option<String>,
+    /// The client library.
+    pub client: ClientImpl,
     /// The mode.
     pub mode: Mode,
     /// The service.
@@ -306,6 +337,7 @@ impl Report {
     pub fn to_json(&self) -> String {
         let mut j = JsonObject::default();
         j.string("label", self.label.as_deref());
+        j.string("client", Some(self.client.name()));
         j.string("mode", Some(self.mode.name()));
         j.string("target", Some(self.target.name()));
         j.string("lb", Some(self.lb.name()));
@@ -353,11 +385,12 @@ impl Report {
         let label = self.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default();
         let _ = writeln!(
             s,
-            "{}{} on {} ({}): {} channel(s) x {} stream(s), payload {} B",
+            "{}{} on {} ({}), {} client: {} channel(s) x {} stream(s), payload {} B",
             self.mode.name(),
             label,
             self.target.name(),
             self.lb.name(),
+            self.client.name(),
             self.connections,
             self.streams,
             self.payload
@@ -393,7 +426,7 @@ impl Report {
             let _ = writeln!(s, "  server CPU: {cpu:.2} us per call");
         }
         if let Some(cpu) = self.client_cpu_us_per_rpc() {
-            let _ = writeln!(s, "  load generator CPU: {cpu:.2} us per call");
+            let _ = writeln!(s, "  client CPU ({}): {cpu:.2} us per call", self.client.name());
         }
         if let Some(rss) = self.server_peak_rss_kib {
             let _ = writeln!(s, "  server peak RSS: {:.1} MiB", rss as f64 / 1024.0);
@@ -592,6 +625,106 @@ fn body_len(r: &SimpleResponse) -> usize {
     r.payload.as_ref().map_or(0, |p| p.body.len())
 }
 
+fn tonic_body_len(r: &tonic_pb::SimpleResponse) -> usize {
+    r.payload.as_ref().map_or(0, |p| p.body.len())
+}
+
+/// tonic's BenchmarkService client, on a tonic channel.
+type TonicBenchClient = tonic_pb::benchmark_service_client::BenchmarkServiceClient<tonic::transport::Channel>;
+
+/// A tonic status as Courier's, so that both clients' errors are counted
+/// alike.
+fn from_tonic(status: tonic::Status) -> Status {
+    Status::new(courier::Code::from_i32(status.code() as i32), status.message())
+}
+
+/// One worker's unary call, made again and again: a client, its request,
+/// and which method.
+trait Caller: Send + 'static {
+    /// One call; the response payload's size.
+    fn call(&mut self) -> impl Future<Output = Result<usize, Status>> + Send;
+}
+
+/// Unary calls on the Courier client.
+struct CourierCaller {
+    client: Client,
+    request: SimpleRequest,
+    empty: bool,
+}
+
+impl Caller for CourierCaller {
+    fn call(&mut self) -> impl Future<Output = Result<usize, Status>> + Send {
+        self.client.unary(&self.request, self.empty)
+    }
+}
+
+/// Unary calls on tonic's client.
+struct TonicCaller {
+    client: TonicBenchClient,
+    request: tonic_pb::SimpleRequest,
+}
+
+impl Caller for TonicCaller {
+    fn call(&mut self) -> impl Future<Output = Result<usize, Status>> + Send {
+        let request = self.request.clone();
+        async move {
+            self.client
+                .unary_call(request)
+                .await
+                .map(|r| tonic_body_len(r.get_ref()))
+                .map_err(from_tonic)
+        }
+    }
+}
+
+/// The responses of a streaming call, on either client.
+trait Responses<T>: Send {
+    /// The next message, `None` at the end of the call.
+    fn next_message(&mut self) -> impl Future<Output = Result<Option<T>, Status>> + Send;
+}
+
+impl<T: Send + 'static> Responses<T> for Streaming<T> {
+    fn next_message(&mut self) -> impl Future<Output = Result<Option<T>, Status>> + Send {
+        self.message()
+    }
+}
+
+/// The future of tonic's `streaming_call`, the responses once it resolved.
+type TonicOpening<T> = Pin<Box<dyn Future<Output = Result<tonic::Streaming<T>, Status>> + Send>>;
+
+/// A tonic streaming call, opened on the first read. tonic's
+/// `streaming_call` resolves only when the response headers have arrived,
+/// and a server may send them with the first answer (Courier's does): were
+/// the worker to wait for it before handing over its first message, neither
+/// side would move. So the call's future is polled from the first read, by
+/// which time the first message waits in the request channel.
+// One per stream: the open call is kept inline, so that reading a message
+// follows no extra pointer.
+#[allow(clippy::large_enum_variant)]
+enum TonicResponses<T> {
+    Opening(TonicOpening<T>),
+    Open(tonic::Streaming<T>),
+    Failed,
+}
+
+impl<T: Send + 'static> Responses<T> for TonicResponses<T> {
+    async fn next_message(&mut self) -> Result<Option<T>, Status> {
+        if let TonicResponses::Opening(call) = self {
+            match call.await {
+                Ok(streaming) => *self = TonicResponses::Open(streaming),
+                Err(status) => {
+                    *self = TonicResponses::Failed;
+                    return Err(status);
+                }
+            }
+        }
+        match self {
+            TonicResponses::Open(streaming) => streaming.message().await.map_err(from_tonic),
+            _ => Err(Status::internal("the call had failed")),
+        }
+    }
+}
+
 fn output_body_len(r: &StreamingOutputCallResponse) -> usize {
     r.payload.as_ref().map_or(0, |p| p.body.len())
 }
@@ -634,10 +767,10 @@ async fn after_error() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
-async fn unary_worker(client: Client, shared: Arc<Shared>, worker: usize, request: SimpleRequest, empty: bool) {
+async fn unary_worker(mut caller: impl Caller, shared: Arc<Shared>, worker: usize) {
     while let Some(claimed) = shared.begin() {
         let start = Instant::now();
-        let result = client.unary(&request, empty).await;
+        let result = caller.call().await;
         let latency = start.elapsed();
         match result {
             Ok(bytes) => {
@@ -658,7 +791,7 @@ async fn unary_worker(client: Client, shared: Arc<Shared>, worker: usize, reques
 /// A worker on one stream at a time: ping-pong (`flood` false) or streaming
 /// throughput (`flood` true). A stream that fails is counted as an error and
 /// replaced.
-async fn stream_worker<Req, Resp, Open, Fut>(
+async fn stream_worker<Req, Resp, S, Open, Fut>(
     open: Open,
     request: Req,
     body_len: fn(&Resp) -> usize,
@@ -668,8 +801,9 @@ async fn stream_worker<Req, Resp, Open, Fut>(
 ) where
     Req: Clone + Unpin + Send + 'static,
     Resp: 'static,
+    S: Responses<Resp>,
     Open: Fn(Requests<Req>) -> Fut,
-    Fut: Future<Output = Result<courier::Response<Streaming<Resp>>, Status>>,
+    Fut: Future<Output = Result<S, Status>>,
 {
     let by_count = shared.tokens.is_some();
     'calls: while shared.phase() != STOP {
@@ -690,7 +824,7 @@ async fn stream_worker<Req, Resp, Open, Fut>(
             },
         };
         let mut responses = match open(requests).await {
-            Ok(r) => r.into_inner(),
+            Ok(r) => r,
             Err(status) => {
                 if shared.counts(by_count) {
                     shared.record_error(worker, &status);
@@ -702,7 +836,7 @@ async fn stream_worker<Req, Resp, Open, Fut>(
         if flood {
             drop(tx);
             loop {
-                match responses.message().await {
+                match responses.next_message().await {
                     Ok(Some(m)) => {
                         let stamped = sent.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                         if shared.counts(by_count) {
@@ -728,7 +862,7 @@ async fn stream_worker<Req, Resp, Open, Fut>(
             if tx.send(request.clone()).await.is_err() {
                 // The sending side is gone: the call failed; its status is
                 // the next item of the responses.
-                let status = match responses.message().await {
+                let status = match responses.next_message().await {
                     Err(status) => status,
                     Ok(_) => Status::unknown("the request stream closed"),
                 };
@@ -738,7 +872,7 @@ async fn stream_worker<Req, Resp, Open, Fut>(
                 after_error().await;
                 continue 'calls;
             }
-            match responses.message().await {
+            match responses.next_message().await {
                 Ok(Some(m)) => {
                     let latency = start.elapsed();
                     if shared.counts(claimed) {
@@ -763,7 +897,7 @@ async fn stream_worker<Req, Resp, Open, Fut>(
         }
         // Half-close and read the end of the call.
         drop(tx);
-        while let Ok(Some(_)) = responses.message().await {}
+        while let Ok(Some(_)) = responses.next_message().await {}
         break;
     }
 }
@@ -789,25 +923,71 @@ fn output_request(payload: usize) -> Result<StreamingOutputCallRequest, String> 
     })
 }
 
+/// The SimpleRequest of [`simple_request`], as tonic's type.
+fn tonic_simple_request(payload: usize) -> Result<tonic_pb::SimpleRequest, String> {
+    let body = crate::zeros(payload).ok_or_else(|| format!("payload is limited to {} bytes", crate::MAX_PAYLOAD))?;
+    Ok(tonic_pb::SimpleRequest {
+        response_size: payload as i32,
+        payload: Some(tonic_pb::Payload { r#type: 0, body }),
+        ..Default::default()
+    })
+}
+
+/// One connection of the load generator, on either client.
+#[derive(Clone)]
+enum Conn {
+    Courier(Channel),
+    Tonic(tonic::transport::Channel),
+}
+
 fn spawn_worker(
-    channel: Channel,
+    conn: Conn,
     args: &Args,
     shared: Arc<Shared>,
     worker: usize,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    let client = Client::new(channel, args.target);
     let flood = args.mode == Mode::Streaming;
+    let channel = match conn {
+        Conn::Courier(channel) => channel,
+        Conn::Tonic(channel) => {
+            let client = TonicBenchClient::new(channel);
+            return Ok(match args.mode {
+                Mode::Unary => {
+                    let request = tonic_simple_request(args.payload)?;
+                    tokio::spawn(unary_worker(TonicCaller { client, request }, shared, worker))
+                }
+                Mode::PingPong | Mode::Streaming => {
+                    let request = tonic_simple_request(args.payload)?;
+                    let open = move |r: Requests<tonic_pb::SimpleRequest>| {
+                        let mut c = client.clone();
+                        let call: TonicOpening<tonic_pb::SimpleResponse> = Box::pin(async move {
+                            c.streaming_call(r)
+                                .await
+                                .map(tonic::Response::into_inner)
+                                .map_err(from_tonic)
+                        });
+                        std::future::ready(Ok::<_, Status>(TonicResponses::Opening(call)))
+                    };
+                    tokio::spawn(stream_worker(open, request, tonic_body_len, shared, worker, flood))
+                }
+                Mode::EmptyCall | Mode::IdleConnections => {
+                    return Err(format!("--client tonic has no --mode {}", args.mode.name()));
+                }
+            });
+        }
+    };
+    let client = Client::new(channel, args.target);
     Ok(match (args.mode, client) {
         (Mode::Unary | Mode::EmptyCall | Mode::IdleConnections, client) => {
             let request = simple_request(args.payload)?;
             let empty = args.mode == Mode::EmptyCall;
-            tokio::spawn(unary_worker(client, shared, worker, request, empty))
+            tokio::spawn(unary_worker(CourierCaller { client, request, empty }, shared, worker))
         }
         (Mode::PingPong | Mode::Streaming, Client::Benchmark(c)) => {
             let request = simple_request(args.payload)?;
             let open = move |r: Requests<SimpleRequest>| {
                 let c = c.clone();
-                async move { c.streaming_call(r).await }
+                async move { c.streaming_call(r).await.map(courier::Response::into_inner) }
             };
             tokio::spawn(stream_worker(open, request, body_len, shared, worker, flood))
         }
@@ -815,7 +995,7 @@ fn spawn_worker(
             let request = output_request(args.payload)?;
             let open = move |r: Requests<StreamingOutputCallRequest>| {
                 let c = c.clone();
-                async move { c.full_duplex_call(r).await }
+                async move { c.full_duplex_call(r).await.map(courier::Response::into_inner) }
             };
             tokio::spawn(stream_worker(open, request, output_body_len, shared, worker, flood))
         }
@@ -860,6 +1040,40 @@ async fn connect(uri: &str, lb: Lb, retry_policy: bool) -> Result<Channel, Statu
     builder.connect().await
 }
 
+/// A tonic channel to `uri`: one HTTP/2 connection, made now, with
+/// TCP_NODELAY and tonic's other defaults.
+async fn connect_tonic(uri: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(uri.to_string())
+        .map_err(|e| format!("tonic cannot use {uri}: {e}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {uri} with tonic: {e} ({e:?})"))
+}
+
+/// What `--client tonic` cannot do, refused before anything connects.
+fn check_tonic_args(args: &Args, uri: &str) -> Result<(), String> {
+    if args.target != Target::Benchmark {
+        return Err("--client tonic drives BenchmarkService only (--target benchmark)".into());
+    }
+    if matches!(args.mode, Mode::EmptyCall | Mode::IdleConnections) {
+        return Err(format!(
+            "--client tonic makes unary, ping-pong and streaming calls, not --mode {}",
+            args.mode.name()
+        ));
+    }
+    if args.lb != Lb::PickFirst || args.retry_policy {
+        return Err("--client tonic has no --lb round_robin or --retry-policy".into());
+    }
+    if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+        return Err(format!(
+            "--client tonic needs one address (host:port or http://host:port), not {uri}"
+        ));
+    }
+    Ok(())
+}
+
 /// The servers' CPU time: the sum over `pids`, `None` without any or when
 /// one cannot be read.
 fn servers_cpu(pids: &[u32]) -> Option<Duration> {
@@ -894,16 +1108,22 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     }
     procfs::raise_fd_limit();
     let uri = server_uri(&args.server);
+    if args.client == ClientImpl::Tonic {
+        check_tonic_args(args, &uri)?;
+    }
     if args.mode == Mode::IdleConnections {
         return idle_connections(args, &uri).await;
     }
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        channels.push(
-            connect(&uri, args.lb, args.retry_policy)
-                .await
-                .map_err(|e| format!("cannot connect to {uri}: {e}"))?,
-        );
+        channels.push(match args.client {
+            ClientImpl::Courier => Conn::Courier(
+                connect(&uri, args.lb, args.retry_policy)
+                    .await
+                    .map_err(|e| format!("cannot connect to {uri}: {e}"))?,
+            ),
+            ClientImpl::Tonic => Conn::Tonic(connect_tonic(&uri).await?),
+        });
     }
     let by_count = args.requests.is_some();
     let warmup = if by_count {
@@ -997,6 +1217,7 @@ fn collect(args: &Args, shared: &Shared, elapsed: Duration) -> Report {
     });
     Report {
         label: args.label.clone(),
+        client: args.client,
         mode: args.mode,
         target: args.target,
         lb: args.lb,
@@ -1133,6 +1354,7 @@ mod tests {
         );
         assert!(json.contains("\"errors\":{\"UNAVAILABLE\":1}"), "{json}");
         assert!(json.contains("\"server_cpu_us_per_rpc\":null"), "{json}");
+        assert!(json.contains("\"client\":\"courier\""), "{json}");
         assert!(json.ends_with('}'));
     }
 

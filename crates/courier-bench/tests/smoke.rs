@@ -5,7 +5,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use courier_bench::loadgen::{Args, Lb, Mode, Report, Target, run_blocking};
+use courier_bench::loadgen::{Args, ClientImpl, Lb, Mode, Report, Target, run_blocking};
 
 /// A bench server process, killed when dropped.
 struct Server {
@@ -120,6 +120,44 @@ fn tonic_server_every_mode() {
     every_mode(&server, Target::Benchmark);
 }
 
+/// tonic's client, as `--client tonic`, against both servers: the modes it
+/// has, and an exact number of calls.
+#[test]
+fn tonic_client_against_both_servers() {
+    for exe in [
+        env!("CARGO_BIN_EXE_courier-bench-server"),
+        env!("CARGO_BIN_EXE_tonic-bench-server"),
+    ] {
+        let server = Server::start(exe);
+        for (mode, payload) in [
+            (Mode::Unary, 0),
+            (Mode::Unary, 1024),
+            (Mode::PingPong, 16),
+            (Mode::Streaming, 1024),
+        ] {
+            let mut args = server.args(mode, Target::Benchmark, payload);
+            args.client = ClientImpl::Tonic;
+            args.connections = 2;
+            args.streams = 4;
+            let report = run_blocking(&args).unwrap_or_else(|e| panic!("{exe} {mode:?}: {e}"));
+            check(&report);
+            assert!(report.client_cpu.is_some(), "{}", report.summary());
+            assert!(
+                report.to_json().contains("\"client\":\"tonic\""),
+                "{}",
+                report.summary()
+            );
+        }
+        let mut args = server.args(Mode::Unary, Target::Benchmark, 0);
+        args.client = ClientImpl::Tonic;
+        args.duration = None;
+        args.requests = Some(100);
+        args.streams = 3;
+        let report = run_blocking(&args).unwrap();
+        assert_eq!(report.ok, 100, "{}", report.summary());
+    }
+}
+
 #[test]
 fn bad_arguments_are_refused() {
     // Refused for the arguments themselves, before any connection (nothing
@@ -132,6 +170,15 @@ fn bad_arguments_are_refused() {
     args.streams = 0;
     let err = run_blocking(&args).map(|r| r.summary()).unwrap_err();
     assert!(err.contains("--streams must be at least 1"), "{err}");
+    let mut args = Args::new("127.0.0.1:1");
+    args.client = ClientImpl::Tonic;
+    args.target = Target::Test;
+    let err = run_blocking(&args).map(|r| r.summary()).unwrap_err();
+    assert!(err.contains("--client tonic drives BenchmarkService only"), "{err}");
+    let mut args = Args::new("ipv4:127.0.0.1:1,127.0.0.1:2");
+    args.client = ClientImpl::Tonic;
+    let err = run_blocking(&args).map(|r| r.summary()).unwrap_err();
+    assert!(err.contains("--client tonic needs one address"), "{err}");
 }
 
 #[test]
