@@ -142,6 +142,13 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Whether to print each op and each frame the server writes to stderr
+/// (`COURIER_FUZZ_TRACE=1`), to follow a crashing input.
+fn tracing() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("COURIER_FUZZ_TRACE").is_some())
+}
+
 /// Drives one server connection with the frames and application ops read
 /// from `input` (see the module's documentation), panicking when the
 /// server breaks one of the checked rules.
@@ -591,6 +598,9 @@ impl Harness {
     fn op(&mut self, input: &mut Input<'_>) {
         let b = input.byte();
         let (op, pump, variant) = (b & 31, b & 32 == 0, b >> 6);
+        if tracing() {
+            eprintln!("op {op} variant {variant} pump {pump} (at {})", input.pos - 1);
+        }
         match op {
             0 => self.op_settings(input, variant),
             1 => self.send_frame(0x4, 0x1, 0, &[]),
@@ -1151,7 +1161,10 @@ impl Harness {
             }
             Poll::Ready(Event::Ended) => {
                 self.ended = true;
-                let _ = driver.ended();
+                let ended = driver.ended();
+                if tracing() {
+                    eprintln!("  ended: {ended:?}");
+                }
                 true
             }
             Poll::Pending => false,
@@ -1161,6 +1174,9 @@ impl Harness {
     fn accept(&mut self, request: http::Request<RecvHalf>, respond: Responder) {
         let (parts, recv) = request.into_parts();
         let id = recv.stream_id();
+        if tracing() {
+            eprintln!("  accepted stream {id}: {} {}", parts.method, parts.uri);
+        }
         assert_eq!(parts.version, http::Version::HTTP_2);
         assert!(
             id % 2 == 1 && self.mirror.opened.contains(&id),
@@ -1224,6 +1240,9 @@ impl Harness {
     }
 
     fn server_frame(&mut self, frame: Frame) {
+        if tracing() {
+            eprintln!("  server: {frame:?}");
+        }
         if !self.greeted {
             assert!(
                 matches!(frame, Frame::Settings(_)),
