@@ -158,3 +158,47 @@ put("frame", "push-promise", b"\x00\x45" + h2(5, 0x8, 1, b"\x01" + struct.pack("
 put("frame", "continuation-flood", b"\x00\x13" + h2(1, 0, 1, b"\x82") + h2(9, 0, 1, b"") * 8)
 put("frame", "interrupted-block", b"\x00\x45" + h2(1, 0, 1, b"\x82") + h2(6, 0, 0, b"12345678"))
 put("frame", "stream-errors", b"\x00\x45" + h2(8, 0, 5, b"\0\0\0\0") + h2(2, 0, 5, b"\0") + h2(6, 1, 0, b"abcdefgh"))
+
+
+# connection: four configuration octets, then ops, each an octet
+# `vv p ooooo` (op, p: no pump after, vv: variant) and its own octets; see
+# crates/courier/src/__fuzz/connection.rs. Stream selectors: 9 the next new
+# stream, 13 the last opened, 0 stream 0.
+NEXT, LAST = 9, 13
+
+
+def op(code, *args, variant=0, pump=True):
+    return bytes([code | (0 if pump else 0x20) | (variant << 6)] + list(args))
+
+
+HEADERS = lambda block=0, flags=0, stream=NEXT, **kw: op(2, stream, block, flags, **kw)
+DATA = lambda length, end=0, stream=LAST, **kw: op(5, stream, end, length, **kw)
+PUMP, READ = op(16), op(17, 0)
+RESPOND = lambda k=0, choice=0, **kw: op(21, k, choice, **kw)
+SEND = lambda length, k=0, **kw: op(23, k, length, **kw)
+TRAILERS = lambda k=0, code=0: op(25, k, code)
+DROP_ALL = lambda k=0: op(27, k, variant=3)
+
+# A unary call: request head and body, the response, trailers.
+put("connection", "unary",
+    b"\x02\x00\x00\x00" + HEADERS() + DATA(3, end=1) + READ + RESPOND() + SEND(3) + TRAILERS() + DROP_ALL())
+# Small windows both ways (server: stream 1000, connection 65535; client:
+# initial window 10): the response waits for WINDOW_UPDATEs, then the
+# client overruns the server's stream window.
+put("connection", "flow-control",
+    b"\x02\x06\x02\x00" + HEADERS() + RESPOND() + SEND(7, variant=1) + PUMP
+    + op(31, variant=1) + op(31, variant=3) + PUMP + READ + DATA(5, variant=3))
+# SETTINGS changes, a header block over CONTINUATIONs, PING, PRIORITY, an
+# unknown frame and GOAWAY.
+put("connection", "frames",
+    b"\x02\x00\x00\x00" + op(0, 3, 1, 1, 4, 8, 5, 10) + HEADERS(flags=0x42) + op(9, *b"12345678")
+    + op(11, LAST, 1, 16) + op(12, 0x10, 0, LAST, 3, 1, 2, 3) + DATA(2, end=1) + READ + RESPOND(choice=0x1c)
+    + SEND(5) + op(10, LAST, 0, 2, ord("o"), ord("k")))
+# A graceful shutdown with keepalive PINGs: two streams, shutdown, the
+# client acknowledges the PINGs, answers come after the first GOAWAY.
+put("connection", "shutdown",
+    b"\x04\x00\x00\x02" + HEADERS(flags=1) + HEADERS(flags=1) + op(29) + op(30) + RESPOND(1, variant=1)
+    + op(30) + RESPOND(0) + SEND(2, variant=1) + PUMP + HEADERS(flags=1))
+# Rapid reset: streams opened and reset in one read, under a limit of 3.
+put("connection", "resets",
+    b"\x01\x20\x00\x00" + (HEADERS(pump=False) + op(8, LAST, 8, pump=False)) * 6 + PUMP + READ + DROP_ALL())

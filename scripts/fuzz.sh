@@ -27,7 +27,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
 
-all=(framer frame timeout metadata status_message status_details decompress server reflection target hpack)
+all=(framer frame timeout metadata status_message status_details decompress server reflection target hpack connection)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 work="${FUZZ_WORK:-}"
 if [ -z "$work" ]; then

@@ -13,6 +13,10 @@ use crate::metadata::Metadata;
 use crate::server::{FuzzListener, Routes, Server};
 use crate::status::Status;
 
+mod connection;
+
+pub use connection::drive_server_connection;
+
 /// The received-message framer ([`crate::codec::FrameReader`]).
 pub struct FrameReader(crate::codec::FrameReader);
 

@@ -912,8 +912,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return;
         }
         tracing::debug!("HTTP/2 connection error {code}: {why}");
+        // Never above the last stream of a GOAWAY already sent (RFC 9113
+        // §6.8): the streams the peer opened since were not processed, and
+        // it may have retried them elsewhere.
+        let last = match self.shutdown {
+            Shutdown::Draining { last } => last.min(self.last_peer_stream),
+            _ => self.last_peer_stream,
+        };
         self.out.push(Frame::GoAway(GoAway {
-            last_stream_id: StreamId::new(self.last_peer_stream),
+            last_stream_id: StreamId::new(last),
             error_code: code,
             debug_data: debug,
         }));

@@ -105,3 +105,5 @@ async fn a_client_whose_stream_ids_near_two_to_the_31_takes_no_more_streams() {
         Ok(_) => panic!("a stream was opened past the last id"),
     }
 }
+
+mod shutdown;

@@ -1,0 +1,115 @@
+//! The driver over an in-memory socket, fed raw frames: regressions found
+//! by the `connection` fuzz target.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncRead, AsyncWriteExt, DuplexStream, ReadBuf};
+
+use super::super::driver::PREFACE;
+use super::super::{Config, Event, Role};
+use crate::transport::Http2Settings;
+use crate::transport::engine::frame::{Frame, FrameReader, HeaderBlockLimits, StreamId};
+use crate::transport::engine::hpack::{Encoder, EncoderConfig, Indexing};
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.put_u8(kind);
+    out.put_u8(flags);
+    out.put_u32(stream);
+    out.put_slice(payload);
+    out.to_vec()
+}
+
+/// HEADERS ending the stream, with a request head.
+fn request(encoder: &mut Encoder, stream: u32) -> Vec<u8> {
+    let mut block = BytesMut::new();
+    let mut fields = encoder.block(&mut block);
+    for (name, value) in [
+        (&b":method"[..], &b"POST"[..]),
+        (b":scheme", b"http"),
+        (b":path", b"/a"),
+    ] {
+        fields.field(name, value, Indexing::DoNotIndex);
+    }
+    frame(0x1, 0x5, stream, &block)
+}
+
+/// The frames the server has written so far.
+fn frames(client: &mut DuplexStream, reader: &mut FrameReader, buf: &mut BytesMut) -> Vec<Frame> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut chunk = [0; 4096];
+    loop {
+        let mut read = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *client).poll_read(&mut cx, &mut read) {
+            Poll::Ready(Ok(())) if !read.filled().is_empty() => buf.extend_from_slice(read.filled()),
+            _ => break,
+        }
+    }
+    std::iter::from_fn(|| reader.read(buf).expect("well-formed frames")).collect()
+}
+
+/// A server that has sent the GOAWAY of a graceful shutdown naming stream
+/// 1, and then breaks the connection on a frame error, names stream 1 in
+/// that GOAWAY too, not a stream the client opened after the first: the
+/// last stream id never increases (RFC 9113 §6.8).
+#[tokio::test]
+async fn goaway_never_raises_the_last_stream_after_a_graceful_shutdown() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    let mut buf = BytesMut::new();
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut poll = |driver: &mut super::Driver<DuplexStream>| {
+        let mut accepted = Vec::new();
+        for _ in 0..8 {
+            match driver.poll(&mut cx) {
+                Poll::Ready(Event::Accepted) => accepted.extend(driver.accepted()),
+                Poll::Ready(Event::Ended) => break,
+                Poll::Pending => {}
+            }
+        }
+        accepted
+    };
+
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    hello.extend(request(&mut encoder, 1));
+    client.write_all(&hello).await.unwrap();
+    let accepted = poll(&mut driver);
+    assert_eq!(accepted.len(), 1);
+
+    driver.shutdown(b"");
+    poll(&mut driver);
+    let mut seen = frames(&mut client, &mut reader, &mut buf);
+    let ping = seen
+        .iter()
+        .find_map(|f| match f {
+            Frame::Ping(ping) if !ping.ack => Some(ping.opaque),
+            _ => None,
+        })
+        .expect("the shutdown's PING");
+    client.write_all(&frame(0x6, 0x1, 0, &ping)).await.unwrap();
+    poll(&mut driver);
+
+    // A stream opened after the GOAWAY naming stream 1 (ignored), then a
+    // WINDOW_UPDATE of 0 bytes: FRAME_SIZE_ERROR, a connection error.
+    let mut late = request(&mut encoder, 3);
+    late.extend(frame(0x8, 0, 0, &[]));
+    client.write_all(&late).await.unwrap();
+    poll(&mut driver);
+
+    seen.extend(frames(&mut client, &mut reader, &mut buf));
+    let lasts: Vec<u32> = seen
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::GoAway(goaway) => Some(goaway.last_stream_id.value()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lasts, [StreamId::MAX.value(), 1, 1]);
+    drop(accepted);
+}
