@@ -341,6 +341,9 @@ impl Opener {
 pub(crate) struct Responder {
     handle: Handle,
     send_buffer: usize,
+    /// The response headers were queued: the driver takes them off the
+    /// stream once encoded, so the stream alone cannot tell.
+    responded: bool,
 }
 
 impl Responder {
@@ -351,6 +354,7 @@ impl Responder {
         let respond = Responder {
             handle: Handle::new(stream, &mut inner),
             send_buffer,
+            responded: false,
         };
         (recv, respond)
     }
@@ -365,9 +369,10 @@ impl Responder {
         let stream = &self.handle.0;
         let mut inner = stream.lock();
         SendHalf::check_open(&inner)?;
-        if inner.head.is_some() {
+        if self.responded || inner.head.is_some() {
             return Err(Failure::Local("the response headers were sent already".into()));
         }
+        self.responded = true;
         inner.head = Some(OutHead::Response(response.into_parts().0));
         inner.head_ends = end;
         inner.send_closed = end;

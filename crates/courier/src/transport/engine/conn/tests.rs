@@ -113,3 +113,37 @@ async fn goaway_never_raises_the_last_stream_after_a_graceful_shutdown() {
     assert_eq!(lasts, [StreamId::MAX.value(), 1, 1]);
     drop(accepted);
 }
+
+/// A second response head is refused, even once the first has been
+/// written (the driver takes it off the stream then): two heads would be
+/// a malformed response (RFC 9113 §8.1).
+#[tokio::test]
+async fn a_second_response_head_is_refused_after_the_first_went_out() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    hello.extend(request(&mut encoder, 1));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let (_request, mut respond) = accepted.pop().expect("the request");
+    let _send = respond.send_response(http::Response::new(()), false).unwrap();
+    // The head is written.
+    let _ = driver.poll(&mut cx);
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    let mut buf = BytesMut::new();
+    let heads = frames(&mut client, &mut reader, &mut buf)
+        .into_iter()
+        .filter(|f| matches!(f, Frame::Headers(_)))
+        .count();
+    assert_eq!(heads, 1);
+    assert!(respond.send_response(http::Response::new(()), false).is_err());
+    assert!(respond.send_response(http::Response::new(()), true).is_err());
+}
