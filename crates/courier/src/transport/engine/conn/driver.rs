@@ -1349,6 +1349,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         if let Some(priority) = frame.priority
             && priority.depends_on == frame.stream_id
         {
+            // On a new stream the HEADERS still opened it (its id is used
+            // up), and the reset closes it.
+            if self.role == Role::Server
+                && id % 2 == 1
+                && id > self.last_peer_stream
+                && !matches!(self.shutdown, Shutdown::Draining { .. })
+            {
+                self.last_peer_stream = id;
+            }
             self.stream_error(
                 id,
                 ErrorCode::ProtocolError,
@@ -1394,6 +1403,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return;
         }
         self.last_peer_stream = id;
+        if self.recent_resets.contains(&id) {
+            // Reset by this side while idle (a PRIORITY depending on
+            // itself): closed, so its HEADERS are ignored like any late
+            // frame of a stream this side reset.
+            return;
+        }
         match &self.shutdown {
             Shutdown::Draining { last } if id > *last => return,
             _ => {}

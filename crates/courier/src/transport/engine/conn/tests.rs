@@ -147,3 +147,52 @@ async fn a_second_response_head_is_refused_after_the_first_went_out() {
     assert!(respond.send_response(http::Response::new(()), false).is_err());
     assert!(respond.send_response(http::Response::new(()), true).is_err());
 }
+
+/// A stream the server reset before it was opened (PRIORITY, or HEADERS
+/// with priority, depending on itself) is closed: HEADERS on it later are
+/// not taken as a new request, which the server would then answer on a
+/// stream it reset (RFC 9113 §5.1).
+#[tokio::test]
+async fn a_stream_reset_while_idle_is_not_accepted_later() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    // PRIORITY on idle stream 1, depending on itself; then HEADERS on it.
+    hello.extend(frame(0x2, 0, 1, &[0, 0, 0, 1, 16]));
+    hello.extend(request(&mut encoder, 1));
+    // HEADERS on stream 3 depending on itself; then HEADERS on it again.
+    let mut block = BytesMut::new();
+    encoder
+        .block(&mut block)
+        .field(b":method", b"GET", Indexing::DoNotIndex);
+    let mut payload = vec![0, 0, 0, 3, 16];
+    payload.extend_from_slice(&block);
+    hello.extend(frame(0x1, 0x25, 3, &payload));
+    hello.extend(request(&mut encoder, 3));
+    // A new stream is taken.
+    hello.extend(request(&mut encoder, 5));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let ids: Vec<u32> = accepted.iter().map(|(request, _)| request.body().stream_id()).collect();
+    assert_eq!(ids, [5]);
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    let mut buf = BytesMut::new();
+    let resets: Vec<u32> = frames(&mut client, &mut reader, &mut buf)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::RstStream(reset) => Some(reset.stream_id.value()),
+            Frame::GoAway(goaway) => panic!("a connection error: {goaway:?}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resets, [1, 3]);
+    drop(accepted);
+}
