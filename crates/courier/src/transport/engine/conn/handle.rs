@@ -136,8 +136,11 @@ fn reset(stream: &Arc<Stream>, code: ErrorCode) {
     if inner.failure.is_none() && !inner.state.is_closed() {
         inner.reset = Some(code);
         inner.send_closed = true;
+        // What was queued goes, END_STREAM with it: the stream must not end
+        // as if its body were whole.
         inner.data.clear();
         inner.queued = 0;
+        inner.data_ends = false;
         inner.trailers = None;
         stream.schedule(&mut inner);
     }

@@ -196,3 +196,48 @@ async fn a_stream_reset_while_idle_is_not_accepted_later() {
     assert_eq!(resets, [1, 3]);
     drop(accepted);
 }
+
+/// A reset, even with NO_ERROR, drops the data still queued and the
+/// END_STREAM queued after it: the client must not see the part of the
+/// body that went out as the whole of it.
+#[tokio::test]
+async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE 10: the body waits for window.
+    hello.extend(frame(0x4, 0, 0, &[0, 4, 0, 0, 0, 10]));
+    hello.extend(request(&mut encoder, 1));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let (_request, mut respond) = accepted.pop().expect("the request");
+    let mut send = respond.send_response(http::Response::new(()), false).unwrap().unwrap();
+    send.queue_data(bytes::Bytes::from(vec![7; 1000]), true).unwrap();
+    let _ = driver.poll(&mut cx);
+    send.reset(crate::transport::engine::frame::ErrorCode::NoError);
+    for _ in 0..4 {
+        let _ = driver.poll(&mut cx);
+    }
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    let mut buf = BytesMut::new();
+    let sent = frames(&mut client, &mut reader, &mut buf);
+    let data: usize = sent
+        .iter()
+        .map(|f| match f {
+            Frame::Data(data) => {
+                assert!(!data.end_stream, "the truncated body ended the stream");
+                data.payload.len()
+            }
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(data, 10);
+    assert!(sent.iter().any(|f| matches!(f, Frame::RstStream(_))));
+}
