@@ -646,6 +646,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         // Window the stream holds goes back to the connection.
         let unread = std::mem::take(&mut inner.recv_len);
         inner.recv.clear();
+        if unread > 0 {
+            // The body was not all read: it must not end as if it were
+            // whole; the reading side gets the failure instead.
+            inner.recv_end = false;
+        }
         // Released bytes went to the connection already; unread ones not.
         inner.release = 0;
         let owed = unread as u32;
@@ -1237,6 +1242,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         });
         let unread = std::mem::take(&mut inner.recv_len);
         inner.recv.clear();
+        if unread > 0 {
+            // The body was not all read: it must not end as if it were
+            // whole; the reading side gets the failure instead.
+            inner.recv_end = false;
+        }
         // Released bytes went to the connection already; unread ones not.
         inner.release = 0;
         let owed = unread as u32;

@@ -241,3 +241,37 @@ async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
     assert_eq!(data, 10);
     assert!(sent.iter().any(|f| matches!(f, Frame::RstStream(_))));
 }
+
+/// A request body that arrived whole but was reset before it was read is
+/// not handed over as an empty body that ended cleanly: reading it fails.
+#[tokio::test]
+async fn a_body_reset_before_it_was_read_fails_rather_than_ends_empty() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    let mut head = request(&mut encoder, 1);
+    head[4] = 0x4; // END_HEADERS only: a body follows.
+    hello.extend(head);
+    hello.extend(frame(0x0, 0x1, 1, b"hello"));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let (request, _respond) = accepted.pop().expect("the request");
+    let mut body = request.into_body();
+    // The client cancels (RST_STREAM CANCEL) before the body is read.
+    client.write_all(&frame(0x3, 0, 1, &8u32.to_be_bytes())).await.unwrap();
+    for _ in 0..4 {
+        let _ = driver.poll(&mut cx);
+    }
+    match body.poll_data(&mut cx) {
+        Poll::Ready(Some(Err(_))) => {}
+        other => panic!("a reset body read as {other:?}"),
+    }
+}
