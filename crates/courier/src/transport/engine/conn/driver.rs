@@ -661,6 +661,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         // Window the stream holds goes back to the connection.
         let unread = std::mem::take(&mut inner.recv_len);
         inner.recv.clear();
+        if unread > 0 {
+            // The body was not all read: it must not end as if it were
+            // whole; the reading side gets the failure instead.
+            inner.recv_end = false;
+        }
         // Released bytes went to the connection already; unread ones not.
         inner.release = 0;
         let owed = unread as u32;
@@ -1295,6 +1300,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         });
         let unread = std::mem::take(&mut inner.recv_len);
         inner.recv.clear();
+        if unread > 0 {
+            // The body was not all read: it must not end as if it were
+            // whole; the reading side gets the failure instead.
+            inner.recv_end = false;
+        }
         // Released bytes went to the connection already; unread ones not.
         inner.release = 0;
         let owed = unread as u32;
@@ -1415,6 +1425,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         if let Some(priority) = frame.priority
             && priority.depends_on == frame.stream_id
         {
+            // On a new stream the HEADERS still opened it (its id is used
+            // up), and the reset closes it.
+            if self.role == Role::Server
+                && id % 2 == 1
+                && id > self.last_peer_stream
+                && !matches!(self.shutdown, Shutdown::Draining { .. })
+            {
+                self.last_peer_stream = id;
+            }
             self.stream_error(
                 id,
                 ErrorCode::ProtocolError,
@@ -1460,6 +1479,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return;
         }
         self.last_peer_stream = id;
+        if self.recent_resets.contains(&id) {
+            // Reset by this side while idle (a PRIORITY depending on
+            // itself): closed, so its HEADERS are ignored like any late
+            // frame of a stream this side reset.
+            return;
+        }
         match &self.shutdown {
             Shutdown::Draining { last } if id > *last => return,
             _ => {}

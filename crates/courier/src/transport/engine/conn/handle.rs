@@ -136,8 +136,11 @@ fn reset(stream: &Arc<Stream>, code: ErrorCode) {
     if inner.failure.is_none() && !inner.state.is_closed() {
         inner.reset = Some(code);
         inner.send_closed = true;
+        // What was queued goes, END_STREAM with it: the stream must not end
+        // as if its body were whole.
         inner.data.clear();
         inner.queued = 0;
+        inner.data_ends = false;
         inner.trailers = None;
         stream.schedule(&mut inner);
     }
@@ -341,6 +344,9 @@ impl Opener {
 pub(crate) struct Responder {
     handle: Handle,
     send_buffer: usize,
+    /// The response headers were queued: the driver takes them off the
+    /// stream once encoded, so the stream alone cannot tell.
+    responded: bool,
 }
 
 impl Responder {
@@ -351,6 +357,7 @@ impl Responder {
         let respond = Responder {
             handle: Handle::new(stream, &mut inner),
             send_buffer,
+            responded: false,
         };
         (recv, respond)
     }
@@ -365,9 +372,10 @@ impl Responder {
         let stream = &self.handle.0;
         let mut inner = stream.lock();
         SendHalf::check_open(&inner)?;
-        if inner.head.is_some() {
+        if self.responded || inner.head.is_some() {
             return Err(Failure::Local("the response headers were sent already".into()));
         }
+        self.responded = true;
         inner.head = Some(OutHead::Response(response.into_parts().0));
         inner.head_ends = end;
         inner.send_closed = end;

@@ -113,3 +113,165 @@ async fn goaway_never_raises_the_last_stream_after_a_graceful_shutdown() {
     assert_eq!(lasts, [StreamId::MAX.value(), 1, 1]);
     drop(accepted);
 }
+
+/// A second response head is refused, even once the first has been
+/// written (the driver takes it off the stream then): two heads would be
+/// a malformed response (RFC 9113 §8.1).
+#[tokio::test]
+async fn a_second_response_head_is_refused_after_the_first_went_out() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    hello.extend(request(&mut encoder, 1));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let (_request, mut respond) = accepted.pop().expect("the request");
+    let _send = respond.send_response(http::Response::new(()), false).unwrap();
+    // The head is written.
+    let _ = driver.poll(&mut cx);
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    let mut buf = BytesMut::new();
+    let heads = frames(&mut client, &mut reader, &mut buf)
+        .into_iter()
+        .filter(|f| matches!(f, Frame::Headers(_)))
+        .count();
+    assert_eq!(heads, 1);
+    assert!(respond.send_response(http::Response::new(()), false).is_err());
+    assert!(respond.send_response(http::Response::new(()), true).is_err());
+}
+
+/// A stream the server reset before it was opened (PRIORITY, or HEADERS
+/// with priority, depending on itself) is closed: HEADERS on it later are
+/// not taken as a new request, which the server would then answer on a
+/// stream it reset (RFC 9113 §5.1).
+#[tokio::test]
+async fn a_stream_reset_while_idle_is_not_accepted_later() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    // PRIORITY on idle stream 1, depending on itself; then HEADERS on it.
+    hello.extend(frame(0x2, 0, 1, &[0, 0, 0, 1, 16]));
+    hello.extend(request(&mut encoder, 1));
+    // HEADERS on stream 3 depending on itself; then HEADERS on it again.
+    let mut block = BytesMut::new();
+    encoder
+        .block(&mut block)
+        .field(b":method", b"GET", Indexing::DoNotIndex);
+    let mut payload = vec![0, 0, 0, 3, 16];
+    payload.extend_from_slice(&block);
+    hello.extend(frame(0x1, 0x25, 3, &payload));
+    hello.extend(request(&mut encoder, 3));
+    // A new stream is taken.
+    hello.extend(request(&mut encoder, 5));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let ids: Vec<u32> = accepted.iter().map(|(request, _)| request.body().stream_id()).collect();
+    assert_eq!(ids, [5]);
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    let mut buf = BytesMut::new();
+    let resets: Vec<u32> = frames(&mut client, &mut reader, &mut buf)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::RstStream(reset) => Some(reset.stream_id.value()),
+            Frame::GoAway(goaway) => panic!("a connection error: {goaway:?}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resets, [1, 3]);
+    drop(accepted);
+}
+
+/// A reset, even with NO_ERROR, drops the data still queued and the
+/// END_STREAM queued after it: the client must not see the part of the
+/// body that went out as the whole of it.
+#[tokio::test]
+async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE 10: the body waits for window.
+    hello.extend(frame(0x4, 0, 0, &[0, 4, 0, 0, 0, 10]));
+    hello.extend(request(&mut encoder, 1));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let (_request, mut respond) = accepted.pop().expect("the request");
+    let mut send = respond.send_response(http::Response::new(()), false).unwrap().unwrap();
+    send.queue_data(bytes::Bytes::from(vec![7; 1000]), true).unwrap();
+    let _ = driver.poll(&mut cx);
+    send.reset(crate::transport::engine::frame::ErrorCode::NoError);
+    for _ in 0..4 {
+        let _ = driver.poll(&mut cx);
+    }
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    let mut buf = BytesMut::new();
+    let sent = frames(&mut client, &mut reader, &mut buf);
+    let data: usize = sent
+        .iter()
+        .map(|f| match f {
+            Frame::Data(data) => {
+                assert!(!data.end_stream, "the truncated body ended the stream");
+                data.payload.len()
+            }
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(data, 10);
+    assert!(sent.iter().any(|f| matches!(f, Frame::RstStream(_))));
+}
+
+/// A request body that arrived whole but was reset before it was read is
+/// not handed over as an empty body that ended cleanly: reading it fails.
+#[tokio::test]
+async fn a_body_reset_before_it_was_read_fails_rather_than_ends_empty() {
+    let (server, mut client) = tokio::io::duplex(1 << 20);
+    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut encoder = Encoder::new(EncoderConfig::default());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    let mut head = request(&mut encoder, 1);
+    head[4] = 0x4; // END_HEADERS only: a body follows.
+    hello.extend(head);
+    hello.extend(frame(0x0, 0x1, 1, b"hello"));
+    client.write_all(&hello).await.unwrap();
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
+            accepted.extend(driver.accepted());
+        }
+    }
+    let (request, _respond) = accepted.pop().expect("the request");
+    let mut body = request.into_body();
+    // The client cancels (RST_STREAM CANCEL) before the body is read.
+    client.write_all(&frame(0x3, 0, 1, &8u32.to_be_bytes())).await.unwrap();
+    for _ in 0..4 {
+        let _ = driver.poll(&mut cx);
+    }
+    match body.poll_data(&mut cx) {
+        Poll::Ready(Some(Err(_))) => {}
+        other => panic!("a reset body read as {other:?}"),
+    }
+}
