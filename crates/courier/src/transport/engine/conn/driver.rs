@@ -411,12 +411,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         self.shutdown = Shutdown::Announced { debug, deadline };
     }
 
-    /// Closes the connection now: GOAWAY with `code`, every stream failed.
-    #[allow(dead_code)]
-    pub(crate) fn abort(&mut self, code: ErrorCode, why: &str) {
-        self.connection_error(code, why.to_string(), Bytes::copy_from_slice(why.as_bytes()));
-    }
-
     /// Drives the connection: Ready(Accepted) when new streams wait in
     /// [`Driver::accepted`], Ready(Ended) once the connection is over.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
@@ -624,6 +618,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// Gives back `bytes` of a stream's window, and the connection's.
     fn release(&mut self, inner: &mut Inner, bytes: u32) {
         self.release_connection(bytes);
+        self.release_stream(inner, bytes);
+    }
+
+    /// Gives back `bytes` of a stream's window, while the peer may still
+    /// send on it.
+    fn release_stream(&mut self, inner: &mut Inner, bytes: u32) {
         if inner.state.peer_may_send()
             && !inner.recv_end
             && let Some(increment) = inner.recv_window.consume(bytes)
@@ -659,16 +659,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         inner.reset = None;
         inner.fail(Failure::Reset { code, remote: false });
         // Window the stream holds goes back to the connection.
-        let unread = std::mem::take(&mut inner.recv_len);
-        inner.recv.clear();
-        if unread > 0 {
-            // The body was not all read: it must not end as if it were
-            // whole; the reading side gets the failure instead.
-            inner.recv_end = false;
-        }
-        // Released bytes went to the connection already; unread ones not.
-        inner.release = 0;
-        let owed = unread as u32;
+        let owed = inner.discard_unread();
         self.release_connection(owed);
     }
 
@@ -714,12 +705,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         if inner.release > 0 {
             // The connection's part went through `ConnShared::released`.
             let bytes = std::mem::take(&mut inner.release);
-            if inner.state.peer_may_send()
-                && !inner.recv_end
-                && let Some(increment) = inner.recv_window.consume(bytes)
-            {
-                self.window_update(id, increment);
-            }
+            self.release_stream(inner, bytes);
         }
         if inner.failure.is_some() || inner.state.is_closed() {
             return;
@@ -833,7 +819,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             let mut block = self.encoder.block(&mut self.scratch);
             fill(&mut block);
         }
-        let fragment = headers::take(&mut self.scratch);
+        let fragment = self.scratch.split().freeze();
         self.out.push_headers(
             &Headers {
                 stream_id: StreamId::new(id),
@@ -1298,16 +1284,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             code: reset.error_code,
             remote: true,
         });
-        let unread = std::mem::take(&mut inner.recv_len);
-        inner.recv.clear();
-        if unread > 0 {
-            // The body was not all read: it must not end as if it were
-            // whole; the reading side gets the failure instead.
-            inner.recv_end = false;
-        }
-        // Released bytes went to the connection already; unread ones not.
-        inner.release = 0;
-        let owed = unread as u32;
+        let owed = inner.discard_unread();
         drop(inner);
         self.release_connection(owed);
         self.stream_closed(id);

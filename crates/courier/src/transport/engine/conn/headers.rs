@@ -2,7 +2,6 @@
 //! RFC 9113 §8.3 (pseudo-headers) and turned into a request head, response
 //! head or trailers; and heads encoded into blocks.
 
-use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 
@@ -189,9 +188,4 @@ pub(crate) fn encode_head(block: &mut BlockEncoder<'_>, head: &OutHead) {
 /// Encodes trailers into `block`.
 pub(crate) fn encode_trailers(block: &mut BlockEncoder<'_>, trailers: &HeaderMap) {
     encode_map(block, trailers);
-}
-
-/// A block's bytes, split off the scratch buffer it was encoded into.
-pub(crate) fn take(scratch: &mut BytesMut) -> Bytes {
-    scratch.split().freeze()
 }

@@ -243,6 +243,21 @@ impl Inner {
         self.wake_all();
     }
 
+    /// Drops what was received and not read, for a stream that was reset:
+    /// a body not all read must not end as if it were whole (the reading
+    /// side gets the failure instead). Returns the bytes whose connection
+    /// window is still to be given back; those the application released
+    /// went back already.
+    pub(crate) fn discard_unread(&mut self) -> u32 {
+        let unread = std::mem::take(&mut self.recv_len);
+        self.recv.clear();
+        if unread > 0 {
+            self.recv_end = false;
+        }
+        self.release = 0;
+        unread as u32
+    }
+
     /// Wakes the receiving handle.
     pub(crate) fn wake_recv(&mut self) {
         if let Some(waker) = self.recv_waker.take() {

@@ -106,4 +106,4 @@ async fn a_client_whose_stream_ids_near_two_to_the_31_takes_no_more_streams() {
     }
 }
 
-mod shutdown;
+mod fuzz_regressions;

@@ -51,29 +51,51 @@ fn frames(client: &mut DuplexStream, reader: &mut FrameReader, buf: &mut BytesMu
     std::iter::from_fn(|| reader.read(buf).expect("well-formed frames")).collect()
 }
 
+/// A server driver over an in-memory socket, the client's end, and the
+/// opener, which keeps the driver's command queue open (without it the
+/// server refuses every stream).
+fn server() -> (super::Driver<DuplexStream>, DuplexStream, super::Opener) {
+    let (server, client) = tokio::io::duplex(1 << 20);
+    let (driver, opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    (driver, client, opener)
+}
+
+/// Polls the driver a few times (it has no waker here), keeping the
+/// streams it accepts.
+fn accept(
+    driver: &mut super::Driver<DuplexStream>,
+    cx: &mut Context<'_>,
+) -> Vec<(http::Request<super::super::RecvHalf>, super::super::Responder)> {
+    let mut accepted = Vec::new();
+    for _ in 0..8 {
+        match driver.poll(cx) {
+            Poll::Ready(Event::Accepted) => accepted.extend(driver.accepted()),
+            Poll::Ready(Event::Ended) => break,
+            Poll::Pending => {}
+        }
+    }
+    accepted
+}
+
+/// Every frame the server has written so far, read with a reader of its
+/// own.
+fn written(client: &mut DuplexStream) -> Vec<Frame> {
+    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
+    frames(client, &mut reader, &mut BytesMut::new())
+}
+
 /// A server that has sent the GOAWAY of a graceful shutdown naming stream
 /// 1, and then breaks the connection on a frame error, names stream 1 in
 /// that GOAWAY too, not a stream the client opened after the first: the
 /// last stream id never increases (RFC 9113 §6.8).
 #[tokio::test]
 async fn goaway_never_raises_the_last_stream_after_a_graceful_shutdown() {
-    let (server, mut client) = tokio::io::duplex(1 << 20);
-    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let (mut driver, mut client, _opener) = server();
     let mut cx = Context::from_waker(Waker::noop());
     let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
     let mut buf = BytesMut::new();
     let mut encoder = Encoder::new(EncoderConfig::default());
-    let mut poll = |driver: &mut super::Driver<DuplexStream>| {
-        let mut accepted = Vec::new();
-        for _ in 0..8 {
-            match driver.poll(&mut cx) {
-                Poll::Ready(Event::Accepted) => accepted.extend(driver.accepted()),
-                Poll::Ready(Event::Ended) => break,
-                Poll::Pending => {}
-            }
-        }
-        accepted
-    };
+    let mut poll = |driver: &mut super::Driver<DuplexStream>| accept(driver, &mut cx);
 
     let mut hello = PREFACE.to_vec();
     hello.extend(frame(0x4, 0, 0, &[]));
@@ -119,27 +141,19 @@ async fn goaway_never_raises_the_last_stream_after_a_graceful_shutdown() {
 /// a malformed response (RFC 9113 §8.1).
 #[tokio::test]
 async fn a_second_response_head_is_refused_after_the_first_went_out() {
-    let (server, mut client) = tokio::io::duplex(1 << 20);
-    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let (mut driver, mut client, _opener) = server();
     let mut cx = Context::from_waker(Waker::noop());
     let mut encoder = Encoder::new(EncoderConfig::default());
     let mut hello = PREFACE.to_vec();
     hello.extend(frame(0x4, 0, 0, &[]));
     hello.extend(request(&mut encoder, 1));
     client.write_all(&hello).await.unwrap();
-    let mut accepted = Vec::new();
-    for _ in 0..8 {
-        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
-            accepted.extend(driver.accepted());
-        }
-    }
+    let mut accepted = accept(&mut driver, &mut cx);
     let (_request, mut respond) = accepted.pop().expect("the request");
     let _send = respond.send_response(http::Response::new(()), false).unwrap();
     // The head is written.
     let _ = driver.poll(&mut cx);
-    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
-    let mut buf = BytesMut::new();
-    let heads = frames(&mut client, &mut reader, &mut buf)
+    let heads = written(&mut client)
         .into_iter()
         .filter(|f| matches!(f, Frame::Headers(_)))
         .count();
@@ -154,8 +168,7 @@ async fn a_second_response_head_is_refused_after_the_first_went_out() {
 /// stream it reset (RFC 9113 §5.1).
 #[tokio::test]
 async fn a_stream_reset_while_idle_is_not_accepted_later() {
-    let (server, mut client) = tokio::io::duplex(1 << 20);
-    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let (mut driver, mut client, _opener) = server();
     let mut cx = Context::from_waker(Waker::noop());
     let mut encoder = Encoder::new(EncoderConfig::default());
     let mut hello = PREFACE.to_vec();
@@ -175,17 +188,10 @@ async fn a_stream_reset_while_idle_is_not_accepted_later() {
     // A new stream is taken.
     hello.extend(request(&mut encoder, 5));
     client.write_all(&hello).await.unwrap();
-    let mut accepted = Vec::new();
-    for _ in 0..8 {
-        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
-            accepted.extend(driver.accepted());
-        }
-    }
+    let accepted = accept(&mut driver, &mut cx);
     let ids: Vec<u32> = accepted.iter().map(|(request, _)| request.body().stream_id()).collect();
     assert_eq!(ids, [5]);
-    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
-    let mut buf = BytesMut::new();
-    let resets: Vec<u32> = frames(&mut client, &mut reader, &mut buf)
+    let resets: Vec<u32> = written(&mut client)
         .into_iter()
         .filter_map(|f| match f {
             Frame::RstStream(reset) => Some(reset.stream_id.value()),
@@ -202,8 +208,7 @@ async fn a_stream_reset_while_idle_is_not_accepted_later() {
 /// body that went out as the whole of it.
 #[tokio::test]
 async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
-    let (server, mut client) = tokio::io::duplex(1 << 20);
-    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let (mut driver, mut client, _opener) = server();
     let mut cx = Context::from_waker(Waker::noop());
     let mut encoder = Encoder::new(EncoderConfig::default());
     let mut hello = PREFACE.to_vec();
@@ -211,12 +216,7 @@ async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
     hello.extend(frame(0x4, 0, 0, &[0, 4, 0, 0, 0, 10]));
     hello.extend(request(&mut encoder, 1));
     client.write_all(&hello).await.unwrap();
-    let mut accepted = Vec::new();
-    for _ in 0..8 {
-        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
-            accepted.extend(driver.accepted());
-        }
-    }
+    let mut accepted = accept(&mut driver, &mut cx);
     let (_request, mut respond) = accepted.pop().expect("the request");
     let mut send = respond.send_response(http::Response::new(()), false).unwrap().unwrap();
     send.queue_data(bytes::Bytes::from(vec![7; 1000]), true).unwrap();
@@ -225,9 +225,7 @@ async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
     for _ in 0..4 {
         let _ = driver.poll(&mut cx);
     }
-    let mut reader = FrameReader::new(16_384, HeaderBlockLimits::default());
-    let mut buf = BytesMut::new();
-    let sent = frames(&mut client, &mut reader, &mut buf);
+    let sent = written(&mut client);
     let data: usize = sent
         .iter()
         .map(|f| match f {
@@ -246,8 +244,7 @@ async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
 /// not handed over as an empty body that ended cleanly: reading it fails.
 #[tokio::test]
 async fn a_body_reset_before_it_was_read_fails_rather_than_ends_empty() {
-    let (server, mut client) = tokio::io::duplex(1 << 20);
-    let (mut driver, _opener) = super::super::new(server, Config::new(Role::Server, Http2Settings::default()));
+    let (mut driver, mut client, _opener) = server();
     let mut cx = Context::from_waker(Waker::noop());
     let mut encoder = Encoder::new(EncoderConfig::default());
     let mut hello = PREFACE.to_vec();
@@ -257,12 +254,7 @@ async fn a_body_reset_before_it_was_read_fails_rather_than_ends_empty() {
     hello.extend(head);
     hello.extend(frame(0x0, 0x1, 1, b"hello"));
     client.write_all(&hello).await.unwrap();
-    let mut accepted = Vec::new();
-    for _ in 0..8 {
-        if let Poll::Ready(Event::Accepted) = driver.poll(&mut cx) {
-            accepted.extend(driver.accepted());
-        }
-    }
+    let mut accepted = accept(&mut driver, &mut cx);
     let (request, _respond) = accepted.pop().expect("the request");
     let mut body = request.into_body();
     // The client cancels (RST_STREAM CANCEL) before the body is read.
