@@ -440,7 +440,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 for _ in 0..READS_PER_POLL {
                     match self.poll_read(cx) {
                         Poll::Ready(true) => progress = true,
-                        Poll::Ready(false) => break,
+                        Poll::Ready(false) => {
+                            // The end of the socket, or an error: the
+                            // connection is done, which the next turn
+                            // reports (nothing would wake it again).
+                            progress = true;
+                            break;
+                        }
                         Poll::Pending => break,
                     }
                     if !self.accepted.is_empty() || self.answers >= MAX_UNWRITTEN_ANSWERS {

@@ -267,3 +267,22 @@ async fn a_body_reset_before_it_was_read_fails_rather_than_ends_empty() {
         other => panic!("a reset body read as {other:?}"),
     }
 }
+
+/// A connection whose client closes the socket ends at once: the driver
+/// reports it in the poll that read the end, since no wakeup would come to
+/// report it later (the server's connection would stay open for good).
+/// Found by the `server` fuzz target, as a leak.
+#[tokio::test]
+async fn a_connection_ends_in_the_poll_that_reads_the_end_of_the_socket() {
+    let (mut driver, mut client, _opener) = server();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(0x4, 0, 0, &[]));
+    client.write_all(&hello).await.unwrap();
+    assert!(driver.poll(&mut cx).is_pending(), "the connection is open");
+    drop(client);
+    assert!(
+        matches!(driver.poll(&mut cx), Poll::Ready(Event::Ended)),
+        "the poll that read the end of the socket ended the connection"
+    );
+}
