@@ -234,6 +234,10 @@ impl Setup {
             initial_connection_window: CONN_WINDOWS[usize::from((c1 >> 2) & 3)],
             max_concurrent_streams: STREAM_LIMITS[usize::from((c1 >> 4) & 3)],
             max_header_list_size: HEADER_LIST_LIMITS[usize::from(c1 >> 6)],
+            // Windows chosen by the application are static, as
+            // `http2_windows` makes them; the checks below hold the windows
+            // to these sizes (the BDP-grown windows are not modelled).
+            adaptive_window: false,
             ..Http2Settings::default()
         };
         if c0 & 0x80 != 0 {
