@@ -53,7 +53,8 @@ struct Input {
 }
 
 fn is_protocol(name: &str) -> bool {
-    name.starts_with("grpc-") || name == "content-type" || name == "te"
+    // content-length is HTTP's framing, which the transport reads itself.
+    name.starts_with("grpc-") || matches!(name, "content-type" | "te" | "content-length")
 }
 
 fn check_entries(md: &Metadata, headers: &HeaderMap) {

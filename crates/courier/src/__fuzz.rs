@@ -61,12 +61,12 @@ pub fn encode_timeout(timeout: Duration) -> HeaderValue {
 
 /// Metadata from received headers, as calls take it.
 pub fn metadata_from_headers(headers: HeaderMap) -> Metadata {
-    Metadata::from_headers(headers)
+    metadata_from_headers_ref(&headers)
 }
 
 /// Metadata from borrowed received headers, as trailers are read.
 pub fn metadata_from_headers_ref(headers: &HeaderMap) -> Metadata {
-    Metadata::from_headers_ref(headers)
+    Metadata::from_received(crate::transport::engine::conn::headers::fields_from_map(headers).metadata)
 }
 
 /// The header map that metadata is sent as.
@@ -86,12 +86,16 @@ pub fn decode_message(raw: &[u8]) -> String {
 
 /// Reads a status from received trailers; `None` without `grpc-status`.
 pub fn status_from_trailers(trailers: &HeaderMap) -> Option<Status> {
-    Status::from_trailers(trailers)
+    Status::from_fields(crate::transport::engine::conn::headers::fields_from_map(trailers))
 }
 
-/// Writes a status into trailers, as it is sent.
+/// Writes a status into trailers, as it is sent: encoded into a header
+/// block by the engine, then decoded again.
 pub fn status_to_trailers(status: &Status, trailers: &mut HeaderMap) {
-    status.write_trailers(trailers);
+    let encoded = crate::transport::engine::conn::headers::encoded_trailers(status);
+    for (name, value) in &encoded {
+        trailers.append(name, value.clone());
+    }
 }
 
 /// Compresses one message, as a sender does.

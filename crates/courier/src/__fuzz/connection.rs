@@ -80,15 +80,17 @@ use http::{HeaderMap, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
 use crate::transport::Http2Settings;
-use crate::transport::engine::conn::headers::{self, ResponseBlock};
+use crate::transport::engine::conn::headers::{self, Block};
 use crate::transport::engine::conn::{
     self, Config, Driver, Event, Keepalive, Opener, RecvHalf, Responder, Role, SendHalf,
 };
 use crate::transport::engine::frame::{
     DEFAULT_MAX_FRAME_SIZE, ErrorCode, Frame, FrameReader, HeaderBlockLimits, MAX_WINDOW_SIZE, Settings,
 };
-use crate::transport::engine::hpack::{Decoder, DecoderConfig, Encoder, EncoderConfig, Field, Indexing};
+use crate::transport::engine::hpack::{Decoder, DecoderConfig, Encoder, EncoderConfig, Indexing};
 use crate::transport::engine::ping_policy::PingPolicy;
+use crate::transport::head::{OutFields, OutResponse, RequestHead};
+use crate::{Code, Status};
 
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DEFAULT_WINDOW: i64 = 65_535;
@@ -440,7 +442,8 @@ struct AppSent {
     queued: u64,
     /// The application ended its side (END_STREAM is to go out).
     ended: bool,
-    trailers: Option<HeaderMap>,
+    /// The trailers' `grpc-status`.
+    trailers: Option<String>,
 }
 
 /// One accepted stream's handles.
@@ -1007,25 +1010,26 @@ impl Harness {
         let choice = input.byte();
         let status = [200u16, 200, 404, 503][usize::from(choice & 3)];
         let end = variant == 1;
-        let mut response = http::Response::new(());
-        *response.status_mut() = http::StatusCode::from_u16(status).expect("a valid status");
-        let headers = response.headers_mut();
-        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+        let mut metadata = HeaderMap::new();
         if choice & 4 != 0 {
-            headers.insert("x-meta", HeaderValue::from_static("value"));
+            metadata.insert("x-meta", HeaderValue::from_static("value"));
         }
         if choice & 8 != 0 {
             // Connection-specific: the encoder leaves it out.
-            headers.insert("connection", HeaderValue::from_static("close"));
+            metadata.insert("connection", HeaderValue::from_static("close"));
         }
         if choice & 16 != 0 {
             let mut secret = HeaderValue::from_static("secret");
             secret.set_sensitive(true);
-            headers.insert("authorization", secret);
+            metadata.insert("authorization", secret);
         }
-        if end {
-            headers.insert("grpc-status", HeaderValue::from_static("0"));
-        }
+        let fields = OutFields {
+            content_type: Some(HeaderValue::from_static("application/grpc")),
+            status: end.then(|| Status::new(Code::Ok, "")),
+            metadata,
+            ..OutFields::default()
+        };
+        let response = OutResponse { status, fields };
         let stream = &mut self.app[k];
         let Some(respond) = stream.respond.as_mut() else { return };
         if let Ok(send) = respond.send_response(response, end) {
@@ -1057,17 +1061,18 @@ impl Harness {
     fn app_trailers(&mut self, input: &mut Input<'_>, variant: u8) {
         let Some(k) = self.pick(input) else { return };
         let code = input.byte() % 17;
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", HeaderValue::from(u16::from(code)));
-        if variant & 1 == 1 {
-            trailers.insert("grpc-message", HeaderValue::from_static("a%20message"));
-        }
+        let message = if variant & 1 == 1 { "a message" } else { "" };
+        let status = Status::new(Code::from_i32(i32::from(code)), message);
         let stream = &mut self.app[k];
         let Some(send) = stream.send.as_mut() else { return };
-        if send.send_trailers(trailers.clone()).is_ok() {
+        let trailers = OutFields {
+            status: Some(status),
+            ..OutFields::default()
+        };
+        if send.send_trailers(trailers).is_ok() {
             let sent = self.app_sent.entry(stream.id).or_default();
             sent.ended = true;
-            sent.trailers = Some(trailers);
+            sent.trailers = Some(code.to_string());
         }
     }
 
@@ -1158,8 +1163,8 @@ impl Harness {
         match driver.poll(&mut cx) {
             Poll::Ready(Event::Accepted) => {
                 let accepted: Vec<_> = driver.accepted().collect();
-                for (request, respond) in accepted {
-                    self.accept(request, respond);
+                for (request, recv, respond) in accepted {
+                    self.accept(request, recv, respond);
                 }
                 true
             }
@@ -1175,13 +1180,16 @@ impl Harness {
         }
     }
 
-    fn accept(&mut self, request: http::Request<RecvHalf>, respond: Responder) {
-        let (parts, recv) = request.into_parts();
+    fn accept(&mut self, request: RequestHead, recv: RecvHalf, respond: Responder) {
         let id = recv.stream_id();
         if tracing() {
-            eprintln!("  accepted stream {id}: {} {}", parts.method, parts.uri);
+            let method = String::from_utf8_lossy(&request.method);
+            eprintln!(
+                "  accepted stream {id}: {method} {}",
+                String::from_utf8_lossy(&request.path)
+            );
         }
-        assert_eq!(parts.version, http::Version::HTTP_2);
+        assert!(!request.path.is_empty(), "stream {id}: accepted with an empty :path");
         assert!(
             id % 2 == 1 && self.mirror.opened.contains(&id),
             "the server accepted stream {id}, which the client never opened"
@@ -1304,7 +1312,7 @@ impl Harness {
                 }
             }
             Frame::Headers(h) => {
-                let mut fields: Vec<Field> = Vec::new();
+                let mut fields = Block::default();
                 if let Err(e) = self.decoder.decode(&h.fragment, &mut fields) {
                     panic!("the server's header block on stream {id} does not decode: {e:?}");
                 }
@@ -1313,16 +1321,16 @@ impl Harness {
                 if !seen.head {
                     seen.head = true;
                     match headers::response(fields) {
-                        Ok(ResponseBlock::Final(response)) => {
+                        Ok(Some(response)) => {
                             let status = app.and_then(|a| a.status);
                             assert_eq!(
-                                Some(response.status().as_u16()),
+                                Some(response.status),
                                 status,
                                 "stream {id}: the server sent a status the application did not choose"
                             );
-                            assert!(response.headers().get("connection").is_none());
+                            assert!(response.fields.metadata.get("connection").is_none());
                         }
-                        Ok(ResponseBlock::Informational) => panic!("stream {id}: an informational head"),
+                        Ok(None) => panic!("stream {id}: an informational head"),
                         Err(e) => panic!("stream {id}: the server sent an invalid response head: {e:?}"),
                     }
                 } else {
@@ -1336,8 +1344,8 @@ impl Harness {
                         .unwrap_or_else(|e| panic!("stream {id}: the server sent invalid trailers: {e:?}"));
                     let expected = app.and_then(|a| a.trailers.as_ref());
                     assert_eq!(
-                        trailers.get("grpc-status"),
-                        expected.and_then(|t| t.get("grpc-status")),
+                        trailers.grpc_status.as_deref(),
+                        expected.map(|t| t.as_bytes()),
                         "stream {id}: the trailers are not the application's"
                     );
                 }
@@ -1498,7 +1506,7 @@ impl Harness {
                 let _ = send.poll_reset(&mut cx);
             }
             if let Some(respond) = stream.respond.as_mut() {
-                let _ = respond.send_response(http::Response::new(()), true);
+                let _ = respond.send_response(OutResponse::ok(OutFields::default()), true);
             }
         }
         self.app.clear();

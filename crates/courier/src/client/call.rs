@@ -13,7 +13,7 @@ use futures_core::Stream;
 use futures_util::future::{Either, select};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
-use http::header::{HeaderMap, HeaderValue};
+use http::header::HeaderValue;
 use http::uri::PathAndQuery;
 
 use super::balancer::PickInfo;
@@ -24,13 +24,14 @@ use super::{CancelHandle, Channel};
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
 use crate::interceptor::CallHead;
-use crate::metadata::{Metadata, names};
+use crate::metadata::Metadata;
 use crate::request::Request;
 use crate::response::Response;
 use crate::status::{Code, RetryPushback, Status};
 use crate::streaming::{AbortOnDrop, SendSide, Streaming};
 use crate::transport::body::RecvBody;
 use crate::transport::client::{Connection, StreamPermit};
+use crate::transport::head::{OutRequest, ResponseHead as ReceivedHead};
 use crate::transport::stream::{Reason, ResponseFuture, SendStream};
 
 /// The message of the CANCELLED a client's own cancellation ends a call with.
@@ -79,30 +80,38 @@ impl Future for PendingHead {
 
 /// Checks response headers per PROTOCOL-HTTP2.md, mapping non-gRPC answers
 /// to a status.
-pub(crate) fn check_response(response: http::Response<RecvBody>) -> Result<ResponseHead, Status> {
-    let (parts, body) = response.into_parts();
-    if parts.status != http::StatusCode::OK {
-        let code = Code::from_http_status(parts.status.as_u16());
-        let mut message = format!("unexpected HTTP status {} from server", parts.status);
-        if let Some(m) = parts.headers.get(&names::GRPC_MESSAGE) {
+pub(crate) fn check_response((head, body): (ReceivedHead, RecvBody)) -> Result<ResponseHead, Status> {
+    let fields = head.fields;
+    if head.status != 200 {
+        let code = Code::from_http_status(head.status);
+        let reason = http::StatusCode::from_u16(head.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .map(|r| format!(" {r}"))
+            .unwrap_or_default();
+        let mut message = format!("unexpected HTTP status {}{reason} from server", head.status);
+        if let Some(m) = &fields.grpc_message {
             message.push_str(": ");
-            message.push_str(&crate::status::decode_message(m.as_bytes()));
+            message.push_str(&crate::status::decode_message(m));
         }
         return Err(Status::new(code, message));
     }
-    if body.is_end_stream() || parts.headers.contains_key(&names::GRPC_STATUS) {
-        return Status::from_trailers(&parts.headers)
+    if body.is_end_stream() || fields.grpc_status.is_some() {
+        return Status::from_fields(fields)
             .map(ResponseHead::TrailersOnly)
             .ok_or_else(|| Status::internal("server ended the response without a grpc-status"));
     }
-    match parts.headers.get(&names::CONTENT_TYPE) {
-        Some(ct) if ct.as_bytes().starts_with(b"application/grpc") => {}
+    match fields.content_type.as_deref() {
+        Some(ct) if ct.starts_with(b"application/grpc") => {}
         other => {
-            let got = other.and_then(|v| v.to_str().ok()).unwrap_or("none");
-            return Err(Status::internal(format!("server sent non-gRPC content-type {got:?}")));
+            let got = other.map(String::from_utf8_lossy);
+            return Err(Status::internal(format!(
+                "server sent non-gRPC content-type {:?}",
+                got.as_deref().unwrap_or("none")
+            )));
         }
     }
-    let encoding = match parts.headers.get(&names::GRPC_ENCODING).map(|v| v.as_bytes()) {
+    let encoding = match fields.grpc_encoding.as_deref() {
         None | Some(b"identity") => None,
         Some(name) => Some(
             std::str::from_utf8(name)
@@ -117,7 +126,7 @@ pub(crate) fn check_response(response: http::Response<RecvBody>) -> Result<Respo
         ),
     };
     Ok(ResponseHead::Body {
-        metadata: Metadata::from_headers(parts.headers),
+        metadata: Metadata::from_received(fields.metadata),
         body,
         encoding,
     })
@@ -354,40 +363,21 @@ impl Channel {
     /// The request's headers, for an attempt that follows `previous` others.
     /// The call's metadata is copied, not taken, so that a call sent again
     /// carries it too; a call without metadata copies nothing.
-    fn http_request(&self, prepared: &Prepared, previous: u32) -> http::Request<()> {
+    fn http_request(&self, prepared: &Prepared, previous: u32) -> OutRequest {
         let head = &prepared.head;
-        let compression = prepared.compression;
-        let mut headers: HeaderMap = head.metadata.clone().into_headers();
-        headers.insert(&names::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(&names::TE, HeaderValue::from_static("trailers"));
-        headers.insert(&names::USER_AGENT, self.inner.config.user_agent.clone());
-        if let Some(deadline) = head.deadline {
-            headers.insert(
-                &names::GRPC_TIMEOUT,
-                encode_timeout(deadline.saturating_duration_since(Instant::now())),
-            );
+        OutRequest {
+            https: self.inner.scheme == http::uri::Scheme::HTTPS,
+            authority: self.inner.authority.clone(),
+            path: head.path.clone(),
+            user_agent: self.inner.config.user_agent.clone(),
+            timeout: head
+                .deadline
+                .map(|deadline| encode_timeout(deadline.saturating_duration_since(Instant::now()))),
+            encoding: prepared.compression.map(Encoding::name),
+            accept_encoding: Some(compression::ACCEPT_ENCODING),
+            previous_attempts: previous,
+            metadata: head.metadata.headers().clone(),
         }
-        if let Some(enc) = compression {
-            headers.insert(&names::GRPC_ENCODING, HeaderValue::from_static(enc.name()));
-        }
-        headers.insert(
-            &names::GRPC_ACCEPT_ENCODING,
-            HeaderValue::from_static(compression::ACCEPT_ENCODING),
-        );
-        if previous > 0 {
-            headers.insert(&names::GRPC_PREVIOUS_RPC_ATTEMPTS, HeaderValue::from(previous));
-        }
-        let uri = http::Uri::builder()
-            .scheme(self.inner.scheme.clone())
-            .authority(self.inner.authority.clone())
-            .path_and_query(head.path.clone())
-            .build()
-            .expect("scheme, authority and path are valid");
-        let mut request = http::Request::new(());
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
-        request
     }
 
     /// Opens the call's HTTP/2 stream on a connection the policy picks,
@@ -438,7 +428,7 @@ impl Channel {
         prepared: &Prepared,
         body: Bytes,
         previous: u32,
-    ) -> Result<(http::Response<RecvBody>, StreamPermit), Status> {
+    ) -> Result<((ReceivedHead, RecvBody), StreamPermit), Status> {
         let mut refused = 0;
         loop {
             let mut opened = self.open(prepared, previous).await?;

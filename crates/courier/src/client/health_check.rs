@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
@@ -24,10 +24,10 @@ use super::connectivity::ConnectivityState;
 use super::resolver::Address;
 use super::subchannel::SubchannelOptions;
 use crate::codec::{Codec, FrameReader, FrameWriter, ProstCodec};
-use crate::metadata::names;
 use crate::status::{Code, Status};
 use crate::streaming::Streaming;
 use crate::transport::client::Connection;
+use crate::transport::head::OutRequest;
 
 const WATCH_PATH: &str = "/grpc.health.v1.Health/Watch";
 
@@ -238,19 +238,17 @@ async fn open(conn: &Connection, service: &str, head: &WatchHead) -> Result<Stre
         },
         false,
     )?;
-    let uri = http::Uri::builder()
-        .scheme(head.scheme.clone())
-        .authority(head.authority.clone())
-        .path_and_query(WATCH_PATH)
-        .build()
-        .map_err(|e| Status::internal(format!("health check request: {e}")))?;
-    let mut request = http::Request::new(());
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = uri;
-    let headers = request.headers_mut();
-    headers.insert(&names::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert(&names::TE, HeaderValue::from_static("trailers"));
-    headers.insert(&names::USER_AGENT, head.user_agent.clone());
+    let request = OutRequest {
+        https: head.scheme == Scheme::HTTPS,
+        authority: head.authority.clone(),
+        path: PathAndQuery::from_static(WATCH_PATH),
+        user_agent: head.user_agent.clone(),
+        timeout: None,
+        encoding: None,
+        accept_encoding: None,
+        previous_attempts: 0,
+        metadata: http::HeaderMap::new(),
+    };
     let mut opener = conn.opener();
     opener.ready().await.map_err(|e| e.to_status())?;
     let (response, mut body) = opener.open(request).map_err(|e| e.to_status())?;

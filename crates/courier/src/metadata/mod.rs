@@ -16,8 +16,6 @@
 //! assert!(md.insert("grpc-status", "0").is_err());
 //! ```
 
-pub(crate) mod names;
-
 use std::fmt;
 
 use base64::Engine as _;
@@ -79,24 +77,6 @@ pub(crate) fn is_reserved(key: &str) -> bool {
         )
 }
 
-/// Headers that are part of the protocol and hidden from received metadata.
-fn is_protocol_header(key: &str) -> bool {
-    key.starts_with("grpc-") || matches!(key, "content-type" | "te")
-}
-
-/// The protocol headers that calls send, which received metadata leaves out;
-/// any other `grpc-*` header is found by its prefix.
-static PROTOCOL_HEADERS: [&HeaderName; 8] = [
-    &names::CONTENT_TYPE,
-    &names::TE,
-    &names::GRPC_TIMEOUT,
-    &names::GRPC_ENCODING,
-    &names::GRPC_ACCEPT_ENCODING,
-    &names::GRPC_STATUS,
-    &names::GRPC_MESSAGE,
-    &names::GRPC_STATUS_DETAILS_BIN,
-];
-
 fn valid_key(key: &str) -> bool {
     !key.is_empty()
         && key
@@ -148,63 +128,21 @@ impl Metadata {
         }
     }
 
-    /// Metadata taken from received headers, leaving out the protocol's own.
-    pub(crate) fn from_headers(mut headers: HeaderMap) -> Metadata {
-        // One pass over the keys, which hashes nothing, finds what to take
-        // out; only the headers present are then removed, by static name.
-        let mut known = 0u32; // Bit i: PROTOCOL_HEADERS[i] is present.
-        let mut other_protocol = false;
-        let mut metadata = false;
-        for key in headers.keys() {
-            if !is_protocol_header(key.as_str()) {
-                metadata = true;
-            } else if let Some(i) = PROTOCOL_HEADERS.iter().position(|&name| name == key) {
-                known |= 1 << i;
-            } else {
-                other_protocol = true;
-            }
-        }
-        if !metadata {
-            // Only the protocol's headers, as in most trailers.
-            return Metadata::new();
-        }
-        for (i, &name) in PROTOCOL_HEADERS.iter().enumerate() {
-            if known & (1 << i) != 0 {
-                headers.remove(name);
-            }
-        }
-        if other_protocol {
-            let keys: Vec<HeaderName> = headers
-                .keys()
-                .filter(|k| is_protocol_header(k.as_str()))
-                .cloned()
-                .collect();
-            for k in keys {
-                headers.remove(&k);
-            }
-        }
+    /// Metadata from a received block's fields, which the transport has
+    /// already sorted: the protocol's own fields are in slots of their own
+    /// (see `transport::head::Fields`), so what is left is metadata.
+    pub(crate) fn from_received(headers: HeaderMap) -> Metadata {
         Metadata { headers }
     }
 
-    /// Like [`Metadata::from_headers`], for borrowed headers, which are
-    /// copied only when they hold metadata.
-    pub(crate) fn from_headers_ref(headers: &HeaderMap) -> Metadata {
-        if headers.keys().all(|k| is_protocol_header(k.as_str())) {
-            return Metadata::new();
-        }
-        Metadata::from_headers(headers.clone())
+    /// The header map, to be sent.
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
     }
 
     /// The underlying header map, to be sent.
     pub(crate) fn into_headers(self) -> HeaderMap {
         self.headers
-    }
-
-    /// Appends every entry to `out`.
-    pub(crate) fn append_to(&self, out: &mut HeaderMap) {
-        for (k, v) in self.headers.iter() {
-            out.append(k.clone(), v.clone());
-        }
     }
 
     fn key(key: &str, binary: bool) -> Result<HeaderName, MetadataError> {
@@ -387,13 +325,19 @@ mod tests {
         assert!(decode_bin(b"!!").is_none());
     }
 
+    /// Metadata from these headers, as the transport sorts a received
+    /// block's fields.
+    fn received(headers: &HeaderMap) -> Metadata {
+        Metadata::from_received(crate::transport::engine::conn::headers::fields_from_map(headers).metadata)
+    }
+
     #[test]
     fn received_headers_hide_protocol_ones() {
         let mut h = HeaderMap::new();
         h.insert("content-type", HeaderValue::from_static("application/grpc"));
         h.insert("grpc-timeout", HeaderValue::from_static("1S"));
         h.insert("x-a", HeaderValue::from_static("b"));
-        let md = Metadata::from_headers(h);
+        let md = received(&h);
         assert_eq!(md.len(), 1);
         assert_eq!(md.get("x-a"), Some("b"));
     }
@@ -401,7 +345,16 @@ mod tests {
     #[test]
     fn received_headers_hide_every_protocol_one() {
         let mut h = HeaderMap::new();
-        for name in PROTOCOL_HEADERS {
+        for name in [
+            "content-type",
+            "te",
+            "grpc-timeout",
+            "grpc-encoding",
+            "grpc-accept-encoding",
+            "grpc-status",
+            "grpc-message",
+            "grpc-status-details-bin",
+        ] {
             h.append(name, HeaderValue::from_static("1"));
             h.append(name, HeaderValue::from_static("2"));
         }
@@ -410,22 +363,20 @@ mod tests {
         h.append("x-a", HeaderValue::from_static("b"));
         h.append("x-a", HeaderValue::from_static("c"));
         h.insert("x-bin", HeaderValue::from_static("AAE"));
-        for md in [Metadata::from_headers_ref(&h), Metadata::from_headers(h)] {
-            assert_eq!(md.len(), 4, "{md:?}");
-            assert_eq!(md.get("user-agent"), Some("ua"));
-            assert_eq!(md.get_all("x-a").collect::<Vec<_>>(), ["b", "c"]);
-            assert_eq!(md.get_bin("x-bin").unwrap().unwrap(), [0, 1]);
-        }
+        let md = received(&h);
+        assert_eq!(md.len(), 4, "{md:?}");
+        assert_eq!(md.get("user-agent"), Some("ua"));
+        assert_eq!(md.get_all("x-a").collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(md.get_bin("x-bin").unwrap().unwrap(), [0, 1]);
     }
 
     #[test]
     fn received_headers_of_only_the_protocol_are_no_metadata() {
         let mut h = HeaderMap::new();
-        h.insert(&names::GRPC_STATUS, HeaderValue::from_static("0"));
-        h.insert(&names::GRPC_MESSAGE, HeaderValue::from_static("ok"));
+        h.insert("grpc-status", HeaderValue::from_static("0"));
+        h.insert("grpc-message", HeaderValue::from_static("ok"));
         h.insert("grpc-retry-pushback-ms", HeaderValue::from_static("10"));
-        assert!(Metadata::from_headers_ref(&h).is_empty());
-        assert!(Metadata::from_headers(h).is_empty());
-        assert!(Metadata::from_headers(HeaderMap::new()).is_empty());
+        assert!(received(&h).is_empty());
+        assert!(received(&HeaderMap::new()).is_empty());
     }
 }

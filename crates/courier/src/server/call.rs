@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::{FutureExt as _, StreamExt as _};
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use http::header::HeaderValue;
+use http::uri::PathAndQuery;
 
 use super::ServerConfig;
 use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
@@ -19,13 +20,14 @@ use crate::compression::{self, Encoding};
 use crate::context::Scoped;
 use crate::extensions::Extensions;
 use crate::interceptor::{CallHead, split_path};
-use crate::metadata::{Metadata, names};
+use crate::metadata::Metadata;
 use crate::request::Request;
 use crate::response::Response;
 use crate::status::Status;
 use crate::streaming::Streaming;
 use crate::transport::body::RecvBody;
 use crate::transport::budget::RecvBudget;
+use crate::transport::head::{OutFields, OutResponse, RequestHead};
 use crate::transport::stream::{Reason, RecvStream, Respond, SendStream};
 
 /// Responses are flushed once this much is batched, even if more messages
@@ -56,66 +58,71 @@ impl std::fmt::Debug for ServerCall {
 /// Checks a new stream's request head. Answers bad requests itself and
 /// returns `None` for them.
 pub(crate) fn accept(
-    req: http::Request<RecvStream>,
+    req: RequestHead,
+    body: RecvStream,
     respond: Respond,
     conn: super::ConnInfo,
     config: Arc<ServerConfig>,
 ) -> Option<ServerCall> {
-    let (parts, body) = req.into_parts();
+    let fields = req.fields;
     let mut respond = Responder::new(respond);
-    if parts.method != http::Method::POST {
-        respond.reply_http(http::StatusCode::METHOD_NOT_ALLOWED, "gRPC requires the POST method");
+    if &req.method[..] != b"POST" {
+        respond.reply_http(405, "gRPC requires the POST method");
         return None;
     }
-    let content_type = match parts.headers.get(CONTENT_TYPE) {
-        Some(ct) if is_grpc_content_type(ct.as_bytes()) => ct.clone(),
+    match fields.content_type {
+        Some(ct) if is_grpc_content_type(&ct) => {
+            if &ct[..] != b"application/grpc" {
+                // Echoed, as grpc-go does; the common one is known already.
+                respond.content_type = HeaderValue::from_maybe_shared(ct).ok();
+            }
+        }
         other => {
-            let got = other.and_then(|v| v.to_str().ok()).unwrap_or("none");
+            let got = other.as_deref().map(String::from_utf8_lossy);
             respond.reply_http(
-                http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &format!("invalid gRPC request content-type {got:?}: expected application/grpc"),
+                415,
+                &format!(
+                    "invalid gRPC request content-type {:?}: expected application/grpc",
+                    got.as_deref().unwrap_or("none")
+                ),
             );
             return None;
         }
     };
-    respond.content_type = content_type;
-    if parts.headers.get(&names::TE).map(|v| v.as_bytes()) != Some(b"trailers") {
+    if fields.te.as_deref() != Some(b"trailers") {
         respond.trailers_only(Status::internal(
             "request is missing the 'te: trailers' header gRPC requires",
         ));
         return None;
     }
-    let Some(path) = parts.uri.path_and_query().cloned() else {
-        respond.trailers_only(Status::unimplemented("request has no method path"));
-        return None;
+    let path = match PathAndQuery::from_maybe_shared(req.path) {
+        Ok(path) if valid_path(path.path()) => path,
+        Ok(path) => {
+            respond.trailers_only(Status::unimplemented(format!(
+                "malformed method path {:?}: expected /package.Service/Method",
+                path.as_str()
+            )));
+            return None;
+        }
+        Err(_) => {
+            respond.trailers_only(Status::unimplemented(
+                "malformed method path: expected /package.Service/Method",
+            ));
+            return None;
+        }
     };
-    if !valid_path(path.path()) {
-        respond.trailers_only(Status::unimplemented(format!(
-            "malformed method path {:?}: expected /package.Service/Method",
-            path.path()
-        )));
-        return None;
-    }
-    let deadline = match parts
-        .headers
-        .get(&names::GRPC_TIMEOUT)
-        .map(|v| parse_timeout(v.as_bytes()))
-    {
+    let deadline = match fields.grpc_timeout.as_deref().map(|v| (v, parse_timeout(v))) {
         None => None,
-        Some(Ok(timeout)) => Instant::now().checked_add(timeout),
-        Some(Err(())) => {
-            let raw = parts
-                .headers
-                .get(&names::GRPC_TIMEOUT)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        Some((_, Ok(timeout))) => Instant::now().checked_add(timeout),
+        Some((raw, Err(()))) => {
             respond.trailers_only(Status::internal(format!(
                 "malformed grpc-timeout {:?}: expected up to 8 digits and a unit (H, M, S, m, u, n)",
-                raw.unwrap_or_default()
+                String::from_utf8_lossy(raw)
             )));
             return None;
         }
     };
-    let request_encoding = match parts.headers.get(&names::GRPC_ENCODING).map(|v| v.as_bytes()) {
+    let request_encoding = match fields.grpc_encoding.as_deref() {
         None | Some(b"identity") => None,
         Some(name) => match std::str::from_utf8(name).ok().and_then(Encoding::from_name) {
             Some(enc) => Some(enc),
@@ -129,7 +136,9 @@ pub(crate) fn accept(
             }
         },
     };
-    respond.accept_encoding = parts.headers.get(&names::GRPC_ACCEPT_ENCODING).cloned();
+    respond.accept_encoding = fields
+        .grpc_accept_encoding
+        .and_then(|v| HeaderValue::from_maybe_shared(v).ok());
     let response_encoding = config
         .send_compression
         .filter(|enc| compression::accepts(respond.accept_encoding.as_ref(), *enc));
@@ -138,16 +147,15 @@ pub(crate) fn accept(
     if let Some(peer) = conn.peer {
         extensions.insert(peer);
     }
-    if let Some(previous) = parts
-        .headers
-        .get(&names::GRPC_PREVIOUS_RPC_ATTEMPTS)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()?.parse().ok())
+    if let Some(previous) = fields
+        .grpc_previous_rpc_attempts
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
     {
         extensions.insert(crate::PreviousRpcAttempts(previous));
     }
     let head = CallHead {
         path,
-        metadata: Metadata::from_headers(parts.headers),
+        metadata: Metadata::from_received(fields.metadata),
         extensions,
         deadline,
         remote_addr: conn.remote,
@@ -199,7 +207,9 @@ pub(crate) fn parse_timeout(raw: &[u8]) -> Result<Duration, ()> {
 struct Responder {
     pending: Option<Respond>,
     stream: Option<SendStream>,
-    content_type: HeaderValue,
+    /// The request's content-type when it is not `application/grpc`
+    /// itself (`application/grpc+proto`, say): the response echoes it.
+    content_type: Option<HeaderValue>,
     /// The client's `grpc-accept-encoding`.
     accept_encoding: Option<HeaderValue>,
     /// Whether the call's status (or an HTTP error) has been sent.
@@ -228,7 +238,7 @@ impl Responder {
         Responder {
             pending: Some(respond),
             stream: None,
-            content_type: HeaderValue::from_static("application/grpc"),
+            content_type: None,
             accept_encoding: None,
             finished: false,
         }
@@ -243,15 +253,22 @@ impl Responder {
         }
     }
 
-    fn reply_http(&mut self, status: http::StatusCode, message: &str) {
+    /// Answers a request that is not gRPC with an HTTP error `status`.
+    fn reply_http(&mut self, status: u16, message: &str) {
         self.finished = true;
         let Some(mut respond) = self.pending.take() else { return };
-        let mut resp = http::Response::new(());
-        *resp.status_mut() = status;
-        let mut trailers = HeaderMap::new();
-        Status::internal(message).write_trailers(&mut trailers);
-        *resp.headers_mut() = trailers;
-        let _ = respond.send_response(resp, true);
+        let fields = OutFields {
+            status: Some(Status::internal(message)),
+            ..OutFields::default()
+        };
+        let _ = respond.send_response(OutResponse { status, fields }, true);
+    }
+
+    /// The `content-type` of a response.
+    fn content_type(&self) -> HeaderValue {
+        self.content_type
+            .clone()
+            .unwrap_or_else(|| HeaderValue::from_static("application/grpc"))
     }
 
     fn trailers_only(&mut self, status: Status) {
@@ -260,15 +277,13 @@ impl Responder {
             self.trailers(status, Metadata::new());
             return;
         };
-        let mut resp = http::Response::new(());
-        let headers = resp.headers_mut();
-        headers.insert(CONTENT_TYPE, self.content_type.clone());
-        headers.insert(
-            names::GRPC_ACCEPT_ENCODING.clone(),
-            HeaderValue::from_static(compression::ACCEPT_ENCODING),
-        );
-        status.write_trailers(headers);
-        let _ = respond.send_response(resp, true);
+        let fields = OutFields {
+            content_type: Some(self.content_type()),
+            accept_encoding: Some(compression::ACCEPT_ENCODING),
+            status: Some(status),
+            ..OutFields::default()
+        };
+        let _ = respond.send_response(OutResponse::ok(fields), true);
     }
 
     /// Applies the handler's compression choices for its responses. An
@@ -290,18 +305,14 @@ impl Responder {
         let Some(mut respond) = self.pending.take() else {
             return self.stream.is_some();
         };
-        let mut resp = http::Response::new(());
-        let mut headers = metadata.into_headers();
-        headers.insert(CONTENT_TYPE, self.content_type.clone());
-        if let Some(enc) = encoding {
-            headers.insert(names::GRPC_ENCODING.clone(), HeaderValue::from_static(enc.name()));
-        }
-        headers.insert(
-            names::GRPC_ACCEPT_ENCODING.clone(),
-            HeaderValue::from_static(compression::ACCEPT_ENCODING),
-        );
-        *resp.headers_mut() = headers;
-        match respond.send_response(resp, false) {
+        let fields = OutFields {
+            content_type: Some(self.content_type()),
+            encoding: encoding.map(Encoding::name),
+            accept_encoding: Some(compression::ACCEPT_ENCODING),
+            status: None,
+            metadata: metadata.into_headers(),
+        };
+        match respond.send_response(OutResponse::ok(fields), false) {
             Ok(s) => {
                 self.stream = s;
                 self.stream.is_some()
@@ -325,9 +336,10 @@ impl Responder {
         }
         self.finished = true;
         if let Some(stream) = self.stream.as_mut() {
-            let mut trailers = HeaderMap::new();
-            status.write_trailers(&mut trailers);
-            let _ = stream.send_trailers(trailers);
+            let _ = stream.send_trailers(OutFields {
+                status: Some(status),
+                ..OutFields::default()
+            });
         }
     }
 }

@@ -487,8 +487,8 @@ async fn serve_io<IO, R>(
         &budget,
         handshake_deadline,
         shutdown,
-        |(req, respond)| {
-            let call = call::accept(req, respond, conn.clone(), config.clone())?;
+        |(req, body, respond)| {
+            let call = call::accept(req, body, respond, conn.clone(), config.clone())?;
             let routes = routes.clone();
             Some(async move { routes.route(call).await })
         },

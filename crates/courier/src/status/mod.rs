@@ -20,13 +20,13 @@ pub mod details;
 use std::fmt;
 
 use bytes::Bytes;
-use http::HeaderMap;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode, utf8_percent_encode};
 use prost::Message as _;
 
 pub use code::Code;
 
-use crate::metadata::{Metadata, names};
+use crate::metadata::Metadata;
+use crate::transport::head::Fields;
 
 /// Bytes that `grpc-message` carries percent-encoded: everything outside
 /// 0x20..=0x7E, and `%` itself.
@@ -195,6 +195,11 @@ impl Status {
         self.rest.as_ref().map_or(&EMPTY_METADATA, |r| &r.metadata)
     }
 
+    /// The `grpc-retry-pushback-ms` value to send, if the status has one.
+    pub(crate) fn pushback_header(&self) -> Option<http::HeaderValue> {
+        self.rest.as_ref()?.pushback.map(RetryPushback::header_value)
+    }
+
     /// Trailing metadata, to change before sending.
     pub fn metadata_mut(&mut self) -> &mut Metadata {
         &mut self.rest_mut().metadata
@@ -273,25 +278,22 @@ impl Status {
         Status::new(Code::Unauthenticated, message)
     }
 
-    /// Reads a status from trailers (or a trailers-only response). `None`
-    /// when there is no `grpc-status`.
-    pub(crate) fn from_trailers(trailers: &HeaderMap) -> Option<Status> {
-        let code = Code::from_header(trailers.get(&names::GRPC_STATUS)?.as_bytes());
-        let message = trailers
-            .get(&names::GRPC_MESSAGE)
-            .map(|v| decode_message(v.as_bytes()))
-            .unwrap_or_default();
-        let details = trailers
-            .get(&names::GRPC_STATUS_DETAILS_BIN)
-            .and_then(|v| crate::metadata::MetadataValue::Binary(v.as_bytes()).to_bytes().ok())
+    /// Reads a status from trailers (or a Trailers-Only response), taking
+    /// their metadata. `None` when there is no `grpc-status`.
+    pub(crate) fn from_fields(fields: Fields) -> Option<Status> {
+        let code = Code::from_header(&fields.grpc_status?);
+        let message = fields.grpc_message.map(|v| decode_message(&v)).unwrap_or_default();
+        let details = fields
+            .grpc_status_details_bin
+            .and_then(|v| crate::metadata::MetadataValue::Binary(&v).to_bytes().ok())
             .map(Bytes::from)
             .unwrap_or_default();
-        let metadata = Metadata::from_headers_ref(trailers);
-        // Only a failure carries pushback; an OK status skips the lookup.
-        let pushback = (code != Code::Ok)
-            .then(|| trailers.get(&names::GRPC_RETRY_PUSHBACK_MS))
-            .flatten()
-            .map(|v| RetryPushback::parse(v.as_bytes()));
+        let metadata = Metadata::from_received(fields.metadata);
+        // Only a failure carries pushback.
+        let pushback = fields
+            .grpc_retry_pushback_ms
+            .filter(|_| code != Code::Ok)
+            .map(|v| RetryPushback::parse(&v));
         let rest =
             (!message.is_empty() || !details.is_empty() || !metadata.is_empty() || pushback.is_some()).then(|| {
                 Box::new(Rest {
@@ -302,25 +304,6 @@ impl Status {
                 })
             });
         Some(Status { code, rest })
-    }
-
-    /// Writes `grpc-status`, `grpc-message`, details and metadata into a
-    /// header map.
-    pub(crate) fn write_trailers(&self, out: &mut HeaderMap) {
-        out.insert(&names::GRPC_STATUS, self.code.header_value());
-        let Some(rest) = &self.rest else { return };
-        if !rest.message.is_empty()
-            && let Ok(v) = http::HeaderValue::from_str(&encode_message(&rest.message))
-        {
-            out.insert(&names::GRPC_MESSAGE, v);
-        }
-        if !rest.details.is_empty() {
-            out.insert(&names::GRPC_STATUS_DETAILS_BIN, Metadata::bin_value(&rest.details));
-        }
-        rest.metadata.append_to(out);
-        if let Some(pushback) = rest.pushback {
-            out.insert(&names::GRPC_RETRY_PUSHBACK_MS, pushback.header_value());
-        }
     }
 }
 
@@ -410,9 +393,9 @@ mod tests {
             .to_any()],
         );
         st.metadata_mut().insert("x-k", "v").unwrap();
-        let mut h = HeaderMap::new();
-        st.write_trailers(&mut h);
-        let back = Status::from_trailers(&h).unwrap();
+        let sent = crate::transport::engine::conn::headers::encoded_trailers(&st);
+        assert!(sent.contains_key("grpc-status"));
+        let back = Status::from_fields(crate::transport::engine::conn::headers::fields_from_map(&sent)).unwrap();
         assert_eq!(back.code(), Code::FailedPrecondition);
         assert_eq!(back.message(), "no: \u{1F600}");
         assert_eq!(back.detail::<details::ErrorInfo>().unwrap().reason, "R");

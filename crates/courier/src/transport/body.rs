@@ -229,7 +229,7 @@ impl RecvBody {
             Poll::Ready(Err(e)) => Poll::Ready(Err(StreamError::from(e).to_status())),
             Poll::Ready(Ok(_)) if !self.client => Poll::Ready(Ok(None)),
             Poll::Ready(Ok(Some(trailers))) => Poll::Ready(
-                Status::from_trailers(&trailers)
+                Status::from_fields(trailers)
                     .map(Some)
                     .ok_or_else(|| Status::internal("server sent trailers without grpc-status")),
             ),

@@ -41,7 +41,7 @@ const MAX_METHODS: usize = 32;
 /// What one connection has learned of its methods.
 #[derive(Default)]
 pub(crate) struct InlinePolicy {
-    methods: Vec<(Box<str>, Arc<AtomicU32>)>,
+    methods: Vec<(Box<[u8]>, Arc<AtomicU32>)>,
 }
 
 /// How a new call is to be started.
@@ -56,7 +56,7 @@ pub(crate) enum Start {
 
 impl InlinePolicy {
     /// How to start a call to `path`.
-    pub(crate) fn choose(&mut self, path: &str) -> Start {
+    pub(crate) fn choose(&mut self, path: &[u8]) -> Start {
         let record = match self.methods.iter().find(|(p, _)| &**p == path) {
             Some((_, record)) => record.clone(),
             None if self.methods.len() < MAX_METHODS => {
@@ -167,28 +167,31 @@ mod tests {
     #[test]
     fn a_method_earns_the_fast_path_after_quick_probes_and_loses_it_when_slow() {
         let mut policy = InlinePolicy::default();
-        let Start::Probe(record) = policy.choose("/a.B/C") else {
+        let Start::Probe(record) = policy.choose(b"/a.B/C") else {
             panic!("an unknown method is probed first");
         };
         record.store(PROBATION - 1, Ordering::Relaxed);
-        assert!(matches!(policy.choose("/a.B/C"), Start::Probe(_)));
+        assert!(matches!(policy.choose(b"/a.B/C"), Start::Probe(_)));
         record.store(PROBATION, Ordering::Relaxed);
-        assert!(matches!(policy.choose("/a.B/C"), Start::Inline(_)));
+        assert!(matches!(policy.choose(b"/a.B/C"), Start::Inline(_)));
         assert!(
-            matches!(policy.choose("/a.B/D"), Start::Probe(_)),
+            matches!(policy.choose(b"/a.B/D"), Start::Probe(_)),
             "methods are learned apart"
         );
         record.store(0, Ordering::Relaxed);
-        assert!(matches!(policy.choose("/a.B/C"), Start::Probe(_)));
+        assert!(matches!(policy.choose(b"/a.B/C"), Start::Probe(_)));
     }
 
     #[test]
     fn methods_past_the_table_are_spawned() {
         let mut policy = InlinePolicy::default();
         for i in 0..MAX_METHODS {
-            assert!(matches!(policy.choose(&format!("/s.S/M{i}")), Start::Probe(_)));
+            assert!(matches!(
+                policy.choose(format!("/s.S/M{i}").as_bytes()),
+                Start::Probe(_)
+            ));
         }
-        assert!(matches!(policy.choose("/s.S/Other"), Start::Spawn));
-        assert!(matches!(policy.choose("/s.S/M0"), Start::Probe(_)));
+        assert!(matches!(policy.choose(b"/s.S/Other"), Start::Spawn));
+        assert!(matches!(policy.choose(b"/s.S/M0"), Start::Probe(_)));
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod client;
 pub(crate) mod engine;
+pub(crate) mod head;
 pub(crate) mod inline;
 pub(crate) mod keepalive;
 pub(crate) mod server;

@@ -11,13 +11,14 @@ use tokio::sync::watch;
 use super::Http2Settings;
 use super::budget::RecvBudget;
 use super::engine::conn::{self, Config, Event, Keepalive, Role};
+use super::head::RequestHead;
 use super::inline::{Batch, InlinePolicy};
 use super::keepalive::StreamCounter;
 use super::stream::{Reason, RecvStream, Respond};
 use crate::keepalive::ServerParameters;
 
 /// One accepted stream: the request head and body, and the responder.
-pub(crate) type Accepted = (http::Request<RecvStream>, Respond);
+pub(crate) type Accepted = (RequestHead, RecvStream, Respond);
 
 /// Serves one connection until the peer closes it, an error occurs, or
 /// shutdown is signalled and every stream has finished.
@@ -83,7 +84,7 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                     break;
                 }
                 let mut first_polls = Batch::new();
-                for (request, respond) in conn.accepted() {
+                for (request, body, respond) in conn.accepted() {
                     let mut respond = Respond::new(respond, lifetime.streams.as_ref());
                     if budget.exhausted() {
                         tracing::debug!(
@@ -93,8 +94,8 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                         respond.reset(Reason::RefusedStream);
                         continue;
                     }
-                    let how = policy.choose(request.uri().path());
-                    if let Some(call) = start_call((request.map(RecvStream), respond)) {
+                    let how = policy.choose(&request.path);
+                    if let Some(call) = start_call((request, RecvStream(body), respond)) {
                         first_polls.start(how, call);
                     }
                 }

@@ -11,11 +11,11 @@ use std::task::{Context, Poll};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::HeaderMap;
 
 use super::body::RecvBody;
 use super::engine::conn::{self, Failure};
 use super::engine::frame::ErrorCode;
+use super::head::{OutFields, OutRequest, OutResponse, ResponseHead};
 use super::keepalive::{StreamCounter, StreamToken};
 use crate::status::{Code, Status};
 
@@ -142,7 +142,7 @@ impl SendStream {
     }
 
     /// Ends the stream with trailers.
-    pub(crate) fn send_trailers(&mut self, trailers: HeaderMap) -> Result<(), StreamError> {
+    pub(crate) fn send_trailers(&mut self, trailers: OutFields) -> Result<(), StreamError> {
         self.0.send_trailers(trailers).map_err(Into::into)
     }
 
@@ -166,16 +166,16 @@ impl SendStream {
 pub(crate) struct RecvStream(pub(super) conn::RecvHalf);
 
 /// A client stream's response headers, to come.
-pub(crate) struct ResponseFuture(conn::ResponseHead, Counted);
+pub(crate) struct ResponseFuture(conn::AwaitResponse, Counted);
 
 impl Future for ResponseFuture {
-    type Output = Result<http::Response<RecvBody>, StreamError>;
+    type Output = Result<(ResponseHead, RecvBody), StreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         Pin::new(&mut this.0).poll(cx).map(|r| {
             let counted = this.1.take();
-            r.map(|response| response.map(|body| RecvBody::new(RecvStream(body), true).counted(counted)))
+            r.map(|(head, body)| (head, RecvBody::new(RecvStream(body), true).counted(counted)))
                 .map_err(Into::into)
         })
     }
@@ -198,7 +198,7 @@ impl Opener {
     /// Opens a stream: the request's headers go out, and its body, if any,
     /// follows on the returned [`SendStream`]. Call after
     /// [`Opener::ready`].
-    pub(crate) fn open(&mut self, request: http::Request<()>) -> Result<(ResponseFuture, SendStream), StreamError> {
+    pub(crate) fn open(&mut self, request: OutRequest) -> Result<(ResponseFuture, SendStream), StreamError> {
         let (response, stream) = self.0.open(request)?;
         let counted = self.1.as_ref().map(|streams| Arc::new(streams.token()));
         Ok((ResponseFuture(response, counted.clone()), SendStream(stream, counted)))
@@ -218,7 +218,7 @@ impl Respond {
     /// (a Trailers-Only response) and no send stream is returned.
     pub(crate) fn send_response(
         &mut self,
-        response: http::Response<()>,
+        response: OutResponse,
         end: bool,
     ) -> Result<Option<SendStream>, StreamError> {
         let stream = self.0.send_response(response, end)?;

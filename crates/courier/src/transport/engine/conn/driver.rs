@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, WeakUnboundedSender};
 
 use super::handle::{Admission, RecvHalf, Responder};
-use super::headers::{self, ResponseBlock};
-use super::shared::{ConnShared, Failure, Inner, Stream};
+use super::headers::{self, Block};
+use super::shared::{ConnShared, Failure, Inner, OutHead, Stream};
 use super::{Command, Config, Ended, Role};
 use crate::transport::engine::bdp::{BDP_PING, BdpAction, BdpEstimator};
 use crate::transport::engine::flow::{RecvWindow, SendWindow};
@@ -28,9 +28,10 @@ use crate::transport::engine::frame::{
     Data, ErrorCode, ErrorScope, Frame, FrameReader, GatherBuf, GoAway, HeaderBlockLimits, Headers, Ping, RstStream,
     Settings, StreamId, WindowUpdate,
 };
-use crate::transport::engine::hpack::{self, Decoder, DecoderConfig, Encoder, EncoderConfig, Field};
+use crate::transport::engine::hpack::{self, Decoder, DecoderConfig, Encoder, EncoderConfig};
 use crate::transport::engine::ping_policy::{PingEnforcer, PingVerdict, TOO_MANY_PINGS};
 use crate::transport::engine::stream_state::{StreamFrame, StreamState, Verdict};
+use crate::transport::head::RequestHead;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -188,7 +189,6 @@ pub(crate) struct Driver<IO> {
     reader: FrameReader,
     decoder: Decoder,
     encoder: Encoder,
-    fields: Vec<Field>,
     scratch: BytesMut,
     out: GatherBuf,
     /// Bytes copied out of `out` for a socket that cannot write vectors.
@@ -239,7 +239,7 @@ pub(crate) struct Driver<IO> {
     peer_goaway: Option<(u32, ErrorCode, Bytes)>,
     error: Option<String>,
     admission: Arc<Admission>,
-    accepted: Vec<(http::Request<RecvHalf>, Responder)>,
+    accepted: Vec<(RequestHead, RecvHalf, Responder)>,
     conn: Arc<ConnShared>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
@@ -284,7 +284,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             reader: FrameReader::new(s.max_frame_size, limits),
             decoder,
             encoder: Encoder::new(EncoderConfig::default()),
-            fields: Vec::new(),
             scratch: BytesMut::new(),
             out: GatherBuf::new(),
             flat: BytesMut::new(),
@@ -377,7 +376,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     }
 
     /// The streams accepted by the last poll (server).
-    pub(crate) fn accepted(&mut self) -> std::vec::Drain<'_, (http::Request<RecvHalf>, Responder)> {
+    pub(crate) fn accepted(&mut self) -> std::vec::Drain<'_, (RequestHead, RecvHalf, Responder)> {
         self.accepted.drain(..)
     }
 
@@ -732,7 +731,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         if let Some(head) = inner.head.take() {
             answered = true;
             let end = inner.head_ends;
-            self.send_headers(id, end, |block| headers::encode_head(block, &head));
+            self.send_headers(id, end, |block| match &head {
+                OutHead::Request(request) => headers::encode_request(block, request),
+                OutHead::Response(response) => headers::encode_response(block, response),
+            });
             let _ = inner.state.sent(StreamFrame::Headers { end_stream: end });
         }
         let mut turn = STREAM_TURN;
@@ -1392,8 +1394,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     fn on_headers(&mut self, frame: Headers) {
         let id = frame.stream_id.value();
-        let mut fields = std::mem::take(&mut self.fields);
-        fields.clear();
+        let mut fields = Block::default();
         let decoded = self.decoder.decode(&frame.fragment, &mut fields);
         let field_error = match decoded {
             Ok(()) => None,
@@ -1438,7 +1439,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     }
 
     /// A stream the client opens.
-    fn new_stream(&mut self, id: u32, end: bool, fields: Vec<Field>, field_error: Option<ErrorCode>) {
+    fn new_stream(&mut self, id: u32, end: bool, fields: Block, field_error: Option<ErrorCode>) {
         if id.is_multiple_of(2) {
             self.protocol_error(ErrorCode::ProtocolError, "a client opened an even-numbered stream");
             return;
@@ -1481,7 +1482,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             self.refuse(id, ErrorCode::RefusedStream);
             return;
         }
-        let (request, content_length) = match headers::request(fields) {
+        let request = match headers::request(fields) {
             Ok(parsed) => parsed,
             Err(malformed) => {
                 tracing::debug!("refusing a malformed request on stream {id}: {}", malformed.0);
@@ -1489,6 +1490,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 return;
             }
         };
+        let content_length = request.content_length;
         if end && content_length.is_some_and(|n| n > 0) {
             self.refuse(id, ErrorCode::ProtocolError);
             return;
@@ -1508,7 +1510,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
         self.streams.insert(id, stream.clone());
         let (recv, respond) = Responder::accepted(&stream, self.config.settings.max_send_buffer);
-        self.accepted.push((request.map(|()| recv), respond));
+        self.accepted.push((request, recv, respond));
     }
 
     /// Resets a stream the peer opened that never becomes a call. It costs
@@ -1523,7 +1525,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     }
 
     /// HEADERS on an open stream: a client's response head, or trailers.
-    fn more_headers(&mut self, stream: &Arc<Stream>, end: bool, fields: Vec<Field>, field_error: Option<ErrorCode>) {
+    fn more_headers(&mut self, stream: &Arc<Stream>, end: bool, fields: Block, field_error: Option<ErrorCode>) {
         let mut guard = stream.lock();
         let inner = &mut *guard;
         let id = inner.id;
@@ -1546,13 +1548,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let outcome = match field_error {
             Some(code) => Err(code),
             None if self.role == Role::Client && !inner.head_received => match headers::response(fields) {
-                Ok(ResponseBlock::Informational) if !end => {
+                Ok(None) if !end => {
                     // A 1xx head: the real one is still to come.
                     inner.state = before;
                     return;
                 }
-                Ok(ResponseBlock::Informational) => Err(ErrorCode::ProtocolError),
-                Ok(ResponseBlock::Final(response)) => {
+                Ok(None) => Err(ErrorCode::ProtocolError),
+                Ok(Some(response)) => {
                     inner.head_received = true;
                     inner.response = Some(response);
                     Ok(())

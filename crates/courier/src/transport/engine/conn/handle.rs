@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::HeaderMap;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Command;
 use super::shared::{Failure, Inner, OutHead, Stream};
 use crate::transport::engine::frame::ErrorCode;
+use crate::transport::head::{Fields, OutFields, OutRequest, OutResponse, ResponseHead};
 
 /// A counted reference to a stream.
 struct Handle(Arc<Stream>);
@@ -110,7 +110,7 @@ impl SendHalf {
     }
 
     /// Ends the stream with trailers.
-    pub(crate) fn send_trailers(&mut self, trailers: HeaderMap) -> Result<(), Failure> {
+    pub(crate) fn send_trailers(&mut self, trailers: OutFields) -> Result<(), Failure> {
         let stream = &self.handle.0;
         let mut inner = stream.lock();
         Self::check_open(&inner)?;
@@ -210,7 +210,7 @@ impl RecvHalf {
 
     /// The trailers, once the stream has ended: `None` if it ended
     /// without.
-    pub(crate) fn poll_trailers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<HeaderMap>, Failure>> {
+    pub(crate) fn poll_trailers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Fields>, Failure>> {
         let mut inner = self.handle.0.lock();
         if let Some(trailers) = inner.recv_trailers.take() {
             return Poll::Ready(Ok(Some(trailers)));
@@ -238,12 +238,12 @@ impl RecvHalf {
 }
 
 /// A client stream's response head, to come.
-pub(crate) struct ResponseHead {
+pub(crate) struct AwaitResponse {
     handle: Option<Handle>,
 }
 
-impl Future for ResponseHead {
-    type Output = Result<http::Response<RecvHalf>, Failure>;
+impl Future for AwaitResponse {
+    type Output = Result<(ResponseHead, RecvHalf), Failure>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(handle) = self.handle.as_ref() else {
@@ -255,7 +255,7 @@ impl Future for ResponseHead {
             let body = RecvHalf::new(&stream, &mut inner);
             drop(inner);
             self.handle = None;
-            return Poll::Ready(Ok(response.map(|()| body)));
+            return Poll::Ready(Ok((response, body)));
         }
         if let Some(failure) = &inner.failure {
             return Poll::Ready(Err(failure.clone()));
@@ -321,14 +321,14 @@ impl Opener {
 
     /// Opens a stream: its headers go out (once the peer's limit on streams
     /// allows), and its body follows on the returned half.
-    pub(crate) fn open(&self, request: http::Request<()>) -> Result<(ResponseHead, SendHalf), Failure> {
+    pub(crate) fn open(&self, request: OutRequest) -> Result<(AwaitResponse, SendHalf), Failure> {
         self.ready()?;
         let stream = Stream::new(0, 0, 0, self.commands.clone(), self.conn.clone());
         let (head, send) = {
             let mut inner = stream.lock();
-            inner.head = Some(OutHead::Request(request.into_parts().0));
+            inner.head = Some(OutHead::Request(request));
             inner.scheduled = true;
-            let head = ResponseHead {
+            let head = AwaitResponse {
                 handle: Some(Handle::new(&stream, &mut inner)),
             };
             (head, SendHalf::new(&stream, &mut inner, self.send_buffer))
@@ -364,11 +364,7 @@ impl Responder {
 
     /// Sends the response headers; with `end` they end the stream (a
     /// Trailers-Only response) and no sending half is returned.
-    pub(crate) fn send_response(
-        &mut self,
-        response: http::Response<()>,
-        end: bool,
-    ) -> Result<Option<SendHalf>, Failure> {
+    pub(crate) fn send_response(&mut self, response: OutResponse, end: bool) -> Result<Option<SendHalf>, Failure> {
         let stream = &self.handle.0;
         let mut inner = stream.lock();
         SendHalf::check_open(&inner)?;
@@ -376,7 +372,7 @@ impl Responder {
             return Err(Failure::Local("the response headers were sent already".into()));
         }
         self.responded = true;
-        inner.head = Some(OutHead::Response(response.into_parts().0));
+        inner.head = Some(OutHead::Response(response));
         inner.head_ends = end;
         inner.send_closed = end;
         stream.schedule(&mut inner);

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub(crate) use driver::{Driver, Event};
-pub(crate) use handle::{Admission, Opener, RecvHalf, Responder, ResponseHead, SendHalf};
+pub(crate) use handle::{Admission, AwaitResponse, Opener, RecvHalf, Responder, SendHalf};
 pub(crate) use shared::Failure;
 
 use super::frame::ErrorCode;

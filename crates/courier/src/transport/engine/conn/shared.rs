@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use bytes::Bytes;
-use http::HeaderMap;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Command;
 use crate::transport::engine::flow::{RecvWindow, SendWindow};
 use crate::transport::engine::frame::ErrorCode;
 use crate::transport::engine::stream_state::StreamState;
+use crate::transport::head::{Fields, OutFields, OutRequest, OutResponse, ResponseHead};
 
 /// Why a stream ended before it finished, as its handles learn it.
 #[derive(Clone, Debug)]
@@ -43,8 +43,8 @@ pub(crate) enum Failure {
 /// A header block to send, before it is encoded.
 #[derive(Debug)]
 pub(crate) enum OutHead {
-    Request(http::request::Parts),
-    Response(http::response::Parts),
+    Request(OutRequest),
+    Response(OutResponse),
 }
 
 /// The state behind one stream's lock.
@@ -74,7 +74,7 @@ pub(crate) struct Inner {
     pub(crate) queued: usize,
     /// END_STREAM goes after the queued data (no trailers).
     pub(crate) data_ends: bool,
-    pub(crate) trailers: Option<HeaderMap>,
+    pub(crate) trailers: Option<OutFields>,
     pub(crate) reset: Option<ErrorCode>,
     /// Received bytes the application has taken, whose stream window the
     /// driver is to give back.
@@ -88,7 +88,7 @@ pub(crate) struct Inner {
 
     // What the driver delivers.
     /// The response head (client streams), until taken.
-    pub(crate) response: Option<http::Response<()>>,
+    pub(crate) response: Option<ResponseHead>,
     /// The response head has arrived: later HEADERS are trailers.
     pub(crate) head_received: bool,
     pub(crate) recv: VecDeque<Bytes>,
@@ -96,7 +96,7 @@ pub(crate) struct Inner {
     pub(crate) recv_len: usize,
     /// END_STREAM received.
     pub(crate) recv_end: bool,
-    pub(crate) recv_trailers: Option<HeaderMap>,
+    pub(crate) recv_trailers: Option<Fields>,
     pub(crate) recv_waker: Option<Waker>,
     pub(crate) reset_waker: Option<Waker>,
     pub(crate) failure: Option<Failure>,

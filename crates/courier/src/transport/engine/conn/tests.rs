@@ -5,11 +5,12 @@ use std::future::poll_fn;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request};
+use http::{HeaderMap, HeaderValue};
 
 use super::driver::LAST_CLIENT_STREAM;
 use super::{Config, Driver, Event, Failure, Opener, Role};
 use crate::transport::Http2Settings;
+use crate::transport::head::OutRequest;
 
 type Io = tokio::io::DuplexStream;
 
@@ -45,13 +46,18 @@ fn spawn_driver(mut driver: Driver<Io>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn request() -> Request<()> {
-    Request::builder()
-        .method("POST")
-        .uri("http://peer/svc/Method")
-        .header("content-type", "application/grpc")
-        .body(())
-        .unwrap()
+fn request() -> OutRequest {
+    OutRequest {
+        https: false,
+        authority: http::uri::Authority::from_static("peer"),
+        path: http::uri::PathAndQuery::from_static("/svc/Method"),
+        user_agent: HeaderValue::from_static("engine-test"),
+        timeout: None,
+        encoding: None,
+        accept_encoding: None,
+        previous_attempts: 0,
+        metadata: HeaderMap::new(),
+    }
 }
 
 /// Makes one call on `opener`: "ping" out, the response's data and its
@@ -59,7 +65,7 @@ fn request() -> Request<()> {
 async fn call(opener: &Opener) -> Result<(Vec<u8>, String), Failure> {
     let (head, mut send) = opener.open(request())?;
     send.send_data(Bytes::from_static(b"ping"), true).await?;
-    let mut body = head.await?.into_body();
+    let (_, mut body) = head.await?;
     let mut got = Vec::new();
     while let Some(chunk) = poll_fn(|cx| body.poll_data(cx)).await {
         let chunk = chunk?;
@@ -67,7 +73,7 @@ async fn call(opener: &Opener) -> Result<(Vec<u8>, String), Failure> {
         got.extend_from_slice(&chunk);
     }
     let trailers = poll_fn(|cx| body.poll_trailers(cx)).await?.expect("trailers");
-    let status = trailers["grpc-status"].to_str().unwrap().to_string();
+    let status = String::from_utf8(trailers.grpc_status.expect("grpc-status").to_vec()).unwrap();
     Ok((got, status))
 }
 

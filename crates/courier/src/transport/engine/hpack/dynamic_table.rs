@@ -37,6 +37,9 @@ pub(super) struct DynamicTable {
     entries: VecDeque<Entry>,
     size: usize,
     max_size: usize,
+    /// Entries inserted since the table was made: the newest entry's
+    /// serial number, by which [`DynamicTable::position_of`] finds it again.
+    inserted: u64,
 }
 
 /// Where a field is in the dynamic table, as a position from 1 (newest).
@@ -57,6 +60,7 @@ impl DynamicTable {
             entries: VecDeque::new(),
             size: 0,
             max_size,
+            inserted: 0,
         }
     }
 
@@ -113,6 +117,24 @@ impl DynamicTable {
             value: both.slice(name.len()..),
         });
         self.size += size;
+        self.inserted += 1;
+    }
+
+    /// The serial number of the newest entry, to find it again later with
+    /// [`DynamicTable::position_of`].
+    pub(super) fn newest_serial(&self) -> u64 {
+        self.inserted
+    }
+
+    /// Where the entry with serial number `serial` is now, counted from 1
+    /// for the newest, or `None` once it has been evicted. Entries leave
+    /// oldest first, so the one inserted `k` insertions ago is at `k + 1`
+    /// while fewer than that many entries have left.
+    pub(super) fn position_of(&self, serial: u64) -> Option<usize> {
+        let position = usize::try_from(self.inserted.checked_sub(serial)?)
+            .ok()?
+            .checked_add(1)?;
+        (serial > 0 && position <= self.entries.len()).then_some(position)
     }
 
     /// Finds a field, preferring a whole match to a name match, and newer
@@ -183,6 +205,24 @@ mod tests {
         assert_eq!((table.len(), table.size()), (0, 0));
         table.insert(b"k", b"v");
         assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn position_of_follows_an_entry_until_it_is_evicted() {
+        // Room for two 34-octet entries.
+        let mut table = DynamicTable::new(100);
+        table.insert(b"a", b"1");
+        let a = table.newest_serial();
+        assert_eq!(table.position_of(a), Some(1));
+        table.insert(b"b", b"2");
+        assert_eq!(table.position_of(a), Some(2));
+        assert_eq!(table.get(2).unwrap().name, "a");
+        table.insert(b"c", b"3");
+        assert_eq!(table.position_of(a), None, "evicted");
+        let c = table.newest_serial();
+        table.set_max_size(0);
+        assert_eq!(table.position_of(c), None, "emptied");
+        assert_eq!(table.position_of(0), None, "no entry has serial 0");
     }
 
     #[test]

@@ -83,6 +83,29 @@ pub(crate) struct Encoder {
     peer_limit: usize,
     size_update: SizeUpdate,
     huffman: HuffmanPolicy,
+    /// Where the table holds each [`KnownField`] sent so far, by its slot:
+    /// the value sent and its entry's serial number.
+    known: [Option<(&'static [u8], u64)>; KNOWN_SLOTS],
+}
+
+/// The slots [`BlockEncoder::known`] remembers fields in.
+pub(crate) const KNOWN_SLOTS: usize = 8;
+
+/// A field a connection sends on nearly every block, whose name and value
+/// are constants: `content-type: application/grpc`, `te: trailers`,
+/// `grpc-status: 0`. Its first block adds it to the dynamic table; the
+/// encoder remembers its entry by `slot`, and later blocks send its index,
+/// one octet, worked out from the entry's serial number without searching
+/// the table. Each slot holds one field at a time: another value in the same
+/// slot (`grpc-status: 5`) takes the slot over.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KnownField {
+    /// Below [`KNOWN_SLOTS`]; one per name.
+    pub(crate) slot: usize,
+    /// The name, lowercase.
+    pub(crate) name: &'static [u8],
+    /// The value.
+    pub(crate) value: &'static [u8],
 }
 
 impl Default for Encoder {
@@ -107,6 +130,7 @@ impl Encoder {
             peer_limit: DEFAULT_TABLE_SIZE,
             size_update,
             huffman: config.huffman,
+            known: [None; KNOWN_SLOTS],
         }
     }
 
@@ -189,6 +213,32 @@ impl BlockEncoder<'_> {
         } else {
             literal(0x00, 4, name_index, name, value, encoder.huffman, dst);
         }
+    }
+
+    /// Appends a [`KnownField`]: its index when the table still holds the
+    /// entry its slot remembers, otherwise as [`BlockEncoder::field`] would
+    /// with [`Indexing::Index`], remembering the new entry.
+    pub(crate) fn known(&mut self, field: KnownField) {
+        let encoder = &mut *self.encoder;
+        if let Some((value, serial)) = encoder.known[field.slot]
+            && value == field.value
+            && let Some(position) = encoder.table.position_of(serial)
+        {
+            integer::encode(static_table::LEN + position, 7, 0x80, self.dst);
+            return;
+        }
+        // Not remembered (or evicted): found by a search, or added anew.
+        if let DynamicMatch::Field(position) = encoder.table.find(field.name, field.value) {
+            integer::encode(static_table::LEN + position, 7, 0x80, self.dst);
+            let serial = encoder.table.newest_serial() + 1 - position as u64;
+            encoder.known[field.slot] = Some((field.value, serial));
+            return;
+        }
+        let before = encoder.table.newest_serial();
+        self.field(field.name, field.value, Indexing::Index);
+        let encoder = &mut *self.encoder;
+        let serial = encoder.table.newest_serial();
+        encoder.known[field.slot] = (serial != before).then_some((field.value, serial));
     }
 
     /// Appends a prepared block's fields. Safe anywhere in a block: a

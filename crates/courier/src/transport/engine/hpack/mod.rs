@@ -36,7 +36,9 @@ mod static_table;
 mod tests;
 
 pub(crate) use decoder::{Decoder, DecoderConfig};
-pub(crate) use encoder::{BlockEncoder, DEFAULT_TABLE_SIZE, Encoder, EncoderConfig, HuffmanPolicy, Indexing};
+pub(crate) use encoder::{
+    BlockEncoder, DEFAULT_TABLE_SIZE, Encoder, EncoderConfig, HuffmanPolicy, Indexing, KnownField,
+};
 pub(crate) use error::{DecodeError, ErrorCode, ErrorScope, FieldRule};
 pub(crate) use field::{Field, FieldSink};
 pub(crate) use prepared::{PreparedBlock, PreparedBlockBuilder};

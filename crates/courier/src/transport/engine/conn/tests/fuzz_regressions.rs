@@ -12,6 +12,7 @@ use super::super::{Config, Event, Role};
 use crate::transport::Http2Settings;
 use crate::transport::engine::frame::{Frame, FrameReader, HeaderBlockLimits, StreamId};
 use crate::transport::engine::hpack::{Encoder, EncoderConfig, Indexing};
+use crate::transport::head::{OutFields, OutResponse, RequestHead};
 
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
@@ -65,7 +66,7 @@ fn server() -> (super::Driver<DuplexStream>, DuplexStream, super::Opener) {
 fn accept(
     driver: &mut super::Driver<DuplexStream>,
     cx: &mut Context<'_>,
-) -> Vec<(http::Request<super::super::RecvHalf>, super::super::Responder)> {
+) -> Vec<(RequestHead, super::super::RecvHalf, super::super::Responder)> {
     let mut accepted = Vec::new();
     for _ in 0..8 {
         match driver.poll(cx) {
@@ -149,8 +150,10 @@ async fn a_second_response_head_is_refused_after_the_first_went_out() {
     hello.extend(request(&mut encoder, 1));
     client.write_all(&hello).await.unwrap();
     let mut accepted = accept(&mut driver, &mut cx);
-    let (_request, mut respond) = accepted.pop().expect("the request");
-    let _send = respond.send_response(http::Response::new(()), false).unwrap();
+    let (_request, _body, mut respond) = accepted.pop().expect("the request");
+    let _send = respond
+        .send_response(OutResponse::ok(OutFields::default()), false)
+        .unwrap();
     // The head is written.
     let _ = driver.poll(&mut cx);
     let heads = written(&mut client)
@@ -158,8 +161,16 @@ async fn a_second_response_head_is_refused_after_the_first_went_out() {
         .filter(|f| matches!(f, Frame::Headers(_)))
         .count();
     assert_eq!(heads, 1);
-    assert!(respond.send_response(http::Response::new(()), false).is_err());
-    assert!(respond.send_response(http::Response::new(()), true).is_err());
+    assert!(
+        respond
+            .send_response(OutResponse::ok(OutFields::default()), false)
+            .is_err()
+    );
+    assert!(
+        respond
+            .send_response(OutResponse::ok(OutFields::default()), true)
+            .is_err()
+    );
 }
 
 /// A stream the server reset before it was opened (PRIORITY, or HEADERS
@@ -189,7 +200,7 @@ async fn a_stream_reset_while_idle_is_not_accepted_later() {
     hello.extend(request(&mut encoder, 5));
     client.write_all(&hello).await.unwrap();
     let accepted = accept(&mut driver, &mut cx);
-    let ids: Vec<u32> = accepted.iter().map(|(request, _)| request.body().stream_id()).collect();
+    let ids: Vec<u32> = accepted.iter().map(|(_, body, _)| body.stream_id()).collect();
     assert_eq!(ids, [5]);
     let resets: Vec<u32> = written(&mut client)
         .into_iter()
@@ -217,8 +228,11 @@ async fn a_reset_with_no_error_does_not_end_a_truncated_body() {
     hello.extend(request(&mut encoder, 1));
     client.write_all(&hello).await.unwrap();
     let mut accepted = accept(&mut driver, &mut cx);
-    let (_request, mut respond) = accepted.pop().expect("the request");
-    let mut send = respond.send_response(http::Response::new(()), false).unwrap().unwrap();
+    let (_request, _body, mut respond) = accepted.pop().expect("the request");
+    let mut send = respond
+        .send_response(OutResponse::ok(OutFields::default()), false)
+        .unwrap()
+        .unwrap();
     send.queue_data(bytes::Bytes::from(vec![7; 1000]), true).unwrap();
     let _ = driver.poll(&mut cx);
     send.reset(crate::transport::engine::frame::ErrorCode::NoError);
@@ -255,8 +269,7 @@ async fn a_body_reset_before_it_was_read_fails_rather_than_ends_empty() {
     hello.extend(frame(0x0, 0x1, 1, b"hello"));
     client.write_all(&hello).await.unwrap();
     let mut accepted = accept(&mut driver, &mut cx);
-    let (request, _respond) = accepted.pop().expect("the request");
-    let mut body = request.into_body();
+    let (_request, mut body, _respond) = accepted.pop().expect("the request");
     // The client cancels (RST_STREAM CANCEL) before the body is read.
     client.write_all(&frame(0x3, 0, 1, &8u32.to_be_bytes())).await.unwrap();
     for _ in 0..4 {

@@ -3,8 +3,8 @@
 use bytes::{Bytes, BytesMut};
 
 use super::super::{
-    DEFAULT_TABLE_SIZE, Decoder, DecoderConfig, Encoder, EncoderConfig, HuffmanPolicy, Indexing, PreparedBlock,
-    PreparedBlockBuilder,
+    DEFAULT_TABLE_SIZE, Decoder, DecoderConfig, Encoder, EncoderConfig, HuffmanPolicy, Indexing, KnownField,
+    PreparedBlock, PreparedBlockBuilder,
 };
 use super::{decode, hex, lines};
 
@@ -204,4 +204,99 @@ fn a_prepared_block_follows_an_owed_size_update() {
     encoder.block(&mut dst).prepared(&grpc_response_head());
     assert_eq!(dst[0], 0x20);
     assert_eq!(&dst[1..], &grpc_response_head().as_bytes()[..]);
+}
+
+const CONTENT_TYPE: KnownField = KnownField {
+    slot: 0,
+    name: b"content-type",
+    value: b"application/grpc",
+};
+
+/// A block of `known` fields then `others`, and what it decodes to.
+fn known_block(
+    encoder: &mut Encoder,
+    decoder: &mut Decoder,
+    known: &[KnownField],
+    others: &[(&str, &str)],
+) -> (Bytes, Vec<String>) {
+    let mut dst = BytesMut::new();
+    let mut block = encoder.block(&mut dst);
+    for &field in known {
+        block.known(field);
+    }
+    for &(name, value) in others {
+        block.field(name.as_bytes(), value.as_bytes(), Indexing::Index);
+    }
+    let block = dst.freeze();
+    let fields = decode(decoder, &block).expect("decodes");
+    let fields = lines(fields.iter().map(|f| (&f.name, &f.value)));
+    (block, fields)
+}
+
+fn expected(known: &[KnownField], others: &[(&str, &str)]) -> Vec<String> {
+    let known = known.iter().map(|f| {
+        format!(
+            "{}: {}",
+            String::from_utf8_lossy(f.name),
+            String::from_utf8_lossy(f.value)
+        )
+    });
+    known.chain(others.iter().map(|(n, v)| format!("{n}: {v}"))).collect()
+}
+
+#[test]
+fn a_known_field_is_added_once_then_sent_as_its_index_while_the_table_holds_it() {
+    let mut encoder = Encoder::new(plain());
+    let mut decoder = Decoder::new(DecoderConfig::default());
+    let mut send = |others: &[(&str, &str)]| {
+        let (block, fields) = known_block(&mut encoder, &mut decoder, &[CONTENT_TYPE], others);
+        assert_eq!(fields, expected(&[CONTENT_TYPE], others));
+        block
+    };
+    // First: a literal with incremental indexing and the static name (31).
+    assert_eq!(send(&[]), hex("5f10 6170 706c 6963 6174 696f 6e2f 6772 7063"));
+    // Then its index, 62, as other entries push it down: 63, 64.
+    assert_eq!(send(&[]), hex("be"));
+    assert_eq!(send(&[("x-a", "1")])[..1], hex("be")[..]);
+    assert_eq!(send(&[("x-b", "2")])[..1], hex("bf")[..]);
+    assert_eq!(send(&[]), hex("c0"));
+}
+
+#[test]
+fn a_known_field_evicted_from_the_table_is_added_again() {
+    // Room for the known field (60 octets) and one small entry (34).
+    let mut encoder = Encoder::new(EncoderConfig {
+        max_table_size: 100,
+        ..plain()
+    });
+    let mut decoder = Decoder::new(DecoderConfig::default());
+    let mut send = |known: &[KnownField], others: &[(&str, &str)]| {
+        let (block, fields) = known_block(&mut encoder, &mut decoder, known, others);
+        assert_eq!(fields, expected(known, others));
+        block
+    };
+    // The first block opens with the size update to 100 (3f 45).
+    assert_eq!(send(&[CONTENT_TYPE], &[])[..3], hex("3f45 5f")[..]);
+    assert_eq!(send(&[CONTENT_TYPE], &[("x-a", "1")])[0], 0xbe);
+    // A second small entry evicts the known one: the next block adds it
+    // again rather than send an index that now names another entry.
+    send(&[], &[("x-b", "2")]);
+    assert_eq!(send(&[CONTENT_TYPE], &[])[0], 0x5f);
+    assert_eq!(send(&[CONTENT_TYPE], &[]), hex("be"));
+}
+
+#[test]
+fn a_known_slot_given_another_value_sends_that_value() {
+    const OK: KnownField = KnownField {
+        slot: 1,
+        name: b"grpc-status",
+        value: b"0",
+    };
+    const NOT_FOUND: KnownField = KnownField { value: b"5", ..OK };
+    let mut encoder = Encoder::new(plain());
+    let mut decoder = Decoder::new(DecoderConfig::default());
+    for field in [OK, OK, NOT_FOUND, NOT_FOUND, OK] {
+        let (_, fields) = known_block(&mut encoder, &mut decoder, &[field], &[]);
+        assert_eq!(fields, expected(&[field], &[]));
+    }
 }
