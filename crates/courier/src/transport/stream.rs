@@ -125,35 +125,40 @@ pub(crate) type Counted = Option<Arc<StreamToken>>;
 
 /// The sending half of a stream: request data (client) or response data
 /// and trailers (server).
-pub(crate) struct SendStream(conn::SendHalf, #[allow(dead_code)] Counted);
+pub(crate) struct SendStream {
+    half: conn::SendHalf,
+    /// The stream's count among its connection's open streams: never read,
+    /// held so that dropping this half gives the count up.
+    _counted: Counted,
+}
 
 impl SendStream {
     /// Sends `data` once the stream's send buffer has room, so that a fast
     /// producer waits for a slow peer instead of buffering without bound.
     /// Safe to drop while it waits: nothing is sent then.
     pub(crate) async fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), StreamError> {
-        self.0.send_data(data, end).await.map_err(Into::into)
+        self.half.send_data(data, end).await.map_err(Into::into)
     }
 
     /// Queues `data` without waiting for room: for a request's one
     /// message, which is bounded by the message size limit.
     pub(crate) fn queue_data(&mut self, data: Bytes, end: bool) -> Result<(), StreamError> {
-        self.0.queue_data(data, end).map_err(Into::into)
+        self.half.queue_data(data, end).map_err(Into::into)
     }
 
     /// Ends the stream with trailers.
     pub(crate) fn send_trailers(&mut self, trailers: OutFields) -> Result<(), StreamError> {
-        self.0.send_trailers(trailers).map_err(Into::into)
+        self.half.send_trailers(trailers).map_err(Into::into)
     }
 
     /// Resets the stream.
     pub(crate) fn reset(&mut self, reason: Reason) {
-        self.0.reset(reason.code());
+        self.half.reset(reason.code());
     }
 
     /// Ready once the peer has reset the stream (or it failed).
     pub(crate) fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_reset(cx)
+        self.half.poll_reset(cx)
     }
 
     /// Waits until the peer resets the stream.
@@ -201,7 +206,13 @@ impl Opener {
     pub(crate) fn open(&mut self, request: OutRequest) -> Result<(ResponseFuture, SendStream), StreamError> {
         let (response, stream) = self.0.open(request)?;
         let counted = self.1.as_ref().map(|streams| Arc::new(streams.token()));
-        Ok((ResponseFuture(response, counted.clone()), SendStream(stream, counted)))
+        Ok((
+            ResponseFuture(response, counted.clone()),
+            SendStream {
+                half: stream,
+                _counted: counted,
+            },
+        ))
     }
 }
 
@@ -222,7 +233,10 @@ impl Respond {
         end: bool,
     ) -> Result<Option<SendStream>, StreamError> {
         let stream = self.0.send_response(response, end)?;
-        Ok(stream.map(|stream| SendStream(stream, self.1.take())))
+        Ok(stream.map(|half| SendStream {
+            half,
+            _counted: self.1.take(),
+        }))
     }
 
     /// Resets the stream.

@@ -3,7 +3,6 @@
 //! bytes received until its ACK are what the link carries in one round
 //! trip. A sample that nearly fills the window means the window is the
 //! limit, and it grows to twice the sample, up to a ceiling.
-#![cfg_attr(not(test), allow(dead_code))]
 
 /// The largest window the estimator sets: 16 MiB, as grpc-go.
 pub(crate) const MAX_BDP_WINDOW: u32 = 16 * 1024 * 1024;
@@ -78,6 +77,7 @@ impl BdpEstimator {
     }
 
     /// The window in force.
+    #[cfg(test)]
     pub(crate) fn window(&self) -> u32 {
         self.window
     }

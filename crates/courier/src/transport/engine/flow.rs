@@ -1,7 +1,6 @@
 //! Flow control (RFC 9113 §5.2 and §6.9): the windows of a connection and
 //! of each stream, in both directions, with the RFC's overflow rules, and
 //! the receiver's policy for when to send WINDOW_UPDATE.
-#![cfg_attr(not(test), allow(dead_code))]
 
 /// The largest a flow-control window may be: 2^31 − 1 (§6.9.1).
 pub(crate) const MAX_WINDOW: i64 = (1 << 31) - 1;
@@ -150,6 +149,7 @@ impl RecvWindow {
     }
 
     /// What the peer may still send.
+    #[cfg(test)]
     pub(crate) fn window(&self) -> i64 {
         self.window
     }

@@ -4,7 +4,6 @@
 //! `too_many_pings`. Sending headers or data resets the count, as grpc-go
 //! and the C core do, since then the client's PINGs may be measuring a
 //! live exchange.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::time::{Duration, Instant};
 

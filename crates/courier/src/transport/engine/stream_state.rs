@@ -2,7 +2,6 @@
 //! which frames each state accepts, which it ignores, and which break the
 //! protocol, for the stream or for the whole connection. Server push is
 //! never enabled, so the reserved states do not exist here.
-#![cfg_attr(not(test), allow(dead_code))]
 
 /// Where a stream is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +31,9 @@ pub(crate) enum CloseCause {
     ResetByPeer,
 }
 
-/// A frame that concerns a stream's state, received or sent.
+/// A frame that concerns a stream's state, received or sent. WINDOW_UPDATE
+/// is not one: it changes no state, and the driver checks only that its
+/// stream is not idle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum StreamFrame {
     /// HEADERS (request or response headers, or trailers), and whether it
@@ -42,8 +43,6 @@ pub(crate) enum StreamFrame {
     Data { end_stream: bool },
     /// RST_STREAM.
     Reset,
-    /// WINDOW_UPDATE for the stream.
-    WindowUpdate,
 }
 
 /// What to do with a received frame.
@@ -132,9 +131,8 @@ impl StreamState {
             (HalfClosedLocal { .. }, Headers { end_stream: true } | Data { end_stream: true }) => {
                 Closed(CloseCause::Ended)
             }
-            (Open { .. } | HalfClosedLocal { .. }, Data { end_stream: false } | WindowUpdate) => *self,
+            (Open { .. } | HalfClosedLocal { .. }, Data { end_stream: false }) => *self,
             (Open { .. } | HalfClosedLocal { .. } | HalfClosedRemote, Reset) => Closed(CloseCause::ResetByPeer),
-            (HalfClosedRemote, WindowUpdate) => *self,
             (HalfClosedRemote, Headers { .. } | Data { .. }) => {
                 return Err(stream_error(
                     ErrorCode::StreamClosed,
@@ -142,7 +140,7 @@ impl StreamState {
                 ));
             }
             (Closed(CloseCause::ResetByUs), _) => return Ok(Verdict::Ignore),
-            (Closed(_), WindowUpdate | Reset) => return Ok(Verdict::Ignore),
+            (Closed(_), Reset) => return Ok(Verdict::Ignore),
             (Closed(CloseCause::ResetByPeer), Headers { .. } | Data { .. }) => {
                 return Err(stream_error(
                     ErrorCode::StreamClosed,
@@ -174,8 +172,7 @@ impl StreamState {
             (HalfClosedRemote, Headers { end_stream: true } | Data { end_stream: true }) => Closed(CloseCause::Ended),
             (Open { .. } | HalfClosedRemote, Headers { end_stream: false } | Data { end_stream: false }) => *self,
             (Open { .. } | HalfClosedLocal { .. } | HalfClosedRemote, Reset) => Closed(CloseCause::ResetByUs),
-            (Open { .. } | HalfClosedLocal { .. } | HalfClosedRemote, WindowUpdate) => *self,
-            (Closed(_), Reset | WindowUpdate) => *self,
+            (Closed(_), Reset) => *self,
             (Idle, _) => return Err("a stream opens with HEADERS"),
             (HalfClosedLocal { .. }, Headers { .. } | Data { .. }) => return Err("our side of the stream has ended"),
             (Closed(_), _) => return Err("the stream is closed"),
@@ -246,7 +243,7 @@ mod tests {
 
     #[test]
     fn only_headers_may_open_a_stream_and_anything_else_breaks_the_connection() {
-        for frame in [data(false), Reset, WindowUpdate] {
+        for frame in [data(false), Reset] {
             let err = StreamState::Idle.received(frame).unwrap_err();
             assert!(err.connection, "{frame:?}");
             assert_eq!(err.code, ErrorCode::Protocol);
@@ -275,11 +272,6 @@ mod tests {
         s.received(headers(true)).unwrap();
         let err = s.received(data(false)).unwrap_err();
         assert_eq!((err.code, err.connection), (ErrorCode::StreamClosed, false));
-        assert_eq!(
-            s.received(WindowUpdate),
-            Ok(Verdict::Accept),
-            "it may still grow our window"
-        );
     }
 
     #[test]
@@ -287,7 +279,7 @@ mod tests {
         let mut s = StreamState::Idle;
         s.received(headers(false)).unwrap();
         s.sent(Reset).unwrap();
-        for frame in [data(false), data(true), headers(true), Reset, WindowUpdate] {
+        for frame in [data(false), data(true), headers(true), Reset] {
             assert_eq!(s.received(frame), Ok(Verdict::Ignore), "{frame:?}");
         }
     }
