@@ -248,19 +248,6 @@ impl HpackEncoder {
     }
 }
 
-/// A prepared HPACK block of these fields (the sensitive ones never
-/// indexed).
-pub fn hpack_prepared(fields: &[(Vec<u8>, Vec<u8>, bool)]) -> Bytes {
-    use crate::transport::engine::hpack::PreparedBlock;
-    let builder = fields.iter().fold(
-        PreparedBlock::builder(),
-        |builder, (name, value, sensitive)| match sensitive {
-            true => builder.sensitive(name, value),
-            false => builder.field(name, value),
-        },
-    );
-    builder.build().as_bytes().clone()
-}
 /// The HTTP/2 frame layer of Courier's own engine
 /// (`transport::engine::frame`), wrapped so its crate-private types can
 /// cross into the fuzz target.

@@ -46,6 +46,7 @@ enum SizeUpdate {
     /// This endpoint lowered its limit below the table's maximum size: the
     /// next block must start with an update to at most the new limit
     /// (RFC 7541 §4.2).
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))] // Set by `set_max_table_size`.
     Required,
 }
 
@@ -143,6 +144,7 @@ impl Decoder {
     /// Applies a new SETTINGS_HEADER_TABLE_SIZE, once the peer has
     /// acknowledged it. A limit below the table's current maximum evicts at
     /// once and requires the next block to open with a size update.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn set_max_table_size(&mut self, limit: usize) {
         self.max_table_size = limit;
         if limit < self.table.max_size() {
@@ -152,16 +154,19 @@ impl Decoder {
     }
 
     /// Applies a new SETTINGS_MAX_HEADER_LIST_SIZE.
+    #[cfg(test)]
     pub(crate) fn set_max_header_list_size(&mut self, limit: usize) {
         self.max_header_list_size = limit;
     }
 
     /// The dynamic table's size in octets, and its maximum.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn table_size(&self) -> (usize, usize) {
         (self.table.size(), self.table.max_size())
     }
 
     /// The dynamic table's entries, newest first.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn table_entries(&self) -> impl Iterator<Item = (&Bytes, &Bytes)> {
         self.table.iter().map(|entry| (&entry.name, &entry.value))
     }

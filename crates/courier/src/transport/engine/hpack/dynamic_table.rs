@@ -65,6 +65,7 @@ impl DynamicTable {
     }
 
     /// The entries' total size.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(super) fn size(&self) -> usize {
         self.size
     }
@@ -86,6 +87,7 @@ impl DynamicTable {
     }
 
     /// The entries, newest first.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
     }

@@ -8,14 +8,16 @@
 use bytes::BytesMut;
 
 use super::dynamic_table::{DynamicMatch, DynamicTable, entry_size};
-use super::prepared::PreparedBlock;
 use super::static_table::{self, StaticMatch};
 use super::{huffman, integer};
 
 /// The dynamic table size HTTP/2 starts with (SETTINGS_HEADER_TABLE_SIZE).
 pub(crate) const DEFAULT_TABLE_SIZE: usize = 4096;
 
-/// When string literals are Huffman-coded.
+/// When string literals are Huffman-coded. Connections use
+/// [`HuffmanPolicy::WhenShorter`]; the others are for RFC 7541's examples
+/// and for fuzzing.
+#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HuffmanPolicy {
     /// Never: every string is sent as is.
@@ -148,14 +150,14 @@ impl Encoder {
         self.size_update = SizeUpdate::Owed { smallest };
     }
 
-    /// Whether the next block must open with a size update. When it need
-    /// not, a block made only of a [`PreparedBlock`] may be sent as the
-    /// prepared bytes themselves, without going through the encoder.
+    /// Whether the next block must open with a size update.
+    #[cfg(test)]
     pub(crate) fn owes_size_update(&self) -> bool {
         self.size_update != SizeUpdate::InStep
     }
 
     /// The dynamic table's size in octets, and its maximum.
+    #[cfg(test)]
     pub(crate) fn table_size(&self) -> (usize, usize) {
         (self.table.size(), self.table.max_size())
     }
@@ -239,12 +241,6 @@ impl BlockEncoder<'_> {
         let encoder = &mut *self.encoder;
         let serial = encoder.table.newest_serial();
         encoder.known[field.slot] = (serial != before).then_some((field.value, serial));
-    }
-
-    /// Appends a prepared block's fields. Safe anywhere in a block: a
-    /// prepared block neither reads nor changes the dynamic table.
-    pub(crate) fn prepared(&mut self, block: &PreparedBlock) {
-        self.dst.extend_from_slice(block.as_bytes());
     }
 }
 

@@ -65,6 +65,7 @@ pub(super) fn encode(value: usize, prefix_bits: u8, flags: u8, dst: &mut BytesMu
 }
 
 /// The octets [`encode`] writes for `value` with a `prefix_bits`-bit prefix.
+#[cfg(test)]
 pub(super) fn encoded_len(value: usize, prefix_bits: u8) -> usize {
     let mask = (1usize << prefix_bits) - 1;
     if value < mask {

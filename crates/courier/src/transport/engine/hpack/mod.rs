@@ -11,15 +11,15 @@
 //! - [`Encoder`] writes blocks into a caller's `BytesMut` with the static
 //!   table, an optional dynamic table (4096 octets by default), Huffman
 //!   coding when shorter and never-indexed literals for sensitive values.
-//! - [`PreparedBlock`] is a block encoded once and reused for every message,
-//!   valid because it never touches the dynamic table (see `prepared`).
+//! - [`KnownField`]s are the fields sent on nearly every block (gRPC's
+//!   `content-type`, `te`, `grpc-status`): the encoder remembers where the
+//!   table holds each, so after the first block each costs one octet and no
+//!   search.
 //!
 //! Submodules: `integer` and `huffman` (with `huffman_codes`, Appendix B)
 //! are the primitives (§5); `static_table` (Appendix A) and `dynamic_table`
 //! (§2.3, §4) the tables; `field` the decoded field, the sink and the field
 //! rules; `error` the errors.
-
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod decoder;
 mod dynamic_table;
@@ -29,16 +29,18 @@ mod field;
 mod huffman;
 mod huffman_codes;
 mod integer;
-mod prepared;
 mod static_table;
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) use decoder::{Decoder, DecoderConfig};
-pub(crate) use encoder::{
-    BlockEncoder, DEFAULT_TABLE_SIZE, Encoder, EncoderConfig, HuffmanPolicy, Indexing, KnownField,
-};
-pub(crate) use error::{DecodeError, ErrorCode, ErrorScope, FieldRule};
+pub(crate) use encoder::{BlockEncoder, Encoder, EncoderConfig, Indexing, KnownField};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use encoder::HuffmanPolicy;
+#[cfg(test)]
+pub(crate) use encoder::DEFAULT_TABLE_SIZE;
+pub(crate) use error::ErrorScope;
+#[cfg(test)]
+pub(crate) use error::{DecodeError, ErrorCode, FieldRule};
 pub(crate) use field::{Field, FieldSink};
-pub(crate) use prepared::{PreparedBlock, PreparedBlockBuilder};

@@ -1,10 +1,9 @@
-//! The encoder's choices, its size updates, and prepared blocks.
+//! The encoder's choices, its size updates, and known fields.
 
 use bytes::{Bytes, BytesMut};
 
 use super::super::{
     DEFAULT_TABLE_SIZE, Decoder, DecoderConfig, Encoder, EncoderConfig, HuffmanPolicy, Indexing, KnownField,
-    PreparedBlock, PreparedBlockBuilder,
 };
 use super::{decode, hex, lines};
 
@@ -138,72 +137,6 @@ fn peer_limit_changes_become_size_updates() {
     // A limit above the configured size changes nothing.
     encoder.set_peer_max_table_size(1 << 20);
     assert!(!encoder.owes_size_update());
-}
-
-/// The prepared `:status: 200` + `content-type: application/grpc`.
-fn grpc_response_head() -> PreparedBlock {
-    let builder: PreparedBlockBuilder = PreparedBlock::builder();
-    builder
-        .field(b":status", b"200")
-        .field(b"content-type", b"application/grpc")
-        .build()
-}
-
-#[test]
-fn prepared_blocks_use_only_static_indexes_and_unindexed_literals() {
-    let block = grpc_response_head();
-    // 88: :status 200. 0f 10: literal without indexing, name 31. 8b: 11
-    // octets of Huffman for the 16 of "application/grpc".
-    assert_eq!(&block.as_bytes()[..4], &hex("88 0f 10 8b")[..]);
-    assert_eq!(block.as_bytes().len(), 4 + 11);
-    let secret = PreparedBlock::builder().sensitive(b"authorization", b"x").build();
-    assert_eq!(secret.as_bytes(), &hex("1f 08 01 78"));
-}
-
-/// The same prepared bytes decode to the same fields whatever the peer's
-/// table holds, at any point of a block, and leave the table unchanged.
-#[test]
-fn prepared_blocks_decode_the_same_in_any_table_state() {
-    let prepared = grpc_response_head();
-    let want = [":status: 200", "content-type: application/grpc"];
-    let mut decoder = Decoder::new(DecoderConfig {
-        max_table_size: 256,
-        ..DecoderConfig::default()
-    });
-    let mut encoder = Encoder::new(EncoderConfig {
-        max_table_size: 256,
-        ..EncoderConfig::default()
-    });
-    for round in 0..20 {
-        let mut dst = BytesMut::new();
-        let mut block = encoder.block(&mut dst);
-        block.field(b"x-round", round.to_string().as_bytes(), Indexing::Index);
-        block.prepared(&prepared);
-        block.field(b"x-after", b"1", Indexing::Index);
-        let before = lines(encoder.table_entries());
-        let fields = decode(&mut decoder, &dst.freeze()).unwrap();
-        assert_eq!(lines(fields[1..3].iter().map(|f| (&f.name, &f.value))), want);
-        assert_eq!(lines(decoder.table_entries()), before);
-
-        // Alone, as the whole block, when no size update is owed.
-        assert!(!encoder.owes_size_update());
-        let size = decoder.table_size();
-        let fields = decode(&mut decoder, prepared.as_bytes()).unwrap();
-        assert_eq!(lines(fields.iter().map(|f| (&f.name, &f.value))), want);
-        assert_eq!(decoder.table_size(), size);
-    }
-}
-
-#[test]
-fn a_prepared_block_follows_an_owed_size_update() {
-    let mut encoder = Encoder::new(EncoderConfig {
-        max_table_size: 0,
-        ..EncoderConfig::default()
-    });
-    let mut dst = BytesMut::new();
-    encoder.block(&mut dst).prepared(&grpc_response_head());
-    assert_eq!(dst[0], 0x20);
-    assert_eq!(&dst[1..], &grpc_response_head().as_bytes()[..]);
 }
 
 const CONTENT_TYPE: KnownField = KnownField {
