@@ -17,8 +17,14 @@ struct Server {
 
 impl Server {
     fn start(exe: &str) -> Server {
+        Server::start_with(exe, &["--threads", "1"])
+    }
+
+    /// The server with `args` after `--port 0`.
+    fn start_with(exe: &str, args: &[&str]) -> Server {
         let mut child = Command::new(exe)
-            .args(["--port", "0", "--threads", "1"])
+            .args(["--port", "0"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the bench server");
@@ -112,6 +118,35 @@ fn courier_server_every_mode() {
     assert_eq!(report.ok, 20, "{}", report.summary());
     assert_eq!(report.connections_held, Some(20), "{}", report.summary());
     assert!(report.rss_per_connection_kib().is_some(), "{}", report.summary());
+}
+
+/// `--runtime per-core`: two current-thread runtimes, each with its own
+/// listener on the one port, answer calls on many connections (so that both
+/// listeners get some), and the server stops cleanly on SIGTERM.
+#[test]
+fn courier_server_per_core_runtimes() {
+    let mut server = Server::start_with(
+        env!("CARGO_BIN_EXE_courier-bench-server"),
+        &["--threads", "2", "--runtime", "per-core"],
+    );
+    for (mode, payload) in [(Mode::Unary, 0), (Mode::PingPong, 16), (Mode::Streaming, 1024)] {
+        let mut args = server.args(mode, Target::Benchmark, payload);
+        args.connections = 8;
+        args.streams = 4;
+        check(&run_blocking(&args).unwrap_or_else(|e| panic!("{mode:?}: {e}")));
+    }
+    let mut args = server.args(Mode::Unary, Target::Benchmark, 0);
+    args.duration = None;
+    args.requests = Some(100);
+    args.connections = 8;
+    let report = run_blocking(&args).unwrap();
+    assert_eq!(report.ok, 100, "{}", report.summary());
+
+    let pid = libc::pid_t::try_from(server.child.id()).expect("a pid");
+    // SAFETY: kill(2) on the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = server.child.wait().expect("wait for the server");
+    assert!(status.success(), "{status}");
 }
 
 #[test]
