@@ -35,11 +35,11 @@ mod static_table;
 mod tests;
 
 pub(crate) use decoder::{Decoder, DecoderConfig};
-pub(crate) use encoder::{BlockEncoder, Encoder, EncoderConfig, Indexing, KnownField};
-#[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use encoder::HuffmanPolicy;
 #[cfg(test)]
 pub(crate) use encoder::DEFAULT_TABLE_SIZE;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use encoder::HuffmanPolicy;
+pub(crate) use encoder::{BlockEncoder, Encoder, EncoderConfig, Indexing, KnownField};
 pub(crate) use error::ErrorScope;
 #[cfg(test)]
 pub(crate) use error::{DecodeError, ErrorCode, FieldRule};
