@@ -308,8 +308,20 @@ impl Status {
 }
 
 /// Percent-encodes a status message for `grpc-message`.
+///
+/// A leading or trailing space is escaped too: an HTTP/2 field value may
+/// not start or end with whitespace (RFC 9113 §8.2.1), and a peer that
+/// checks (Courier's own decoder, Python's `h2`) would reject the trailers.
 pub(crate) fn encode_message(message: &str) -> String {
-    utf8_percent_encode(message, MESSAGE_ENCODE).to_string()
+    let mut encoded = utf8_percent_encode(message, MESSAGE_ENCODE).to_string();
+    if encoded.ends_with(' ') {
+        encoded.pop();
+        encoded.push_str("%20");
+    }
+    if encoded.starts_with(' ') {
+        encoded.replace_range(..1, "%20");
+    }
+    encoded
 }
 
 /// Decodes `grpc-message`. Never fails: invalid escapes are kept as they are.
@@ -379,6 +391,20 @@ mod tests {
         assert_eq!(decode_message(enc.as_bytes()), raw);
         // Invalid escapes are kept, not an error.
         assert_eq!(decode_message(b"50%zz"), "50%zz");
+    }
+
+    #[test]
+    fn a_message_with_spaces_at_its_ends_is_sent_as_a_valid_field_value() {
+        for message in [" leading", "trailing ", " both ", " ", "  "] {
+            let encoded = encode_message(message);
+            assert!(!encoded.starts_with(' ') && !encoded.ends_with(' '), "{encoded:?}");
+            assert_eq!(decode_message(encoded.as_bytes()), message);
+            let status = Status::new(Code::NotFound, message);
+            let sent = crate::transport::engine::conn::headers::encoded_trailers(&status);
+            let back = Status::from_fields(crate::transport::engine::conn::headers::fields_from_map(&sent)).unwrap();
+            assert_eq!(back.message(), message);
+        }
+        assert_eq!(encode_message("a b"), "a b");
     }
 
     #[test]
