@@ -33,6 +33,14 @@ use crate::transport::engine::ping_policy::{PingEnforcer, PingVerdict, TOO_MANY_
 use crate::transport::engine::stream_state::{StreamFrame, StreamState, Verdict};
 use crate::transport::head::RequestHead;
 
+/// The time now, by tokio's clock: the one the driver's timer runs on, so
+/// deadlines checked against it agree with the timer that fires for them,
+/// also under a paused test clock (where std's clock would leave a due
+/// timer re-armed at once, again and again, until real time caught up).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// The client connection preface (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -94,14 +102,14 @@ impl Bucket {
             tokens: f64::from(capacity),
             capacity: f64::from(capacity),
             per_second: f64::from(per_second),
-            last: Instant::now(),
+            last: now(),
         }
     }
 
     /// Takes a token; false when the bucket is empty.
     fn take(&mut self) -> bool {
         if self.tokens < 1.0 {
-            let now = Instant::now();
+            let now = now();
             let refill = now.saturating_duration_since(self.last).as_secs_f64() * self.per_second;
             self.tokens = (self.tokens + refill).min(self.capacity);
             self.last = now;
@@ -272,7 +280,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let keepalive = config.keepalive.clone().map(|config| KeepaliveState {
             config,
             ping_sent: None,
-            last_read: Instant::now(),
+            last_read: now(),
         });
         let mut driver = Driver {
             io,
@@ -303,7 +311,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 // says unlimited, but a client that waits for them is safe).
                 max_concurrent_streams: 100,
             },
-            settings_deadline: Instant::now().checked_add(config.settings_timeout),
+            settings_deadline: now().checked_add(config.settings_timeout),
             next_stream_id: 1,
             last_peer_stream: 0,
             open_local: 0,
@@ -406,7 +414,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             ack: false,
             opaque: SHUTDOWN_PING,
         }));
-        let deadline = Instant::now() + SHUTDOWN_PING_TIMEOUT;
+        let deadline = now() + SHUTDOWN_PING_TIMEOUT;
         self.shutdown = Shutdown::Announced { debug, deadline };
     }
 
@@ -861,7 +869,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             }
             Poll::Ready(Ok(_)) => {
                 if let Some(keepalive) = self.keepalive.as_mut() {
-                    keepalive.last_read = Instant::now();
+                    keepalive.last_read = now();
                     keepalive.ping_sent = None;
                 }
                 if matches!(self.closing, Closing::Lingering { .. }) {
@@ -926,9 +934,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let failure = Failure::Local(format!("HTTP/2 connection error {code}: {why}").into());
         self.error = Some(why);
         self.end_streams(failure);
-        self.closing = Closing::Flushing {
-            by: Instant::now() + LINGER,
-        };
+        self.closing = Closing::Flushing { by: now() + LINGER };
     }
 
     /// A protocol violation that ends the connection.
@@ -1109,7 +1115,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return;
         }
         if let Some(pings) = self.pings.as_mut()
-            && pings.ping(Instant::now(), self.streams.len()) == PingVerdict::TooManyPings
+            && pings.ping(now(), self.streams.len()) == PingVerdict::TooManyPings
         {
             self.connection_error(
                 ErrorCode::EnhanceYourCalm,
@@ -1146,7 +1152,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             ..Settings::default()
         }));
         if self.settings_deadline.is_none() {
-            self.settings_deadline = Instant::now().checked_add(self.config.settings_timeout);
+            self.settings_deadline = now().checked_add(self.config.settings_timeout);
         }
         let connection = self.config.settings.initial_connection_window.max(window);
         if let Some(increment) = self.conn_recv.set_target(connection) {
@@ -1588,7 +1594,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// Fires the timers that are due.
     fn check_timers(&mut self) {
-        let now = Instant::now();
+        let now = now();
         if self.settings_deadline.is_some_and(|at| now >= at) && matches!(self.closing, Closing::Open) {
             self.settings_deadline = None;
             self.protocol_error(
@@ -1649,7 +1655,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     let due = keepalive.last_read + time;
                     // With no call and no permission, look again a period on.
                     let due = if self.streams.is_empty() && !keepalive.config.permit_without_calls {
-                        due.max(Instant::now() + time)
+                        due.max(now() + time)
                     } else {
                         due
                     };
@@ -1696,9 +1702,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }));
             }
             self.end_streams(Failure::Local("the connection is closed".into()));
-            self.closing = Closing::Flushing {
-                by: Instant::now() + LINGER,
-            };
+            self.closing = Closing::Flushing { by: now() + LINGER };
         }
     }
 
@@ -1709,20 +1713,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         match self.closing {
             Closing::Flushing { by } => {
                 if self.backlog() == 0 {
-                    if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() && Instant::now() < by {
+                    if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() && now() < by {
                         return false;
                     }
                     self.closing = Closing::Lingering { by };
                     return true;
                 }
-                if Instant::now() >= by {
+                if now() >= by {
                     self.closing = Closing::Done;
                     return true;
                 }
                 false
             }
             Closing::Lingering { by } => {
-                if Instant::now() >= by {
+                if now() >= by {
                     self.closing = Closing::Done;
                     return true;
                 }
