@@ -363,7 +363,7 @@ impl Channel {
     /// The request's headers, for an attempt that follows `previous` others.
     /// The call's metadata is copied, not taken, so that a call sent again
     /// carries it too; a call without metadata copies nothing.
-    fn http_request(&self, prepared: &Prepared, previous: u32) -> OutRequest {
+    fn request_head(&self, prepared: &Prepared, previous: u32) -> OutRequest {
         let head = &prepared.head;
         OutRequest {
             https: self.inner.scheme == http::uri::Scheme::HTTPS,
@@ -397,7 +397,7 @@ impl Channel {
             let permit = conn.stream_permit().await;
             let mut opener = conn.opener();
             let sent = match opener.ready().await {
-                Ok(()) => opener.open(self.http_request(prepared, previous)),
+                Ok(()) => opener.open(self.request_head(prepared, previous)),
                 Err(e) => Err(e),
             };
             match sent {

@@ -240,18 +240,7 @@ pub(crate) fn encode_request(block: &mut BlockEncoder<'_>, head: &OutRequest) {
         // Different on every call.
         block.field(b"grpc-timeout", timeout.as_bytes(), Indexing::DoNotIndex);
     }
-    if let Some(encoding) = head.encoding {
-        block.known(KnownField {
-            value: encoding.as_bytes(),
-            ..GRPC_ENCODING
-        });
-    }
-    if let Some(accept) = head.accept_encoding {
-        block.known(KnownField {
-            value: accept.as_bytes(),
-            ..GRPC_ACCEPT_ENCODING
-        });
-    }
+    encode_compression(block, head.encoding, head.accept_encoding);
     if head.previous_attempts > 0 {
         let attempts = head.previous_attempts.to_string();
         block.field(b"grpc-previous-rpc-attempts", attempts.as_bytes(), Indexing::DoNotIndex);
@@ -259,14 +248,27 @@ pub(crate) fn encode_request(block: &mut BlockEncoder<'_>, head: &OutRequest) {
     encode_map(block, &head.metadata);
 }
 
+/// `grpc-encoding` and `grpc-accept-encoding`, as known fields.
+fn encode_compression(block: &mut BlockEncoder<'_>, encoding: Option<&'static str>, accept: Option<&'static str>) {
+    if let Some(encoding) = encoding {
+        block.known(KnownField {
+            value: encoding.as_bytes(),
+            ..GRPC_ENCODING
+        });
+    }
+    if let Some(accept) = accept {
+        block.known(KnownField {
+            value: accept.as_bytes(),
+            ..GRPC_ACCEPT_ENCODING
+        });
+    }
+}
+
 /// Encodes a response head into `block`.
 pub(crate) fn encode_response(block: &mut BlockEncoder<'_>, head: &OutResponse) {
     // `:status: 200` is a static table entry, as are the other common ones.
-    let mut digits = [0u8; 3];
     let status = head.status.clamp(100, 999);
-    for (i, digit) in digits.iter_mut().enumerate() {
-        *digit = b'0' + (status / 10u16.pow(2 - i as u32) % 10) as u8;
-    }
+    let digits = [status / 100, status / 10 % 10, status % 10].map(|d| b'0' + d as u8);
     block.field(b":status", &digits, Indexing::Index);
     encode_fields(block, &head.fields);
 }
@@ -282,18 +284,7 @@ fn encode_fields(block: &mut BlockEncoder<'_>, fields: &OutFields) {
         Some(ct) => block.field(b"content-type", ct.as_bytes(), Indexing::Index),
         None => {}
     }
-    if let Some(encoding) = fields.encoding {
-        block.known(KnownField {
-            value: encoding.as_bytes(),
-            ..GRPC_ENCODING
-        });
-    }
-    if let Some(accept) = fields.accept_encoding {
-        block.known(KnownField {
-            value: accept.as_bytes(),
-            ..GRPC_ACCEPT_ENCODING
-        });
-    }
+    encode_compression(block, fields.encoding, fields.accept_encoding);
     encode_map(block, &fields.metadata);
     if let Some(status) = &fields.status {
         encode_status(block, status);
