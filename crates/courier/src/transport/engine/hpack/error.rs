@@ -16,8 +16,6 @@ pub(crate) enum FieldRule {
     InvalidNameCharacter,
     /// §8.2.1: a field value must not contain NUL, CR or LF.
     InvalidValueCharacter,
-    /// §8.2.1: a field value must not start or end with SP or HTAB.
-    ValueSurroundedByWhitespace,
     /// §8.2.2: connection-specific fields (`connection`, `keep-alive`,
     /// `proxy-connection`, `transfer-encoding`, `upgrade`) are not allowed.
     ConnectionSpecificField,

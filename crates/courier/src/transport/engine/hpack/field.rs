@@ -1,5 +1,14 @@
 //! A decoded header field, the sink the decoder hands fields to, and the
 //! field rules of RFC 9113 §8.2 the decoder checks before handing one on.
+//!
+//! One rule of §8.2.1 is relaxed on receipt: a value that starts or ends
+//! with SP or HTAB is accepted, unchanged. grpc-go percent-encodes a
+//! `grpc-message` only outside printable ASCII, so a status message with a
+//! leading or trailing space reaches the wire as it is, and Go's HTTP/2
+//! and the h2 crate both accept such values; rejecting them would turn the
+//! peer's status into a reset stream. NUL, CR and LF, which could split a
+//! field when it is passed on, are still refused. Courier itself never
+//! sends such a `grpc-message` (see `status::encode_message`).
 
 use bytes::Bytes;
 
@@ -59,11 +68,8 @@ pub(super) fn check(name: &[u8], value: &[u8]) -> Result<(), FieldRule> {
     if !name_ok {
         check_name(name)?;
     }
-    if value.iter().any(|&o| BAD_VALUE_OCTET[usize::from(o)])
-        || matches!(value.first(), Some(b' ' | b'\t'))
-        || matches!(value.last(), Some(b' ' | b'\t'))
-    {
-        check_value(value)?;
+    if value.iter().any(|&o| BAD_VALUE_OCTET[usize::from(o)]) {
+        return Err(FieldRule::InvalidValueCharacter);
     }
     match name {
         b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => {
@@ -86,7 +92,7 @@ const NAME_OCTET: [bool; 256] = {
     table
 };
 
-/// The octets a field value may not hold (RFC 9113 §8.2.1).
+/// The octets a field value may not hold (RFC 9113 §8.2.1): NUL, CR, LF.
 const BAD_VALUE_OCTET: [bool; 256] = {
     let mut table = [false; 256];
     table[0] = true;
@@ -113,16 +119,6 @@ fn check_name_octet(octet: u8) -> Result<(), FieldRule> {
     match octet {
         b'A'..=b'Z' => Err(FieldRule::UppercaseName),
         0x00..=0x20 | 0x7f..=0xff => Err(FieldRule::InvalidNameCharacter),
-        _ => Ok(()),
-    }
-}
-
-fn check_value(value: &[u8]) -> Result<(), FieldRule> {
-    if value.iter().any(|&octet| matches!(octet, 0x00 | b'\n' | b'\r')) {
-        return Err(FieldRule::InvalidValueCharacter);
-    }
-    match (value.first(), value.last()) {
-        (Some(b' ' | b'\t'), _) | (_, Some(b' ' | b'\t')) => Err(FieldRule::ValueSurroundedByWhitespace),
         _ => Ok(()),
     }
 }
@@ -163,8 +159,12 @@ mod tests {
         for bad in [&b"a\0b"[..], b"a\rb", b"a\nb", b"\n"] {
             assert_eq!(check(b"x", bad), Err(FieldRule::InvalidValueCharacter), "{bad:?}");
         }
-        for bad in [&b" a"[..], b"a ", b"\ta", b"a\t", b" "] {
-            assert_eq!(check(b"x", bad), Err(FieldRule::ValueSurroundedByWhitespace), "{bad:?}");
+    }
+
+    #[test]
+    fn values_surrounded_by_whitespace_are_accepted_as_go_accepts_them() {
+        for value in [&b" a"[..], b"a ", b"\ta", b"a\t", b" ", b"  padded  "] {
+            assert_eq!(check(b"grpc-message", value), Ok(()), "{value:?}");
         }
     }
 
