@@ -88,13 +88,10 @@ fn name(fields: &mut Fields<'_>, choice: u8) -> Vec<u8> {
 
 fn value(fields: &mut Fields<'_>, name: &[u8]) -> Vec<u8> {
     let len = usize::from(fields.octet().unwrap_or(0) % 64);
+    // Any octet but NUL, CR and LF; surrounding whitespace is accepted on
+    // receipt.
     let mut value: Vec<u8> =
         fields.take(len).iter().map(|&b| if matches!(b, 0 | b'\r' | b'\n') { b'x' } else { b }).collect();
-    for end in [0, value.len().saturating_sub(1)] {
-        if let Some(octet @ (b' ' | b'\t')) = value.get_mut(end) {
-            *octet = b'x';
-        }
-    }
     if name == b"te" {
         value = b"trailers".to_vec();
     }
