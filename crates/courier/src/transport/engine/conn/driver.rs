@@ -87,6 +87,23 @@ const SHUTDOWN_PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// and for the peer to close its side.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// How long a connection must have no stream and nothing to write before
+/// its buffers are given back (see [`Driver::release_buffers`]). Between
+/// one and two of these pass, as the timer is moved on at most once a
+/// period while calls come and go.
+pub(super) const QUIET: Duration = Duration::from_secs(1);
+
+/// When a quiet connection's buffers are given back.
+#[derive(Clone, Copy, Debug)]
+enum BufferRelease {
+    /// Given back already (or never taken): no deadline.
+    Done,
+    /// Given back at `at` if the connection has stayed quiet since this was
+    /// armed; `busy` notes that it has not, and the deadline then moves a
+    /// period on instead.
+    Due { at: Instant, busy: bool },
+}
+
 /// A token bucket: how many frames of a kind a peer may send in a burst,
 /// and how many a second after that.
 struct Bucket {
@@ -243,6 +260,8 @@ pub(crate) struct Driver<IO> {
     bdp: Option<BdpEstimator>,
     keepalive: Option<KeepaliveState>,
     shutdown: Shutdown,
+    /// When buffers are given back once the connection is quiet.
+    buffer_release: BufferRelease,
     closing: Closing,
     peer_goaway: Option<(u32, ErrorCode, Bytes)>,
     error: Option<String>,
@@ -316,8 +335,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             last_peer_stream: 0,
             open_local: 0,
             live_remote: Arc::new(AtomicUsize::new(0)),
-            recent_resets: VecDeque::with_capacity(RECENT_RESETS),
-            recent_closed: VecDeque::with_capacity(RECENT_RESETS),
+            // Allocated as streams close, up to RECENT_RESETS entries: a
+            // connection that made few calls holds little.
+            recent_resets: VecDeque::new(),
+            recent_closed: VecDeque::new(),
             answers: 0,
             idle_frames: Bucket::new(10_000, 5_000),
             peer_resets: Bucket::new(max_concurrent.clamp(100, 1000).saturating_mul(2), 1_000),
@@ -326,6 +347,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             bdp: s.adaptive_window.then(|| BdpEstimator::new(s.initial_stream_window)),
             keepalive,
             shutdown: Shutdown::Running,
+            buffer_release: BufferRelease::Done,
             closing: Closing::Open,
             peer_goaway: None,
             error: None,
@@ -479,9 +501,81 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 continue;
             }
             if !progress {
+                self.note_quiet();
                 self.arm_timer(cx);
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// Whether the connection has no stream and nothing to write.
+    fn is_quiet(&self) -> bool {
+        self.streams.is_empty() && self.backlog() == 0
+    }
+
+    /// Called as the driver waits: arms the buffer release when the
+    /// connection has just become quiet, or notes that it is busy.
+    fn note_quiet(&mut self) {
+        let quiet = self.is_quiet();
+        match &mut self.buffer_release {
+            BufferRelease::Done if quiet => {
+                self.buffer_release = BufferRelease::Due {
+                    at: now() + QUIET,
+                    busy: false,
+                };
+            }
+            BufferRelease::Due { busy, .. } if !quiet => *busy = true,
+            _ => {}
+        }
+    }
+
+    /// At the release deadline: gives the buffers back if the connection
+    /// stayed quiet for the whole period, else looks again a period on.
+    fn check_buffer_release(&mut self, now: Instant) {
+        let BufferRelease::Due { at, busy } = self.buffer_release else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        if busy || !self.is_quiet() {
+            self.buffer_release = BufferRelease::Due {
+                at: now + QUIET,
+                busy: false,
+            };
+        } else {
+            self.release_buffers();
+            self.buffer_release = BufferRelease::Done;
+        }
+    }
+
+    /// The bytes held by the buffers [`Driver::release_buffers`] gives back.
+    #[cfg(test)]
+    pub(crate) fn releasable_bytes(&self) -> usize {
+        self.out.capacity()
+            + self.decoder.buffer_capacity()
+            + self.scratch.capacity()
+            + self.accepted.capacity() * std::mem::size_of::<(RequestHead, RecvHalf, Responder)>()
+            + self.streams.capacity() * std::mem::size_of::<(u32, Arc<Stream>)>()
+    }
+
+    /// Gives back the buffers a quiet connection does not need: the write
+    /// queue's staging, the HPACK scratch and Huffman buffers, the stream
+    /// map and the accepted-stream list, each taken again when the next
+    /// call comes. (The read buffer is given back as soon as a read finds
+    /// nothing; see `poll_read`.) Done only after [`QUIET`] with no stream,
+    /// since taking them again costs a few allocations per call.
+    fn release_buffers(&mut self) {
+        self.out.release_if_empty();
+        self.decoder.release_buffer();
+        if self.scratch.capacity() != 0 {
+            self.scratch = BytesMut::new();
+        }
+        if self.accepted.capacity() != 0 {
+            self.accepted = Vec::new();
+        }
+        if self.streams.capacity() != 0 {
+            self.streams = HashMap::new();
         }
     }
 
@@ -1516,6 +1610,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
         self.streams.insert(id, stream.clone());
         let (recv, respond) = Responder::accepted(&stream, self.config.settings.max_send_buffer);
+        if self.accepted.capacity() == 0 {
+            // Room for one (a Vec's first growth would make room for four,
+            // 2 KiB): a connection that makes one call at a time holds one.
+            self.accepted.reserve_exact(1);
+        }
         self.accepted.push((request, recv, respond));
     }
 
@@ -1608,6 +1707,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         {
             self.drain();
         }
+        self.check_buffer_release(now);
         let open = !self.streams.is_empty();
         if let Some(keepalive) = self.keepalive.as_mut()
             && matches!(self.closing, Closing::Open)
@@ -1646,6 +1746,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         match &self.closing {
             Closing::Flushing { by } | Closing::Lingering { by } => earliest(*by),
             _ => {}
+        }
+        if let BufferRelease::Due { at, .. } = self.buffer_release {
+            earliest(at);
         }
         if let Some(keepalive) = &self.keepalive {
             match keepalive.ping_sent {

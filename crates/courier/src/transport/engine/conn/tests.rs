@@ -112,4 +112,53 @@ async fn a_client_whose_stream_ids_near_two_to_the_31_takes_no_more_streams() {
     }
 }
 
+/// Polls the driver until the connection ends.
+async fn drive(driver: &mut Driver<Io>) -> Event {
+    poll_fn(|cx| driver.poll(cx)).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_connection_gives_its_buffers_back_after_a_quiet_period() {
+    let (mut driver, opener) = client_against_h2().await;
+    // One call, the driver polled here until it is done.
+    let call = tokio::spawn(async move {
+        let outcome = call(&opener).await;
+        (outcome, opener)
+    });
+    tokio::pin!(call);
+    let (outcome, _opener) = loop {
+        tokio::select! {
+            done = &mut call => break done.expect("the call's task"),
+            _ = drive(&mut driver) => panic!("the connection ended during the call"),
+        }
+    };
+    assert_eq!(outcome.expect("the call succeeded").0, b"pong");
+    let held = driver.releasable_bytes();
+    assert!(
+        held > 0,
+        "a connection that just made a call holds its write and HPACK buffers"
+    );
+    // Still quiet a moment later: nothing given back yet, so that calls
+    // one after another do not take them again each time.
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        _ = drive(&mut driver) => panic!("the connection ended"),
+    }
+    assert_eq!(
+        driver.releasable_bytes(),
+        held,
+        "given back before the quiet period passed"
+    );
+    // Two quiet periods on, everything is given back.
+    tokio::select! {
+        _ = tokio::time::sleep(super::driver::QUIET * 2) => {}
+        _ = drive(&mut driver) => panic!("the connection ended"),
+    }
+    assert_eq!(
+        driver.releasable_bytes(),
+        0,
+        "buffers held after the connection was quiet"
+    );
+}
+
 mod fuzz_regressions;

@@ -99,6 +99,26 @@ impl GatherBuf {
         }
     }
 
+    /// The staging buffer's capacity plus the chunk queue's, in bytes.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.staging.capacity() + self.chunks.capacity() * std::mem::size_of::<Bytes>()
+    }
+
+    /// Gives back the staging buffer's allocation and the chunk queue's,
+    /// if everything queued has been written: for a connection gone idle.
+    pub(crate) fn release_if_empty(&mut self) {
+        if !self.chunks.is_empty() || !self.staging.is_empty() {
+            return;
+        }
+        if self.staging.capacity() != 0 {
+            self.staging = BytesMut::new();
+        }
+        if self.chunks.capacity() != 0 {
+            self.chunks = VecDeque::new();
+        }
+    }
+
     /// How many chunks a full `writev` of the queue takes.
     pub(crate) fn chunk_count(&self) -> usize {
         self.chunks.len() + usize::from(!self.staging.is_empty())

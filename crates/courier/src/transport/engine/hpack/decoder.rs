@@ -141,6 +141,20 @@ impl Decoder {
         }
     }
 
+    /// The Huffman buffer's capacity.
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.huffman_buf.capacity()
+    }
+
+    /// Gives back the Huffman buffer's allocation, for a connection gone
+    /// idle; strings split off it keep their part until they are dropped.
+    pub(crate) fn release_buffer(&mut self) {
+        if self.huffman_buf.capacity() != 0 {
+            self.huffman_buf = BytesMut::new();
+        }
+    }
+
     /// Applies a new SETTINGS_HEADER_TABLE_SIZE, once the peer has
     /// acknowledged it. A limit below the table's current maximum evicts at
     /// once and requires the next block to open with a size update.
