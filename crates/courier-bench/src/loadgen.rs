@@ -123,27 +123,6 @@ impl Target {
     }
 }
 
-/// The channel's load-balancing policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Lb {
-    /// One connection per channel, to the first address that connects.
-    #[value(name = "pick_first")]
-    PickFirst,
-    /// A connection per address, calls rotated over them.
-    #[value(name = "round_robin")]
-    RoundRobin,
-}
-
-impl Lb {
-    /// The policy's gRPC name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Lb::PickFirst => "pick_first",
-            Lb::RoundRobin => "round_robin",
-        }
-    }
-}
-
 /// The command line of `courier-bench`.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -161,9 +140,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub server: String,
 
-    /// The channels' load-balancing policy.
-    #[arg(long, value_enum, default_value = "pick_first")]
-    pub lb: Lb,
+    /// The channels' load-balancing policy: `pick_first` or `round_robin`.
+    #[arg(long, default_value = "pick_first")]
+    pub lb: Policy,
 
     /// Gives the channels a service config whose retry policy covers every
     /// method (up to 5 attempts on UNAVAILABLE), to measure what a policy
@@ -267,7 +246,7 @@ pub struct Report {
     /// The service.
     pub target: Target,
     /// The load-balancing policy.
-    pub lb: Lb,
+    pub lb: Policy,
     /// Whether the channels had a retry policy.
     pub retry_policy: bool,
     /// Channels.
@@ -1018,11 +997,7 @@ fn server_uri(server: &str) -> String {
     }
 }
 
-async fn connect(uri: &str, lb: Lb, retry_policy: bool) -> Result<Channel, Status> {
-    let policy = match lb {
-        Lb::PickFirst => Policy::pick_first(),
-        Lb::RoundRobin => Policy::round_robin(),
-    };
+async fn connect(uri: &str, policy: Policy, retry_policy: bool) -> Result<Channel, Status> {
     let mut builder = Channel::builder(uri)
         .load_balancing(policy)
         .connect_timeout(Duration::from_secs(10));
@@ -1063,7 +1038,7 @@ fn check_tonic_args(args: &Args, uri: &str) -> Result<(), String> {
             args.mode.name()
         ));
     }
-    if args.lb != Lb::PickFirst || args.retry_policy {
+    if args.lb.name() != "pick_first" || args.retry_policy {
         return Err("--client tonic has no --lb round_robin or --retry-policy".into());
     }
     if !(uri.starts_with("http://") || uri.starts_with("https://")) {
@@ -1118,7 +1093,7 @@ pub async fn run(args: &Args) -> Result<Report, String> {
     for _ in 0..args.connections {
         channels.push(match args.client {
             ClientImpl::Courier => Conn::Courier(
-                connect(&uri, args.lb, args.retry_policy)
+                connect(&uri, args.lb.clone(), args.retry_policy)
                     .await
                     .map_err(|e| format!("cannot connect to {uri}: {e}"))?,
             ),
@@ -1220,7 +1195,7 @@ fn collect(args: &Args, shared: &Shared, elapsed: Duration) -> Report {
         client: args.client,
         mode: args.mode,
         target: args.target,
-        lb: args.lb,
+        lb: args.lb.clone(),
         retry_policy: args.retry_policy,
         connections: args.connections,
         streams: args.streams,
@@ -1265,7 +1240,7 @@ async fn idle_connections(args: &Args, uri: &str) -> Result<Report, String> {
             let request = request.clone();
             let shared = shared.clone();
             let target = args.target;
-            let lb = args.lb;
+            let lb = args.lb.clone();
             let retry_policy = args.retry_policy;
             let worker = opened + i;
             batch.push(tokio::spawn(async move {

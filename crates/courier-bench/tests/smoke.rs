@@ -5,7 +5,8 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use courier_bench::loadgen::{Args, ClientImpl, Lb, Mode, Report, Target, run_blocking};
+use courier::client::balancer::Policy;
+use courier_bench::loadgen::{Args, ClientImpl, Mode, Report, Target, run_blocking};
 
 /// A bench server process, killed when dropped.
 struct Server {
@@ -221,7 +222,7 @@ fn round_robin_over_two_servers_answers_every_call_and_sums_the_servers() {
     let exe = env!("CARGO_BIN_EXE_courier-bench-server");
     let (a, b) = (Server::start(exe), Server::start(exe));
     let mut args = Args::new(format!("ipv4:{},{}", a.addr, b.addr));
-    args.lb = Lb::RoundRobin;
+    args.lb = Policy::round_robin();
     args.requests = Some(200);
     args.streams = 4;
     args.threads = Some(1);

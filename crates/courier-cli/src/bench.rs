@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use courier::client::MethodPath;
+use courier::client::balancer::Policy;
 use courier::codec::{Codec, Decoder, Encoder};
 use courier::{Channel, Code, Request, Status};
 use hdrhistogram::Histogram;
@@ -32,7 +33,7 @@ use prost::Message as _;
 use serde_json::json;
 
 use crate::call::resolve_method;
-use crate::connect::{ConnectArgs, Lb, connect, parse_duration};
+use crate::connect::{ConnectArgs, connect, parse_duration};
 use crate::error::{Error, Result, status_line};
 use crate::input::Input;
 use crate::source::{SourceArgs, open};
@@ -59,8 +60,9 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
     /// The load-balancing policy of each channel.
-    #[arg(long, value_enum, value_name = "POLICY", default_value = "pick_first")]
-    pub lb: Lb,
+    /// `pick_first` or `round_robin` (or a policy the program registered).
+    #[arg(long, value_name = "POLICY", default_value = "pick_first")]
+    pub lb: Policy,
     /// How many calls to keep in flight, spread over the connections.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
@@ -110,7 +112,7 @@ enum Shape {
 
 /// Runs `courier bench`.
 pub async fn run(mut args: BenchArgs) -> Result<()> {
-    args.connect.lb = Some(args.lb);
+    args.connect.lb = Some(args.lb.clone());
     if args.concurrency < args.connections {
         return Err(Error::msg(format!(
             "--concurrency ({}) must be at least the number of connections (-c {})",
@@ -192,7 +194,7 @@ pub async fn run(mut args: BenchArgs) -> Result<()> {
     let summary = Summary {
         method: method.full_name().to_string(),
         connections: args.connections,
-        lb: args.lb,
+        lb: args.lb.clone(),
         concurrency: args.concurrency,
         elapsed,
         stats,
@@ -396,7 +398,7 @@ const PERCENTILES: [(f64, &str); 6] = [
 struct Summary {
     method: String,
     connections: u32,
-    lb: Lb,
+    lb: Policy,
     concurrency: u32,
     elapsed: Duration,
     stats: Stats,

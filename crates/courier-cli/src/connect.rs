@@ -70,35 +70,7 @@ pub struct ConnectArgs {
     /// The load-balancing policy: not a flag of every verb (`bench` sets it
     /// from its `--lb`); `None` is the library's default, pick_first.
     #[arg(skip)]
-    pub lb: Option<Lb>,
-}
-
-/// A load-balancing policy, by its gRPC name.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lb {
-    /// One connection, to the first address that connects (the default).
-    #[value(name = "pick_first")]
-    PickFirst,
-    /// A connection to every address, calls rotated over the ready ones.
-    #[value(name = "round_robin")]
-    RoundRobin,
-}
-
-impl Lb {
-    /// The policy's gRPC name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Lb::PickFirst => "pick_first",
-            Lb::RoundRobin => "round_robin",
-        }
-    }
-
-    fn policy(self) -> Policy {
-        match self {
-            Lb::PickFirst => Policy::pick_first(),
-            Lb::RoundRobin => Policy::round_robin(),
-        }
-    }
+    pub lb: Option<Policy>,
 }
 
 /// A channel to the server, connected, and whether it uses TLS.
@@ -108,8 +80,8 @@ pub async fn connect(addr: &str, args: &ConnectArgs) -> Result<(Channel, bool)> 
     let url = target.url(tls);
     let metadata = parse_headers(&args.headers)?;
     let mut builder = Channel::builder(&url).connect_timeout(args.connect_timeout);
-    if let Some(lb) = args.lb {
-        builder = builder.load_balancing(lb.policy());
+    if let Some(lb) = &args.lb {
+        builder = builder.load_balancing(lb.clone());
     }
     if let Some(config) = &args.service_config {
         builder = builder.service_config(service_config(config)?);

@@ -210,6 +210,47 @@ impl fmt::Debug for Policy {
     }
 }
 
+/// Parses a policy by its registered name, as [`Policy::named`] finds it,
+/// so that a command line or a config file can choose one:
+///
+/// ```
+/// use courier::client::balancer::Policy;
+/// let policy: Policy = "round_robin".parse().unwrap();
+/// assert_eq!(policy.name(), "round_robin");
+/// assert!("least_loaded".parse::<Policy>().is_err());
+/// ```
+impl std::str::FromStr for Policy {
+    type Err = UnknownPolicy;
+
+    fn from_str(name: &str) -> Result<Policy, UnknownPolicy> {
+        Policy::named(name).ok_or_else(|| UnknownPolicy(name.to_string()))
+    }
+}
+
+/// A policy name that no registered policy has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownPolicy(pub String);
+
+impl fmt::Display for UnknownPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<String> = registry()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        write!(
+            f,
+            "no load-balancing policy is named {:?} (registered: {})",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownPolicy {}
+
 impl<B: LoadBalancerBuilder> From<B> for Policy {
     fn from(builder: B) -> Policy {
         Policy(Arc::new(builder))

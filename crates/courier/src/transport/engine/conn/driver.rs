@@ -23,6 +23,7 @@ use super::headers::{self, Block};
 use super::shared::{ConnShared, Failure, Inner, OutHead, Stream};
 use super::{Command, Config, Ended, Role};
 use crate::transport::engine::bdp::{BDP_PING, BdpAction, BdpEstimator};
+use crate::transport::engine::buffer_pool;
 use crate::transport::engine::flow::{RecvWindow, SendWindow};
 use crate::transport::engine::frame::{
     Data, ErrorCode, ErrorScope, Frame, FrameReader, GatherBuf, GoAway, HeaderBlockLimits, Headers, Ping, RstStream,
@@ -553,6 +554,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     #[cfg(test)]
     pub(crate) fn releasable_bytes(&self) -> usize {
         self.out.capacity()
+            + self.read_buf.capacity()
+            + self.flat.capacity()
             + self.decoder.buffer_capacity()
             + self.scratch.capacity()
             + self.accepted.capacity() * std::mem::size_of::<(RequestHead, RecvHalf, Responder)>()
@@ -946,14 +949,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// Reads once and applies the frames read: Ready(true) if anything was
     /// read, Ready(false) at the end of the stream or on an error.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+        if self.read_buf.capacity() == 0 {
+            self.read_buf = buffer_pool::take(READ_CHUNK);
+        } else if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
         match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
             Poll::Pending => {
                 if self.read_buf.is_empty() {
                     // Waiting for the peer: hold no buffer meanwhile.
-                    self.read_buf = BytesMut::new();
+                    buffer_pool::give(std::mem::take(&mut self.read_buf), READ_CHUNK);
                 }
                 Poll::Pending
             }
@@ -1693,6 +1698,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// Fires the timers that are due.
     fn check_timers(&mut self) {
+        // The timer is armed for the earliest deadline, and a deadline set
+        // since is in the future: until it fires, nothing is due, and the
+        // clock need not be read.
+        if !self.timer.is_elapsed() {
+            return;
+        }
         let now = now();
         if self.settings_deadline.is_some_and(|at| now >= at) && matches!(self.closing, Closing::Open) {
             self.settings_deadline = None;
@@ -1753,17 +1764,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         if let Some(keepalive) = &self.keepalive {
             match keepalive.ping_sent {
                 Some(sent) => earliest(sent + keepalive.config.timeout),
-                None => {
-                    let time = (keepalive.config.time)();
-                    let due = keepalive.last_read + time;
-                    // With no call and no permission, look again a period on.
-                    let due = if self.streams.is_empty() && !keepalive.config.permit_without_calls {
-                        due.max(now() + time)
-                    } else {
-                        due
-                    };
-                    earliest(due);
-                }
+                // With no call and no permission to ping without one,
+                // keepalive is dormant until a call opens; then a PING goes
+                // out at once if the connection has been quiet for the time
+                // (as grpc-go's does on waking).
+                None if self.streams.is_empty() && !keepalive.config.permit_without_calls => {}
+                None => earliest(keepalive.last_read + (keepalive.config.time)()),
             }
         }
         at
@@ -1847,6 +1853,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let vectored = self.io.is_write_vectored();
         loop {
             if !vectored && self.flat.is_empty() {
+                if self.flat.capacity() == 0 && self.out.has_remaining() {
+                    self.flat = buffer_pool::take(READ_CHUNK);
+                }
                 while self.flat.len() < READ_CHUNK && self.out.has_remaining() {
                     let chunk = self.out.chunk();
                     let n = chunk.len().min(READ_CHUNK - self.flat.len());
@@ -1859,7 +1868,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     Poll::Ready(Ok(n)) => {
                         self.flat.advance(n);
                         if self.flat.is_empty() {
-                            self.flat = BytesMut::new();
+                            buffer_pool::give(std::mem::take(&mut self.flat), READ_CHUNK);
                         }
                         n
                     }

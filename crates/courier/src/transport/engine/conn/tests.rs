@@ -126,11 +126,9 @@ async fn a_quiet_connection_gives_its_buffers_back_after_a_quiet_period() {
         (outcome, opener)
     });
     tokio::pin!(call);
-    let (outcome, _opener) = loop {
-        tokio::select! {
-            done = &mut call => break done.expect("the call's task"),
-            _ = drive(&mut driver) => panic!("the connection ended during the call"),
-        }
+    let (outcome, _opener) = tokio::select! {
+        done = &mut call => done.expect("the call's task"),
+        _ = drive(&mut driver) => panic!("the connection ended during the call"),
     };
     assert_eq!(outcome.expect("the call succeeded").0, b"pong");
     let held = driver.releasable_bytes();
