@@ -40,6 +40,8 @@ use prost::Message as _;
 
 /// The unary method of the Echo service.
 const UNARY: &str = "/courier.test.Echo/Unary";
+/// The client-streaming method.
+const CLIENT_STREAM: &str = "/courier.test.Echo/ClientStream";
 
 /// The server-streaming method of the Echo service.
 const SERVER_STREAM: &str = "/courier.test.Echo/ServerStream";
@@ -669,6 +671,39 @@ async fn flood_of(conn: &mut RawConn, what: &str, frame: &[u8]) -> Frame {
         goaway.describe()
     );
     goaway
+}
+
+#[tokio::test]
+async fn a_peer_that_pings_after_every_message_is_not_taken_for_a_flood() {
+    // What grpc-go and the C core do when they measure the bandwidth-delay
+    // product: a PING per round trip, here one after each of 30,000
+    // messages of a client stream, three times the burst the flood limit
+    // allows frames that carry nothing.
+    const MESSAGES: usize = 30_000;
+    let _serial = serial().await;
+    let lenient = EnforcementPolicy::new()
+        .permit_without_calls(true)
+        .min_time(Duration::ZERO);
+    let server = start_with_counters(move |b, counters| {
+        b.add_service(courier_tests::echo_with(counters))
+            .keepalive(ServerParameters::new().enforcement(lenient))
+            .http2_windows(1 << 20, 1 << 20)
+            .expect("valid windows")
+    })
+    .await;
+    let mut conn = RawConn::open(server.addr).await;
+    let mut bytes = headers(1, END_HEADERS, &request_block(server.addr, CLIENT_STREAM));
+    let message = message(&text(""));
+    for i in 0..MESSAGES {
+        bytes.extend(data(1, false, &message));
+        bytes.extend(ping((i as u64).to_be_bytes()));
+    }
+    bytes.extend(data(1, true, &[]));
+    conn.send(&bytes).await;
+    match answer(&mut conn, 1).await {
+        Answer::Done { grpc_status, .. } => assert_eq!(grpc_status, "0", "the client stream's status"),
+        Answer::Refused => panic!("the stream was refused"),
+    }
 }
 
 #[tokio::test]

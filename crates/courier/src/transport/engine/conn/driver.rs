@@ -501,7 +501,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             if self.advance_closing(cx) {
                 continue;
             }
+            if !self.ready.is_empty() && self.backlog() < WRITE_HIGH_WATER {
+                // Streams set aside while the write queue was full, and the
+                // queue has drained: nothing else would wake the driver
+                // for them.
+                continue;
+            }
             if !progress {
+                // The driver's own releases this turn (a closed stream's
+                // unread bytes, padding) moved the connection's next
+                // WINDOW_UPDATE closer than the threshold the handles were
+                // last given: give them the current one, or their releases
+                // could fall short of it while the peer waits on the window.
+                let backlog = self.backlog();
+                self.take_released();
+                if self.backlog() != backlog {
+                    continue;
+                }
                 self.note_quiet();
                 self.arm_timer(cx);
                 return Poll::Pending;
@@ -1472,6 +1488,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             self.idle_frame();
             return;
         }
+        if !payload.is_empty() {
+            // Data earns back a frame that carries nothing: peers send
+            // control frames in step with their data (grpc-go and the C
+            // core a BDP PING per round trip, WINDOW_UPDATEs as data is
+            // read), which at tens of thousands of messages a second
+            // outruns the bucket's refill, while a flood carries no data.
+            self.idle_frames.refund();
+        }
         if !payload.is_empty()
             && let Some(BdpAction::SendPing) = self.bdp.as_mut().map(|b| b.data(payload.len()))
         {
@@ -1698,12 +1722,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     /// Fires the timers that are due.
     fn check_timers(&mut self) {
-        // The timer is armed for the earliest deadline, and a deadline set
-        // since is in the future: until it fires, nothing is due, and the
-        // clock need not be read.
-        if !self.timer.is_elapsed() {
-            return;
-        }
         let now = now();
         if self.settings_deadline.is_some_and(|at| now >= at) && matches!(self.closing, Closing::Open) {
             self.settings_deadline = None;

@@ -112,6 +112,70 @@ async fn a_client_whose_stream_ids_near_two_to_the_31_takes_no_more_streams() {
     }
 }
 
+/// A stream set aside because the write queue was full must be taken up
+/// again once the queue drains, with nothing else to wake the driver: here
+/// the peer's windows are large enough that it sends no WINDOW_UPDATE, and
+/// the socket takes every write at once. Under a paused clock, a driver
+/// that waited instead would be woken only by its next timer, which moves
+/// the clock on; a driver that does not wait finishes with the clock where
+/// it was.
+#[tokio::test(start_paused = true)]
+async fn a_body_larger_than_the_write_queue_is_sent_without_waiting_for_a_timer() {
+    const BODY: usize = 8 << 20;
+    let (ours, theirs) = tokio::io::duplex(16 << 20);
+    tokio::spawn(async move {
+        let mut conn = h2::server::Builder::new()
+            .initial_window_size((1 << 31) - 1)
+            .initial_connection_window_size((1 << 31) - 1)
+            .handshake::<_, Bytes>(theirs)
+            .await
+            .expect("h2 handshake");
+        while let Some(Ok((request, mut respond))) = conn.accept().await {
+            tokio::spawn(async move {
+                let mut body = request.into_body();
+                let mut got = 0;
+                while let Some(Ok(chunk)) = body.data().await {
+                    got += chunk.len();
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+                let response = http::Response::builder().status(200).body(()).unwrap();
+                let mut send = respond.send_response(response, false).unwrap();
+                send.send_data(Bytes::from(got.to_string()), false).unwrap();
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                send.send_trailers(trailers).unwrap();
+            });
+        }
+    });
+    let (driver, opener) = super::new(ours, Config::new(Role::Client, Http2Settings::default()));
+    spawn_driver(driver);
+    let start = tokio::time::Instant::now();
+    let exchange = async {
+        let (head, mut send) = opener.open(request()).expect("a stream");
+        send.send_data(Bytes::from(vec![7; BODY]), true)
+            .await
+            .expect("the body queued");
+        let (_, mut body) = head.await.expect("the response head");
+        let mut got = Vec::new();
+        while let Some(chunk) = poll_fn(|cx| body.poll_data(cx)).await {
+            let chunk = chunk.expect("response data");
+            body.release_capacity(chunk.len());
+            got.extend_from_slice(&chunk);
+        }
+        got
+    };
+    // A hang guard: the paused clock reaches it only if nothing else moves.
+    let got = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .expect("the call finished: a driver waiting with a stream set aside was never woken");
+    assert_eq!(got, BODY.to_string().as_bytes(), "the server read the whole body");
+    assert!(
+        start.elapsed() < super::driver::QUIET,
+        "the body waited {:?} for a timer to wake the driver",
+        start.elapsed()
+    );
+}
+
 /// Polls the driver until the connection ends.
 async fn drive(driver: &mut Driver<Io>) -> Event {
     poll_fn(|cx| driver.poll(cx)).await
