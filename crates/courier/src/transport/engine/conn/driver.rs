@@ -88,6 +88,11 @@ const SHUTDOWN_PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// and for the peer to close its side.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// The frames that carry nothing each received DATA frame with a payload
+/// earns back (see `Driver::idle_frame`): a peer's control frames are
+/// bounded by this many per frame of data, plus the bucket's refill.
+const DATA_REFUND: u32 = 4;
+
 /// How long a connection must have no stream and nothing to write before
 /// its buffers are given back (see [`Driver::release_buffers`]). Between
 /// one and two of these pass, as the timer is moved on at most once a
@@ -141,7 +146,12 @@ impl Bucket {
 
     /// Gives a token back (frames the peer sends in answer to ours).
     fn refund(&mut self) {
-        self.tokens = (self.tokens + 1.0).min(self.capacity);
+        self.refund_many(1);
+    }
+
+    /// Gives `n` tokens back.
+    fn refund_many(&mut self, n: u32) {
+        self.tokens = (self.tokens + f64::from(n)).min(self.capacity);
     }
 }
 
@@ -1494,7 +1504,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             // core a BDP PING per round trip, WINDOW_UPDATEs as data is
             // read), which at tens of thousands of messages a second
             // outruns the bucket's refill, while a flood carries no data.
-            self.idle_frames.refund();
+            // The C core sends up to two or three such frames per message
+            // (a PING, a stream and a connection WINDOW_UPDATE), so each
+            // frame of data earns DATA_REFUND.
+            self.idle_frames.refund_many(DATA_REFUND);
         }
         if !payload.is_empty()
             && let Some(BdpAction::SendPing) = self.bdp.as_mut().map(|b| b.data(payload.len()))
