@@ -27,6 +27,8 @@
 # Output: target/bench-runtime/results.jsonl (every run) and table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 OUT=target/bench-runtime
 mkdir -p "$OUT/logs"
@@ -40,9 +42,7 @@ VARIANTS=(multi-thread per-core)
 RESULTS=$OUT/results.jsonl
 CLK_TCK=$(getconf CLK_TCK)
 
-for tool in cargo jq taskset h2load; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "bench-runtime.sh needs $tool" >&2; exit 1; }
-done
+for tool in cargo jq taskset h2load; do need "$tool"; done
 if [ "$(nproc)" -lt 2 ]; then
   echo "bench-runtime.sh needs 2 cores" >&2
   exit 1
@@ -52,19 +52,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "building courier-bench (release)..." >&2
 cargo build -q --release -p courier-bench
 
-SERVER_PID=
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
-}
 trap stop_server EXIT
 
 PORT=$((20000 + RANDOM % 10000))

@@ -45,6 +45,8 @@
 # --callgrind-lb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 MODE=full
 for arg in "$@"; do
@@ -87,9 +89,6 @@ else
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "bench.sh needs $1" >&2; exit 1; }
-}
 need cargo
 need jq
 need taskset
@@ -108,20 +107,6 @@ fi
 HAVE_H2LOAD=0
 command -v h2load >/dev/null 2>&1 && HAVE_H2LOAD=1
 
-SERVER_PID=
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    # A server that does not stop within 10 s is killed.
-    for _ in $(seq 1 100); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-  fi
-}
 trap stop_server EXIT
 
 wait_for_port() {
