@@ -351,7 +351,7 @@ async fn a_response_stream_from_a_spawned_task_ends_with_the_upstream_call() {
 }
 
 #[tokio::test]
-async fn an_upstream_deadline_ends_a_call_from_a_spawned_task_with_deadline_exceeded() {
+async fn an_upstream_deadline_ends_a_call_from_a_spawned_task_with_its_parent() {
     let mut hops = hops().await;
     let mut req = Request::new(text("spawn"));
     // Long enough for the call to reach the handler on a loaded machine.
@@ -360,9 +360,20 @@ async fn an_upstream_deadline_ends_a_call_from_a_spawned_task_with_deadline_exce
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
-    // The spawned call had no deadline of its own: its parent's applied.
+    // The spawned call had no deadline of its own: its parent's applied, and
+    // it ended with its parent. Which status it sees is a race by
+    // construction, as in grpc-go: the client resets the upstream call at
+    // its own deadline, which the server reaches a network hop later than
+    // its deadline timer (the timeout counted from when the request
+    // arrived) fires. The timer first: DEADLINE_EXCEEDED; the reset first:
+    // the parent ended before its deadline, so CANCELLED for that reason,
+    // never for another.
     let status = spawned_call_ended(&mut hops).await;
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    match status.code() {
+        Code::DeadlineExceeded => {}
+        Code::Cancelled => assert!(status.message().contains(PARENT_ENDED), "{status}"),
+        _ => panic!("the spawned call ended with {status}, not its parent's deadline or end"),
+    }
 }
 
 #[tokio::test]
