@@ -10,12 +10,10 @@
 //! a requested status and the `x-grpc-test-echo-initial` metadata. Without
 //! it the tests print a note and pass, unless `COURIER_REQUIRE_PEERS=1`.
 
-mod go_server;
-
 use courier::{Code, Request};
 use courier_interop::pb::test_service_client::TestServiceClient;
 use courier_interop::pb::{EchoStatus, SimpleRequest};
-use go_server::{GoServer, LIMIT, go_binary};
+use courier_tests::{GoServer, WAIT_LIMIT as LIMIT, go_binary};
 
 /// A client of a freshly started grpc-go interop server, which is kept
 /// alive as long as the returned guard.

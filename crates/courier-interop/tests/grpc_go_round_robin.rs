@@ -10,8 +10,6 @@
 //! `COURIER_REQUIRE_PEERS=1` is set, which makes a missing binary a failure
 //! (as in CI, after interop.sh).
 
-mod go_server;
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -20,7 +18,7 @@ use courier::client::BackoffConfig;
 use courier::client::balancer::Policy;
 use courier_interop::pb::SimpleRequest;
 use courier_interop::pb::test_service_client::TestServiceClient;
-use go_server::{GoServer, LIMIT, go_binary};
+use courier_tests::{GoServer, WAIT_LIMIT as LIMIT, go_binary};
 
 /// Makes `n` wait-for-ready UnaryCalls one after another and counts the
 /// answers by server id; any failed call fails the test.

@@ -13,9 +13,11 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 pub mod backend;
+pub mod go_peer;
 pub mod peer;
 pub mod raw_h2;
 pub use backend::{Backend, Gate, Gated, Relay, ipv4_target};
+pub use go_peer::{GoServer, go_binary};
 pub use peer::{PythonPeer, listening_port};
 
 /// Generated from `proto/echo.proto`.

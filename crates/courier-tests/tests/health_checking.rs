@@ -26,9 +26,8 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -44,7 +43,6 @@ use courier::health::pb::health_server::{Health, HealthServer};
 use courier::health::pb::{HealthCheckRequest, HealthCheckResponse};
 use courier::{Channel, Code, Request, Response, Status};
 use courier_tests::*;
-use tokio::process::Command;
 
 /// The service every test's config asks the backends about.
 const ECHO: &str = "courier.test.Echo";
@@ -210,54 +208,17 @@ async fn grpcio_backend_not_serving_gets_no_calls_until_serving_again() {
 
 // --- a grpc-go backend without the health service -------------------------------
 
-/// grpc-go's interop server (its TestService only), or `None` to skip.
-fn go_server() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/interop/go/bin/interop-server");
-    if path.exists() {
-        return Some(path);
-    }
-    let why = format!("{} does not exist (run scripts/interop/install-go.sh)", path.display());
-    if std::env::var("COURIER_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("COURIER_REQUIRE_PEERS=1 but the grpc-go peer is unavailable: {why}");
-    }
-    eprintln!("note: skipping a grpc-go health-checking test: {why}");
-    None
-}
-
 /// `grpc.testing.Empty`.
 #[derive(Clone, PartialEq, prost::Message)]
 struct Empty {}
 
 #[tokio::test]
 async fn grpc_go_backend_without_health_service_is_treated_as_healthy() {
-    let Some(binary) = go_server() else {
+    let Some(binary) = go_binary("interop-server") else {
         return;
     };
-    let mut child = Command::new(&binary)
-        .args(["--port=0", "--use_tls=false"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start grpc-go's interop server");
-    let pid = child.id().expect("a running child has a pid");
-    // grpc-go's server says nothing once it listens: its socket is looked
-    // up until it appears.
-    let port = guard("grpc-go's server listening", async {
-        loop {
-            if let Some(port) = listening_port(pid) {
-                return port;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("grpc-go's server exited ({status}) before listening");
-            }
-            // Paces the look-ups; nothing depends on how long this is.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
-
+    let server = GoServer::start(&binary, "grpc-go", &["--use_tls=false".to_string()], 0).await;
+    let port = server.port;
     let channel = Channel::builder(format!("ipv4:127.0.0.1:{port}"))
         .load_balancing(Policy::round_robin())
         .service_config(ServiceConfig::new().health_check_service("grpc.testing.TestService"))

@@ -90,7 +90,11 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// The frames that carry nothing each received DATA frame with a payload
 /// earns back (see `Driver::idle_frame`): a peer's control frames are
-/// bounded by this many per frame of data, plus the bucket's refill.
+/// bounded by this many per frame of data, plus the bucket's refill. Peers
+/// send control frames in step with their data (grpc-go and the C core a
+/// BDP PING per round trip, the C core also a stream and a connection
+/// WINDOW_UPDATE per message), which at tens of thousands of messages a
+/// second outruns the refill; a flood carries no data.
 const DATA_REFUND: u32 = 4;
 
 /// How long a connection must have no stream and nothing to write before
@@ -576,7 +580,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
     }
 
-    /// The bytes held by the buffers [`Driver::release_buffers`] gives back.
+    /// The bytes held by the buffers a quiet connection gives back: those of
+    /// [`Driver::release_buffers`], and the read and flat write buffers,
+    /// which go back to the pool as soon as they are empty.
     #[cfg(test)]
     pub(crate) fn releasable_bytes(&self) -> usize {
         self.out.capacity()
@@ -1499,23 +1505,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return;
         }
         if !payload.is_empty() {
-            // Data earns back a frame that carries nothing: peers send
-            // control frames in step with their data (grpc-go and the C
-            // core a BDP PING per round trip, WINDOW_UPDATEs as data is
-            // read), which at tens of thousands of messages a second
-            // outruns the bucket's refill, while a flood carries no data.
-            // The C core sends up to two or three such frames per message
-            // (a PING, a stream and a connection WINDOW_UPDATE), so each
-            // frame of data earns DATA_REFUND.
             self.idle_frames.refund_many(DATA_REFUND);
-        }
-        if !payload.is_empty()
-            && let Some(BdpAction::SendPing) = self.bdp.as_mut().map(|b| b.data(payload.len()))
-        {
-            self.out.push(Frame::Ping(Ping {
-                ack: false,
-                opaque: BDP_PING,
-            }));
+            if let Some(BdpAction::SendPing) = self.bdp.as_mut().map(|b| b.data(payload.len())) {
+                self.out.push(Frame::Ping(Ping {
+                    ack: false,
+                    opaque: BDP_PING,
+                }));
+            }
         }
         if inner.recv_dropped {
             self.release(inner, payload.len() as u32);

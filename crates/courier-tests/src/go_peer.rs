@@ -1,10 +1,9 @@
-//! Starting grpc-go 1.33's interop binaries (built by
-//! `scripts/interop/install-go.sh`) for the tests of this directory: each
-//! binds a port of its own choosing, found through /proc.
+//! grpc-go 1.33's interop binaries as peers (built by
+//! `scripts/interop/install-go.sh` under `target/interop/go/bin`): found or
+//! skipped, and started on a port of their own choosing, found through
+//! /proc with [`listening_port`], since they print nothing once they
+//! listen.
 
-#![allow(dead_code)] // Each test binary uses a part of this module.
-
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,9 +11,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 use tokio::process::{Child, Command};
 
-/// A hang guard for each wait below: generous, for loaded machines; it
-/// bounds a failure, it never times a success.
-pub const LIMIT: Duration = Duration::from_secs(60);
+use crate::{guard, listening_port};
 
 /// The grpc-go binary `name` under `target/interop/go/bin`, or `None` to
 /// skip (with a note) when it has not been built; with
@@ -41,33 +38,6 @@ pub struct GoServer {
     /// The port it listens on.
     pub port: u16,
     child: Child,
-}
-
-/// The TCP port `pid` listens on, if it has a listening socket yet: its
-/// socket inodes (`/proc/PID/fd`) looked up in the kernel's TCP tables.
-fn listening_port(pid: u32) -> Option<u16> {
-    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()?
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|link| {
-            let link = link.to_string_lossy().into_owned();
-            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
-        })
-        .collect();
-    for table in ["tcp6", "tcp"] {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // sl local_address rem_address st ... inode (the tenth field).
-            if fields.len() > 9 && fields[3] == "0A" && inodes.contains(fields[9]) {
-                let port = fields[1].rsplit_once(':')?.1;
-                return u16::from_str_radix(port, 16).ok();
-            }
-        }
-    }
-    None
 }
 
 impl GoServer {
@@ -122,9 +92,7 @@ impl GoServer {
                 }
             }
         };
-        tokio::time::timeout(LIMIT, start)
-            .await
-            .unwrap_or_else(|_| panic!("grpc-go's server {label} did not listen on port {port} within {LIMIT:?}"))
+        guard(&format!("grpc-go's server {label} listening on port {port}"), start).await
     }
 
     /// Kills the server and gives back the port it listened on.
