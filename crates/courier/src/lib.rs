@@ -106,6 +106,7 @@ pub mod reflection;
 mod request;
 mod response;
 pub mod server;
+pub mod stats;
 pub mod status;
 mod streaming;
 mod transport;

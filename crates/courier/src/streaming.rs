@@ -14,6 +14,7 @@ use crate::client::CancelHandle;
 use crate::client::call::{CANCELLED_BY_CLIENT, CallHold, PendingHead};
 use crate::codec::{Decoder, FrameReader};
 use crate::metadata::Metadata;
+use crate::stats::CallTrace;
 use crate::status::{Code, Status};
 use crate::transport::body::RecvBody;
 
@@ -42,6 +43,8 @@ pub struct Streaming<T> {
     /// Client: the call's place among its connection's streams, and its
     /// count among the channel's calls, given up with the stream.
     hold: Option<CallHold>,
+    /// Client: the call's span and stats, ended with the stream.
+    trace: Option<CallTrace>,
 }
 
 enum State {
@@ -96,6 +99,29 @@ impl<T: 'static> Streaming<T> {
             sender,
             cancel: None,
             hold: None,
+            trace: None,
+        }
+    }
+
+    /// Client: the call's span, entered while the stream is polled, and its
+    /// stats, ended with it.
+    pub(crate) fn with_trace(mut self, trace: CallTrace) -> Streaming<T> {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// Client: the call ended with `status`.
+    fn end_trace(&mut self, status: &Status) {
+        if let Some(trace) = self.trace.take() {
+            trace.end(status, None);
+        }
+    }
+
+    /// Client: the call ended OK, with these trailers.
+    fn end_trace_ok(&mut self) {
+        if let Some(trace) = self.trace.take() {
+            let trailers = self.trailers.clone().unwrap_or_default();
+            trace.end_ok(None, &trailers);
         }
     }
 
@@ -208,6 +234,7 @@ impl<T: 'static> Streaming<T> {
 
     fn fail(&mut self, status: Status) -> Poll<Option<Result<T, Status>>> {
         self.end();
+        self.end_trace(&status);
         Poll::Ready(Some(Err(status)))
     }
 
@@ -243,9 +270,9 @@ impl<T: 'static> Streaming<T> {
             Poll::Pending => {
                 if self.expired(cx) {
                     self.end();
-                    return Poll::Ready(Err(Status::deadline_exceeded(
-                        "deadline exceeded waiting for response headers",
-                    )));
+                    let status = Status::deadline_exceeded("deadline exceeded waiting for response headers");
+                    self.end_trace(&status);
+                    return Poll::Ready(Err(status));
                 }
                 return Poll::Pending;
             }
@@ -255,15 +282,18 @@ impl<T: 'static> Streaming<T> {
         match response {
             Err(status) => {
                 self.end();
+                self.end_trace(&status);
                 Poll::Ready(Err(status))
             }
             Ok(crate::client::ResponseHead::TrailersOnly(status)) if status.code() == Code::Ok => {
                 self.trailers = Some(status.metadata().clone());
                 self.state = State::Done;
+                self.end_trace_ok();
                 Poll::Ready(Ok(()))
             }
             Ok(crate::client::ResponseHead::TrailersOnly(status)) => {
                 self.end();
+                self.end_trace(&status);
                 Poll::Ready(Err(status))
             }
             Ok(crate::client::ResponseHead::Body {
@@ -271,6 +301,9 @@ impl<T: 'static> Streaming<T> {
                 body,
                 encoding,
             }) => {
+                if let Some(trace) = &self.trace {
+                    trace.record_headers(&metadata);
+                }
                 self.headers = Some(metadata);
                 self.reader.set_encoding(encoding);
                 self.body = Some(body);
@@ -293,6 +326,8 @@ impl<T: 'static> Stream for Streaming<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let span = this.trace.as_ref().map(|t| t.span().clone());
+        let _entered = span.as_ref().map(|s| s.enter());
         this.poll_cancel(cx);
         loop {
             match this.state {
@@ -357,10 +392,12 @@ impl<T: 'static> Stream for Streaming<T> {
                         Ok(None) => return Poll::Ready(None),
                         Ok(Some(status)) if status.code() == Code::Ok => {
                             this.trailers = Some(status.metadata().clone());
+                            this.end_trace_ok();
                             return Poll::Ready(None);
                         }
                         Ok(Some(status)) | Err(status) => {
                             let status = this.sending_error(status);
+                            this.end_trace(&status);
                             return Poll::Ready(Some(Err(status)));
                         }
                     }

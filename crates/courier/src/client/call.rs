@@ -15,6 +15,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt as _, StreamExt as _};
 use http::header::HeaderValue;
 use http::uri::PathAndQuery;
+use tracing::Instrument as _;
 
 use super::balancer::PickInfo;
 use super::controller::OwnedActiveCall;
@@ -27,6 +28,7 @@ use crate::interceptor::CallHead;
 use crate::metadata::Metadata;
 use crate::request::Request;
 use crate::response::Response;
+use crate::stats::{self, CallInfo, CallTrace, Side};
 use crate::status::{Code, RetryPushback, Status};
 use crate::streaming::{AbortOnDrop, SendSide, Streaming};
 use crate::transport::body::RecvBody;
@@ -168,7 +170,11 @@ pub(crate) fn encode_timeout(timeout: Duration) -> HeaderValue {
 /// The path of a method, `/package.Service/Method`, as calls take it.
 ///
 /// Generated clients pass a `&'static str`, which converts without a copy;
-/// tools that learn methods at run time parse a string.
+/// tools that learn methods at run time parse a string. Metrics name a
+/// parsed method `"other"` (gRFC A66, [`CallInfo::is_registered`]), so that
+/// paths made at run time cannot grow their number of series.
+///
+/// [`CallInfo::is_registered`]: crate::stats::CallInfo::is_registered
 ///
 /// ```
 /// use courier::client::MethodPath;
@@ -177,7 +183,11 @@ pub(crate) fn encode_timeout(timeout: Duration) -> HeaderValue {
 /// assert!(MethodPath::parse("helloworld.Greeter").is_err());
 /// ```
 #[derive(Clone, Debug)]
-pub struct MethodPath(PathAndQuery);
+pub struct MethodPath {
+    path: PathAndQuery,
+    /// Made from a `&'static str`: a method known when the program was built.
+    registered: bool,
+}
 
 impl MethodPath {
     /// Checks and takes a path of the form `/package.Service/Method`.
@@ -193,19 +203,25 @@ impl MethodPath {
             )));
         }
         PathAndQuery::try_from(path.as_str())
-            .map(MethodPath)
+            .map(|path| MethodPath {
+                path,
+                registered: false,
+            })
             .map_err(|_| Status::invalid_argument(format!("invalid method path {path:?}")))
     }
 
     /// The path.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.path.as_str()
     }
 }
 
 impl From<&'static str> for MethodPath {
     fn from(path: &'static str) -> MethodPath {
-        MethodPath(PathAndQuery::from_static(path))
+        MethodPath {
+            path: PathAndQuery::from_static(path),
+            registered: true,
+        }
     }
 }
 
@@ -220,6 +236,8 @@ struct Prepared {
     /// The method's retry or hedging policy, unless the channel has
     /// retries off.
     attempts: Option<AttemptPolicy>,
+    /// The call's span, and the stats handlers following it.
+    trace: CallTrace,
 }
 
 /// What the service config says for one call: found once, before the call
@@ -310,9 +328,11 @@ impl Channel {
         let attempts = method
             .and_then(|m| m.attempts.clone())
             .filter(|_| self.inner.shared.retry_settings().enabled);
+        let mut metadata = request.metadata;
+        let trace = self.trace(&path, &mut metadata, plan.deadline);
         let head = CallHead {
-            path: path.0,
-            metadata: request.metadata,
+            path: path.path,
+            metadata,
             extensions: request.extensions,
             deadline: plan.deadline,
             remote_addr: None,
@@ -334,8 +354,30 @@ impl Channel {
                     method.and_then(|m| m.max_response_message_bytes),
                 ),
                 attempts,
+                trace,
             },
             request.message,
+        )
+    }
+
+    /// The call's span, and whichever of the channel's stats handlers
+    /// follow it.
+    fn trace(&self, path: &MethodPath, metadata: &mut Metadata, deadline: Option<Instant>) -> CallTrace {
+        let inner = &self.inner;
+        let span = stats::client_span(path.as_str(), &inner.server_host, inner.server_port);
+        CallTrace::start(
+            span,
+            &inner.stats,
+            || CallInfo {
+                side: Side::Client,
+                path: path.path.clone(),
+                registered: path.registered,
+                target: Some(inner.canonical_target.clone()),
+                peer: None,
+                started: Instant::now(),
+            },
+            metadata,
+            deadline,
         )
     }
 
@@ -353,11 +395,14 @@ impl Channel {
     fn writer<E: Encoder>(&self, encoder: E, prepared: &mut Prepared) -> FrameWriter<E> {
         let mut writer = FrameWriter::new(encoder, prepared.compression, prepared.max_send_message_size);
         writer.set_switch(prepared.switch.take());
+        writer.set_tally(prepared.trace.sent_tally());
         writer
     }
 
     fn reader(&self, prepared: &Prepared) -> FrameReader {
-        FrameReader::new(prepared.max_recv_message_size, None)
+        let mut reader = FrameReader::new(prepared.max_recv_message_size, None);
+        reader.set_tally(prepared.trace.received_tally());
+        reader
     }
 
     /// The request's headers, for an attempt that follows `previous` others.
@@ -420,45 +465,62 @@ impl Channel {
         }
     }
 
-    /// Sends a call whose request is one message, `body`, and waits for
-    /// the response headers; sends it again, transparently, while the
-    /// server refuses it unprocessed.
-    async fn send_whole(
-        &self,
-        prepared: &Prepared,
-        body: Bytes,
-        previous: u32,
-    ) -> Result<((ReceivedHead, RecvBody), StreamPermit), Status> {
-        let mut refused = 0;
-        loop {
-            let mut opened = self.open(prepared, previous).await?;
-            // An error here shows up in the response.
-            let _ = opened.send.queue_data(body.clone(), true);
-            drop(opened.send);
-            match opened.response.await {
-                Ok(response) => return Ok((response, opened.permit)),
-                Err(e) if e.is_unprocessed() && refused < TRANSPARENT_RETRIES => {
-                    refused += 1;
-                    if e.is_go_away() {
-                        opened.conn.retire();
-                    }
-                    tracing::debug!("call refused unprocessed ({}); sending it again", e.to_status());
-                }
-                Err(e) => return Err(e.to_status()),
-            }
-        }
-    }
-
-    /// One attempt of a call whose request is one message: sent, and its
-    /// response headers read.
+    /// One attempt of a call whose request is one message, `body`: sent,
+    /// and its response headers read. It is sent again, transparently, while
+    /// the server refuses it unprocessed; each sending is an attempt for
+    /// stats handlers. An attempt that ends with its headers is the one the
+    /// call goes on with; one answered with only a status has ended.
     async fn attempt_whole(
         &self,
         prepared: &Prepared,
         body: Bytes,
         previous: u32,
     ) -> Result<(ResponseHead, StreamPermit), Status> {
-        let (response, permit) = self.send_whole(prepared, body, previous).await?;
-        Ok((check_response(response)?, permit))
+        let mut refused = 0;
+        loop {
+            let attempt = prepared.trace.attempt(previous, refused > 0);
+            let sent = async {
+                let mut opened = self.open(prepared, previous).await.map_err(Err)?;
+                // An error here shows up in the response.
+                let _ = opened.send.queue_data(body.clone(), true);
+                drop(opened.send);
+                match opened.response.await {
+                    Ok(response) => Ok((response, opened.permit)),
+                    Err(e) => {
+                        if e.is_go_away() {
+                            opened.conn.retire();
+                        }
+                        Err(Ok(e))
+                    }
+                }
+            }
+            .instrument(attempt.span().clone())
+            .await;
+            let failure = match sent {
+                Ok((response, permit)) => match check_response(response) {
+                    Ok(head @ ResponseHead::Body { .. }) => {
+                        attempt.commit();
+                        return Ok((head, permit));
+                    }
+                    Ok(ResponseHead::TrailersOnly(status)) => {
+                        attempt.end(&status);
+                        return Ok((ResponseHead::TrailersOnly(status), permit));
+                    }
+                    Err(status) => status,
+                },
+                Err(Ok(e)) if e.is_unprocessed() && refused < TRANSPARENT_RETRIES => {
+                    let status = e.to_status();
+                    attempt.end(&status);
+                    refused += 1;
+                    tracing::debug!("call refused unprocessed ({status}); sending it again");
+                    continue;
+                }
+                Err(Ok(e)) => e.to_status(),
+                Err(Err(status)) => status,
+            };
+            attempt.end(&failure);
+            return Err(failure);
+        }
     }
 
     /// Sends a call whose request is one message, `body`, under the
@@ -536,6 +598,7 @@ impl Channel {
         let (mut prepared, message) = self.prepare(request, path, plan);
         let mut writer = self.writer(codec.encoder(), &mut prepared);
         let mut decoder = codec.decoder();
+        let trace = prepared.trace.clone();
         let call = async move {
             let _active = self.inner.shared.call_started();
             self.intercept(&mut prepared).await?;
@@ -551,7 +614,9 @@ impl Channel {
             }
             response
         };
-        WithDeadline::new(deadline, cancel, call).await
+        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        end_unary(&trace, &response);
+        response
     }
 
     /// Makes a client-streaming call: sends every message of the request
@@ -571,9 +636,10 @@ impl Channel {
         let deadline = plan.deadline;
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
-        let call = async {
+        let (mut prepared, stream) = self.prepare(request, path, plan);
+        let trace = prepared.trace.clone();
+        let call = async move {
             let _active = self.inner.shared.call_started();
-            let (mut prepared, stream) = self.prepare(request, path, plan);
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             if let Some(AttemptPolicy::Retry(policy)) = &prepared.attempts {
@@ -587,7 +653,7 @@ impl Channel {
                 send,
                 permit: _permit,
                 ..
-            } = self.open(&prepared, 0).await?;
+            } = self.open_single(&prepared).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
             let receiving = std::pin::pin!(async {
                 let response = response.await.map_err(|e| e.to_status())?;
@@ -604,7 +670,25 @@ impl Channel {
                 Either::Right((result, _)) => result,
             }
         };
-        WithDeadline::new(deadline, cancel, call).await
+        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        end_unary(&trace, &response);
+        response
+    }
+
+    /// Opens the stream of a call that makes one attempt: the attempt the
+    /// call goes on with, or that failed.
+    async fn open_single(&self, prepared: &Prepared) -> Result<Opened, Status> {
+        let attempt = prepared.trace.attempt(0, false);
+        match self.open(prepared, 0).instrument(attempt.span().clone()).await {
+            Ok(opened) => {
+                attempt.commit();
+                Ok(opened)
+            }
+            Err(status) => {
+                attempt.end(&status);
+                Err(status)
+            }
+        }
     }
 
     /// A client-streaming call under a retry policy: attempts until one
@@ -666,6 +750,7 @@ impl Channel {
         loop {
             let previous = retrier.previous_attempts();
             outbound.restart();
+            let trace = prepared.trace.attempt(previous, refused > 0);
             let attempt = async {
                 let Opened {
                     response,
@@ -695,8 +780,9 @@ impl Channel {
                     },
                 }
             };
-            let failure = match attempt.await {
+            let failure = match attempt.instrument(trace.span().clone()).await {
                 Ok((head, send, permit)) => {
+                    trace.commit();
                     outbound.commit();
                     return Ok(StreamCommitted {
                         head,
@@ -705,8 +791,12 @@ impl Channel {
                         retrier,
                     });
                 }
-                Err(Attempt::Fatal(status)) => return Err(status),
+                Err(Attempt::Fatal(status)) => {
+                    trace.end(&status);
+                    return Err(status);
+                }
                 Err(Attempt::Refused(status)) => {
+                    trace.end(&status);
                     if outbound.can_replay() && refused < TRANSPARENT_RETRIES {
                         refused += 1;
                         tracing::debug!("stream refused unprocessed ({status}); sending it again");
@@ -714,7 +804,10 @@ impl Channel {
                     }
                     status
                 }
-                Err(Attempt::Failed(status)) => status,
+                Err(Attempt::Failed(status)) => {
+                    trace.end(&status);
+                    status
+                }
             };
             if !outbound.can_replay() {
                 return Err(failure);
@@ -779,9 +872,10 @@ impl Channel {
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
-        let call = async {
+        let (mut prepared, message) = self.prepare(request, path, plan);
+        let trace = prepared.trace.clone();
+        let call = async move {
             let active = self.inner.shared.owned_call_started();
-            let (mut prepared, message) = self.prepare(request, path, plan);
             self.intercept(&mut prepared).await?;
             let mut writer = self.writer(codec.encoder(), &mut prepared);
             writer.write(message, true)?;
@@ -797,9 +891,14 @@ impl Channel {
             };
             let mut reader = self.reader(&prepared);
             match committed.head {
-                ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => Ok(Response::new(
-                    Streaming::finished(status.metadata().clone(), reader, codec.decoder()),
-                )),
+                ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => {
+                    prepared.trace.end(&status, None);
+                    Ok(Response::new(Streaming::finished(
+                        status.metadata().clone(),
+                        reader,
+                        codec.decoder(),
+                    )))
+                }
                 ResponseHead::TrailersOnly(status) => Err(status),
                 ResponseHead::Body {
                     metadata,
@@ -807,16 +906,22 @@ impl Channel {
                     encoding,
                 } => {
                     reader.set_encoding(encoding);
+                    prepared.trace.record_headers(&metadata);
                     let stream = Streaming::new(body, reader, codec.decoder(), deadline.map(Into::into), None)
                         .with_cancel(stream_cancel)
-                        .with_hold(hold);
+                        .with_hold(hold)
+                        .with_trace(prepared.trace.clone());
                     let mut response = Response::new(stream);
                     response.metadata = metadata;
                     Ok(response)
                 }
             }
         };
-        WithDeadline::new(deadline, cancel, call).await
+        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        if let Err(status) = &response {
+            trace.end(status, None);
+        }
+        response
     }
 
     /// Makes a bidirectional call. It returns as soon as the call is sent:
@@ -840,9 +945,12 @@ impl Channel {
         // By value: borrowing `request` would keep it in the future.
         let (request, cancel) = request.take_cancel();
         let stream_cancel = cancel.clone();
-        let call = async {
+        let (mut prepared, stream) = self.prepare(request, path, plan);
+        let trace = prepared.trace.clone();
+        let call_trace = trace.clone();
+        let call = async move {
+            let trace = call_trace;
             let active = self.inner.shared.owned_call_started();
-            let (mut prepared, stream) = self.prepare(request, path, plan);
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             let reader = self.reader(&prepared);
@@ -852,27 +960,34 @@ impl Channel {
                 Some(AttemptPolicy::Retry(policy)) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     let channel = self.clone();
-                    let task = tokio::spawn(async move {
-                        let outcome = channel.bidi_attempts(&prepared, policy, stream, writer, tx).await;
-                        if let Err(status) = outcome
-                            && let Ok(mut slot) = slot.lock()
-                        {
-                            *slot = Some(status);
+                    let span = trace.span().clone();
+                    let task = tokio::spawn(
+                        async move {
+                            let outcome = channel.bidi_attempts(&prepared, policy, stream, writer, tx).await;
+                            if let Err(status) = outcome
+                                && let Ok(mut slot) = slot.lock()
+                            {
+                                *slot = Some(status);
+                            }
                         }
-                    });
+                        .instrument(span),
+                    );
                     (PendingHead::Retried(rx), task, None)
                 }
                 _ => {
                     let Opened {
                         response, send, permit, ..
-                    } = self.open(&prepared, 0).await?;
-                    let task = tokio::spawn(async move {
-                        if let Err(status) = send_all(send, stream, writer).await
-                            && let Ok(mut slot) = slot.lock()
-                        {
-                            *slot = Some(status);
+                    } = self.open_single(&prepared).await?;
+                    let task = tokio::spawn(
+                        async move {
+                            if let Err(status) = send_all(send, stream, writer).await
+                                && let Ok(mut slot) = slot.lock()
+                            {
+                                *slot = Some(status);
+                            }
                         }
-                    });
+                        .instrument(trace.span().clone()),
+                    );
                     (PendingHead::Stream(response), task, Some(permit))
                 }
             };
@@ -886,10 +1001,15 @@ impl Channel {
             };
             let stream = Streaming::pending_head(head, reader, codec.decoder(), deadline.map(Into::into), Some(send))
                 .with_cancel(stream_cancel)
-                .with_hold(hold);
+                .with_hold(hold)
+                .with_trace(trace);
             Ok(Response::new(stream))
         };
-        WithDeadline::new(deadline, cancel, call).await
+        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        if let Err(status) = &response {
+            trace.end(status, None);
+        }
+        response
     }
 }
 
@@ -1160,6 +1280,15 @@ impl<T, F: Future<Output = Result<T, Status>>> Future for WithDeadline<F> {
             return Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded")));
         }
         Poll::Pending
+    }
+}
+
+/// Ends a call with one response message: OK with its headers and
+/// trailers, or its error.
+fn end_unary<T>(trace: &CallTrace, response: &Result<Response<T>, Status>) {
+    match response {
+        Ok(r) => trace.end_ok(Some(&r.metadata), &r.trailers),
+        Err(status) => trace.end(status, None),
     }
 }
 

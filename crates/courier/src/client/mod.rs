@@ -60,6 +60,7 @@ use crate::compression::Encoding;
 use crate::credentials::ClientTlsConfig;
 use crate::interceptor::{ClientDyn, ClientInterceptor, Interceptors};
 use crate::metadata::Metadata;
+use crate::stats::{StatsHandler, StatsHandlers};
 use crate::status::Status;
 use crate::transport::{ConnectOptions, Http2Settings};
 use balancer::{PickInfo, Policy};
@@ -105,6 +106,13 @@ struct Inner {
     authority: Authority,
     config: CallConfig,
     interceptors: Interceptors,
+    stats: StatsHandlers,
+    /// The target with its scheme, as metrics name it (gRFC A66):
+    /// `dns:///example.com:443` for `example.com:443`.
+    canonical_target: Arc<str>,
+    /// `server.address` and `server.port` for tracing spans.
+    server_host: Arc<str>,
+    server_port: u16,
     shared: Arc<Shared>,
 }
 
@@ -181,6 +189,7 @@ pub struct ChannelBuilder {
     backoff: BackoffConfig,
     config: CallConfig,
     interceptors: Interceptors,
+    stats: StatsHandlers,
     authority: Option<String>,
     policy: Policy,
     resolver: Option<Arc<dyn ResolverBuilder>>,
@@ -217,6 +226,7 @@ impl ChannelBuilder {
                 wait_for_ready: false,
             },
             interceptors: Interceptors::default(),
+            stats: StatsHandlers::default(),
             authority: None,
             policy: Policy::pick_first(),
             resolver: None,
@@ -301,6 +311,16 @@ impl ChannelBuilder {
     /// Adds an interceptor; they run in the order added, before each call.
     pub fn interceptor(mut self, interceptor: impl ClientInterceptor) -> Self {
         self.interceptors.0.push(Arc::new(ClientDyn(interceptor)));
+        self
+    }
+
+    /// Adds a stats handler, which follows each call from start to end: its
+    /// attempts, status, headers, trailers, message sizes and timing (see
+    /// [`stats`](crate::stats)). Several may be added. OpenTelemetry
+    /// metrics and tracing are one (`courier::opentelemetry`, with the
+    /// `opentelemetry` feature).
+    pub fn stats_handler(mut self, handler: impl StatsHandler) -> Self {
+        self.stats.push(handler);
         self
     }
 
@@ -498,6 +518,14 @@ impl ChannelBuilder {
                 self.target
             ))
         })?;
+        let canonical_target: Arc<str> = {
+            let t = &parsed.target;
+            format!("{}://{}/{}", t.scheme(), t.authority().unwrap_or(""), t.endpoint()).into()
+        };
+        let server_host: Arc<str> = authority.host().into();
+        let server_port = authority
+            .port_u16()
+            .unwrap_or(if scheme == Scheme::HTTPS { 443 } else { 80 });
         let plan = Plan {
             target: parsed.target,
             resolver: parsed.builder,
@@ -524,6 +552,10 @@ impl ChannelBuilder {
                 authority,
                 config: self.config,
                 interceptors: self.interceptors,
+                stats: self.stats,
+                canonical_target,
+                server_host,
+                server_port,
                 shared: Shared::new(plan),
             }),
         })

@@ -2,11 +2,13 @@
 //! the message, in DATA frames whose boundaries mean nothing.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::Encoder;
 use crate::compression::{self, Encoding, MessageCompression};
+use crate::stats::Tally;
 use crate::status::Status;
 
 const HEADER_LEN: usize = 5;
@@ -23,6 +25,8 @@ pub(crate) struct FrameWriter<E> {
     /// The size of the last batch taken, which the next one reserves.
     batch_hint: usize,
     max_size: usize,
+    /// Where each message is counted, when a stats handler follows the call.
+    tally: Option<Arc<Tally>>,
 }
 
 /// The most a batch reserves up front, from the size of the one before.
@@ -42,6 +46,7 @@ impl<E: Encoder> FrameWriter<E> {
             switch: None,
             batch_hint: 0,
             max_size,
+            tally: None,
         }
     }
 
@@ -58,6 +63,11 @@ impl<E: Encoder> FrameWriter<E> {
     /// Lets `switch` turn compression on and off message by message.
     pub(crate) fn set_switch(&mut self, switch: Option<MessageCompression>) {
         self.switch = switch;
+    }
+
+    /// Counts each message written in `tally`.
+    pub(crate) fn set_tally(&mut self, tally: Option<Arc<Tally>>) {
+        self.tally = tally;
     }
 
     /// Appends one framed message. `compress` chooses compression for this
@@ -104,6 +114,10 @@ impl<E: Encoder> FrameWriter<E> {
         };
         self.buf[start] = flag;
         self.buf[start + 1..start + HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
+        if let Some(tally) = &self.tally {
+            tally.add(len);
+        }
+        tracing::debug!(size = len, compressed = flag == 1, "message sent");
         Ok(())
     }
 
@@ -137,6 +151,8 @@ pub(crate) struct FrameReader {
     encoding: Option<Encoding>,
     /// Whether the last message returned was compressed on the wire.
     last_compressed: bool,
+    /// Where each message is counted, when a stats handler follows the call.
+    tally: Option<Arc<Tally>>,
 }
 
 impl FrameReader {
@@ -148,6 +164,7 @@ impl FrameReader {
             max_size,
             encoding,
             last_compressed: false,
+            tally: None,
         }
     }
 
@@ -157,6 +174,11 @@ impl FrameReader {
             self.buffered += data.len();
             self.chunks.push_back(data);
         }
+    }
+
+    /// Counts each message read in `tally`.
+    pub(crate) fn set_tally(&mut self, tally: Option<Arc<Tally>>) {
+        self.tally = tally;
     }
 
     /// Sets the encoding declared by the peer's `grpc-encoding`.
@@ -262,6 +284,10 @@ impl FrameReader {
         self.header = None;
         let frame = self.take(len);
         self.last_compressed = compressed;
+        if let Some(tally) = &self.tally {
+            tally.add(len);
+        }
+        tracing::debug!(size = len, compressed, "message received");
         match (compressed, self.encoding) {
             (true, Some(enc)) => compression::decompress(enc, &frame, self.max_size).map(Some),
             _ => Ok(Some(frame)),

@@ -23,6 +23,7 @@ use crate::interceptor::{CallHead, split_path};
 use crate::metadata::Metadata;
 use crate::request::Request;
 use crate::response::Response;
+use crate::stats::{self, CallInfo, CallTrace, Side};
 use crate::status::Status;
 use crate::streaming::Streaming;
 use crate::transport::body::RecvBody;
@@ -45,6 +46,8 @@ pub struct ServerCall {
     config: Arc<ServerConfig>,
     request_encoding: Option<Encoding>,
     response_encoding: Option<Encoding>,
+    /// When the request headers were read, for stats handlers.
+    started: Option<Instant>,
 }
 
 impl std::fmt::Debug for ServerCall {
@@ -64,6 +67,7 @@ pub(crate) fn accept(
     conn: super::ConnInfo,
     config: Arc<ServerConfig>,
 ) -> Option<ServerCall> {
+    let started = (!config.stats.is_empty()).then(Instant::now);
     let fields = req.fields;
     let mut respond = Responder::new(respond);
     if &req.method[..] != b"POST" {
@@ -168,6 +172,7 @@ pub(crate) fn accept(
         config,
         request_encoding,
         response_encoding,
+        started,
     })
 }
 
@@ -214,6 +219,10 @@ struct Responder {
     accept_encoding: Option<HeaderValue>,
     /// Whether the call's status (or an HTTP error) has been sent.
     finished: bool,
+    /// The client reset the stream.
+    reset: bool,
+    /// The call's span and stats, ended with the status.
+    trace: Option<CallTrace>,
 }
 
 impl Drop for Responder {
@@ -224,6 +233,14 @@ impl Drop for Responder {
     fn drop(&mut self) {
         if self.finished {
             return;
+        }
+        if let Some(trace) = &self.trace {
+            let status = if self.reset {
+                Status::cancelled("the client cancelled the call")
+            } else {
+                Status::internal("the call ended without a status")
+            };
+            trace.end(&status, None);
         }
         if let Some(stream) = self.stream.as_mut() {
             stream.reset(Reason::InternalError);
@@ -241,16 +258,22 @@ impl Responder {
             content_type: None,
             accept_encoding: None,
             finished: false,
+            reset: false,
+            trace: None,
         }
     }
 
     /// Resolves when the client resets the stream (or the connection dies).
     fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match (&mut self.stream, &mut self.pending) {
+        let reset = match (&mut self.stream, &mut self.pending) {
             (Some(s), _) => s.poll_reset(cx),
             (None, Some(p)) => p.poll_reset(cx),
             (None, None) => Poll::Ready(()),
+        };
+        if reset.is_ready() {
+            self.reset = true;
         }
+        reset
     }
 
     /// Answers a request that is not gRPC with an HTTP error `status`.
@@ -272,6 +295,9 @@ impl Responder {
     }
 
     fn trailers_only(&mut self, status: Status) {
+        if let Some(trace) = &self.trace {
+            trace.end(&status, None);
+        }
         self.finished = true;
         let Some(mut respond) = self.pending.take() else {
             self.trailers(status, Metadata::new());
@@ -305,6 +331,11 @@ impl Responder {
         let Some(mut respond) = self.pending.take() else {
             return self.stream.is_some();
         };
+        if let Some(trace) = &self.trace
+            && trace.is_followed()
+        {
+            trace.record_headers(&metadata);
+        }
         let fields = OutFields {
             content_type: Some(self.content_type()),
             encoding: encoding.map(Encoding::name),
@@ -333,6 +364,9 @@ impl Responder {
         if self.pending.is_some() {
             self.trailers_only(status);
             return;
+        }
+        if let Some(trace) = &self.trace {
+            trace.end(&status, None);
         }
         self.finished = true;
         if let Some(stream) = self.stream.as_mut() {
@@ -403,6 +437,7 @@ struct Parts<E> {
     reader: FrameReader,
     writer: FrameWriter<E>,
     expiry: Expiry,
+    trace: CallTrace,
 }
 
 impl ServerCall {
@@ -429,6 +464,8 @@ impl ServerCall {
 
     /// Answers UNIMPLEMENTED: no such service or method.
     pub async fn unimplemented(mut self) {
+        let trace = self.trace(false);
+        self.respond.trace = Some(trace);
         let path = self.head.path();
         let msg = format!(
             "unknown method {} for service {}",
@@ -438,19 +475,50 @@ impl ServerCall {
         self.respond.trailers_only(Status::unimplemented(msg));
     }
 
-    fn into_parts<E: Encoder>(self, encoder: E) -> Parts<E> {
+    /// The call's span, and whichever of the server's stats handlers
+    /// follow it. `registered`: one of the server's methods, not one it
+    /// answers UNIMPLEMENTED.
+    fn trace(&mut self, registered: bool) -> CallTrace {
+        let head = &mut self.head;
+        let span = stats::server_span(head.path.path(), head.remote_addr);
+        let (path, peer, started) = (&head.path, head.remote_addr, self.started);
+        CallTrace::start(
+            span,
+            &self.config.stats,
+            || CallInfo {
+                side: Side::Server,
+                path: path.clone(),
+                registered,
+                target: None,
+                peer,
+                started: started.unwrap_or_else(Instant::now),
+            },
+            &mut head.metadata,
+            None,
+        )
+    }
+
+    fn into_parts<E: Encoder>(mut self, encoder: E) -> Parts<E> {
+        let trace = self.trace(true);
         let ServerCall {
             head,
             body,
             budget,
-            respond,
+            mut respond,
             config,
             request_encoding,
             response_encoding,
+            started: _,
         } = self;
+        respond.trace = Some(trace.clone());
+        let mut reader = FrameReader::new(config.max_recv_message_size, request_encoding);
+        reader.set_tally(trace.received_tally());
+        let mut writer = FrameWriter::new(encoder, response_encoding, config.max_send_message_size);
+        writer.set_tally(trace.sent_tally());
         Parts {
-            reader: FrameReader::new(config.max_recv_message_size, request_encoding),
-            writer: FrameWriter::new(encoder, response_encoding, config.max_send_message_size),
+            reader,
+            writer,
+            trace,
             expiry: Expiry::new(head.deadline),
             body: RecvBody::with_budget(body, false, budget),
             head,
@@ -481,8 +549,9 @@ impl ServerCall {
             mut reader,
             mut writer,
             mut expiry,
+            trace,
         } = self.into_parts(codec.encoder());
-        Scoped::new(async move {
+        trace.traced(Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let request = single_request(&config, head, &mut body, &mut reader, &mut decoder).await?;
                 handler(request).await
@@ -490,7 +559,7 @@ impl ServerCall {
             if let Outcome::Done(result) = guarded(&mut respond, &mut expiry, work).await {
                 respond_single(&mut respond, &mut writer, result);
             }
-        })
+        }))
     }
 
     /// Runs a client-streaming handler: a stream of requests, one response.
@@ -509,10 +578,11 @@ impl ServerCall {
             reader,
             mut writer,
             mut expiry,
+            trace,
         } = self.into_parts(codec.encoder());
         // Boxed: a streaming call lives long and pays one allocation, so
         // that a service's unary calls need not carry its streaming state.
-        Box::pin(Scoped::new(async move {
+        Box::pin(trace.traced(Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let head = intercept(&config, head).await?;
                 let stream = Streaming::new(body, reader, decoder, None, None);
@@ -521,7 +591,7 @@ impl ServerCall {
             if let Outcome::Done(result) = guarded(&mut respond, &mut expiry, work).await {
                 respond_single(&mut respond, &mut writer, result);
             }
-        }))
+        })))
     }
 
     /// Runs a server-streaming handler: one request, a stream of responses.
@@ -541,10 +611,11 @@ impl ServerCall {
             mut reader,
             mut writer,
             mut expiry,
+            trace,
         } = self.into_parts(codec.encoder());
         // Boxed: a streaming call lives long and pays one allocation, so
         // that a service's unary calls need not carry its streaming state.
-        Box::pin(Scoped::new(async move {
+        Box::pin(trace.traced(Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let request = single_request(&config, head, &mut body, &mut reader, &mut decoder).await?;
                 handler(request).await
@@ -554,7 +625,7 @@ impl ServerCall {
                 Outcome::Done(Err(status)) => respond.trailers_only(status),
                 Outcome::Done(Ok(response)) => respond_stream(&mut respond, &mut writer, response, &mut expiry).await,
             }
-        }))
+        })))
     }
 
     /// Runs a bidirectional handler: streams both ways. The handler may read
@@ -575,10 +646,11 @@ impl ServerCall {
             reader,
             mut writer,
             mut expiry,
+            trace,
         } = self.into_parts(codec.encoder());
         // Boxed: a streaming call lives long and pays one allocation, so
         // that a service's unary calls need not carry its streaming state.
-        Box::pin(Scoped::new(async move {
+        Box::pin(trace.traced(Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let head = intercept(&config, head).await?;
                 let stream = Streaming::new(body, reader, decoder, None, None);
@@ -589,7 +661,7 @@ impl ServerCall {
                 Outcome::Done(Err(status)) => respond.trailers_only(status),
                 Outcome::Done(Ok(response)) => respond_stream(&mut respond, &mut writer, response, &mut expiry).await,
             }
-        }))
+        })))
     }
 }
 

@@ -41,6 +41,7 @@ use crate::compression::Encoding;
 #[cfg(feature = "tls")]
 use crate::credentials::{self, PeerCertificates, ServerTls, ServerTlsConfig};
 use crate::interceptor::{Interceptors, ServerDyn, ServerInterceptor};
+use crate::stats::{StatsHandler, StatsHandlers};
 use crate::transport::Http2Settings;
 use crate::transport::budget::RecvBudget;
 use listener::Listener;
@@ -66,6 +67,7 @@ pub(crate) struct ServerConfig {
     pub(crate) max_send_message_size: usize,
     pub(crate) send_compression: Option<Encoding>,
     pub(crate) interceptors: Interceptors,
+    pub(crate) stats: StatsHandlers,
     pub(crate) http2: Http2Settings,
     pub(crate) shutdown_grace: Duration,
     /// How long a new connection has for TLS, the HTTP/2 preface and its
@@ -111,6 +113,7 @@ impl Default for ServerConfig {
             max_send_message_size: usize::MAX,
             send_compression: None,
             interceptors: Interceptors::default(),
+            stats: StatsHandlers::default(),
             http2: Http2Settings::default(),
             shutdown_grace: Duration::from_secs(30),
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
@@ -155,6 +158,16 @@ impl<R: Routes> Server<R> {
     /// before each call reaches its handler.
     pub fn interceptor(mut self, interceptor: impl ServerInterceptor) -> Self {
         self.config.interceptors.0.push(Arc::new(ServerDyn(interceptor)));
+        self
+    }
+
+    /// Adds a stats handler, which follows each call from start to end: its
+    /// status, headers, trailers, message sizes and timing (see
+    /// [`stats`](crate::stats)). Several may be added. OpenTelemetry
+    /// metrics and tracing are one (`courier::opentelemetry`, with the
+    /// `opentelemetry` feature).
+    pub fn stats_handler(mut self, handler: impl StatsHandler) -> Self {
+        self.config.stats.push(handler);
         self
     }
 

@@ -1,0 +1,630 @@
+//! Stats handlers: hooks that see how every call and attempt ends, for
+//! metrics, tracing and logs of one's own. Where an
+//! [interceptor](crate::interceptor) sees a call's head before it runs, and
+//! may change or refuse it, a [`StatsHandler`] only watches, from start to
+//! finish: when the call starts (with its request metadata), when each
+//! attempt of a client call starts and ends (retries and hedges are
+//! attempts), and how the call ended: its status, response headers and
+//! trailers, how many messages and bytes went each way, and when. This is the
+//! role of grpc-go's `stats.Handler` and of gRPC's `CallTracer`
+//! (gRFC A66). Courier's OpenTelemetry support is built on it.
+//!
+//! A handler is installed with [`ChannelBuilder::stats_handler`] or
+//! [`Server::stats_handler`]; several may be. For each call a handler
+//! returns a [`CallStats`] that follows that call, or `None` to skip it. A
+//! channel or server without handlers does none of this work.
+//!
+//! [`ChannelBuilder::stats_handler`]: crate::client::ChannelBuilder::stats_handler
+//! [`Server::stats_handler`]: crate::server::Server::stats_handler
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use courier::stats::{CallEnd, CallInfo, CallStats, StatsHandler};
+//! use courier::Metadata;
+//!
+//! /// Counts the calls that failed.
+//! #[derive(Clone, Default)]
+//! struct Failures(Arc<AtomicU64>);
+//!
+//! impl StatsHandler for Failures {
+//!     fn call_started(&self, _call: &CallInfo, _metadata: &mut Metadata) -> Option<Box<dyn CallStats>> {
+//!         Some(Box::new(self.clone()))
+//!     }
+//! }
+//!
+//! impl CallStats for Failures {
+//!     fn call_ended(&self, call: &CallInfo, end: &CallEnd<'_>) {
+//!         if end.status().code() != courier::Code::Ok {
+//!             self.0.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!         let _took = end.since(call.started());
+//!     }
+//! }
+//!
+//! let failures = Failures::default();
+//! let server = courier::Server::builder().stats_handler(failures.clone());
+//! let channel = courier::Channel::builder("localhost:50051").stats_handler(failures);
+//! # drop((server, channel));
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::metadata::Metadata;
+use crate::status::{Code, Status};
+
+/// Which end of a call a handler is watching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// A call this process makes, on a channel.
+    Client,
+    /// A call this process serves.
+    Server,
+}
+
+/// What is known of a call when it starts, and stays true until it ends.
+#[derive(Clone, Debug)]
+pub struct CallInfo {
+    pub(crate) side: Side,
+    pub(crate) path: http::uri::PathAndQuery,
+    pub(crate) registered: bool,
+    pub(crate) target: Option<Arc<str>>,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) started: Instant,
+}
+
+impl CallInfo {
+    /// Client or server.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The full method path, e.g. `/helloworld.Greeter/SayHello`.
+    pub fn path(&self) -> &str {
+        self.path.path()
+    }
+
+    /// The method's full name without the leading slash, e.g.
+    /// `helloworld.Greeter/SayHello`: OpenTelemetry's `grpc.method`.
+    pub fn full_method(&self) -> &str {
+        let path = self.path.path();
+        path.strip_prefix('/').unwrap_or(path)
+    }
+
+    /// Whether the method is known in advance: on a client, called through
+    /// code generated from a `.proto` file (a [`MethodPath`] made from a
+    /// `&'static str`), not a path built at run time; on a server, one of its
+    /// services' methods. Metrics record other methods as `"other"`
+    /// (gRFC A66), so that a peer cannot grow their number of series.
+    ///
+    /// [`MethodPath`]: crate::client::MethodPath
+    pub fn is_registered(&self) -> bool {
+        self.registered
+    }
+
+    /// Client: the channel's target, e.g. `dns:///example.com:443`.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
+    /// Server: the client's address, when known.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// When the call started: on a client, when the application made it; on
+    /// a server, when its request headers had been read.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+/// One attempt of a client call: the first, a retry, a hedge, or a
+/// transparent retry of a stream the server refused unprocessed.
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptInfo {
+    pub(crate) previous: u32,
+    pub(crate) transparent: bool,
+    pub(crate) started: Instant,
+}
+
+impl AttemptInfo {
+    /// How many attempts of the call came before this one, as sent in
+    /// `grpc-previous-rpc-attempts`.
+    pub fn previous_attempts(&self) -> u32 {
+        self.previous
+    }
+
+    /// Whether this attempt resends a stream the server refused before its
+    /// application saw it, which does not count against the retry policy.
+    pub fn is_transparent_retry(&self) -> bool {
+        self.transparent
+    }
+
+    /// When the attempt started, before its connection was picked.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+/// Messages that went one way during a call or an attempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageTotals {
+    /// How many messages.
+    pub messages: u64,
+    /// Their bytes as sent on the wire, compressed if they were, without the
+    /// five-byte gRPC prefix of each, HTTP/2 framing or TLS.
+    pub bytes: u64,
+}
+
+/// How a call or an attempt ended.
+#[derive(Debug)]
+pub struct CallEnd<'a> {
+    pub(crate) status: &'a Status,
+    pub(crate) headers: Option<&'a Metadata>,
+    pub(crate) sent: MessageTotals,
+    pub(crate) received: MessageTotals,
+    pub(crate) ended: Instant,
+}
+
+impl CallEnd<'_> {
+    /// The status the call ended with; its metadata is the trailers.
+    pub fn status(&self) -> &Status {
+        self.status
+    }
+
+    /// The response headers, when there were any: received, on a client;
+    /// sent, on a server.
+    pub fn headers(&self) -> Option<&Metadata> {
+        self.headers
+    }
+
+    /// The trailing metadata.
+    pub fn trailers(&self) -> &Metadata {
+        self.status.metadata()
+    }
+
+    /// The messages this side sent.
+    pub fn sent(&self) -> MessageTotals {
+        self.sent
+    }
+
+    /// The messages this side received.
+    pub fn received(&self) -> MessageTotals {
+        self.received
+    }
+
+    /// When the call or attempt ended.
+    pub fn ended(&self) -> Instant {
+        self.ended
+    }
+
+    /// How long it took, from `started` (a [`CallInfo`]'s or an
+    /// [`AttemptInfo`]'s).
+    pub fn since(&self, started: Instant) -> Duration {
+        self.ended.saturating_duration_since(started)
+    }
+}
+
+/// Installed on a channel or a server: picks the calls to follow.
+pub trait StatsHandler: Send + Sync + 'static {
+    /// A call starts: on a client before its interceptors run and its
+    /// request is encoded, on a server once its request headers are read
+    /// and it is routed. `metadata` is the request's metadata; a client's
+    /// handler may add to it (trace context, say). Returns what follows the
+    /// call, or `None` to leave it.
+    fn call_started(&self, call: &CallInfo, metadata: &mut Metadata) -> Option<Box<dyn CallStats>>;
+}
+
+/// Follows one call. Attempts of a hedged call run at once, so the methods
+/// take `&self`.
+pub trait CallStats: Send + Sync + 'static {
+    /// Client: an attempt starts.
+    fn attempt_started(&self, call: &CallInfo, attempt: &AttemptInfo) {
+        let _ = (call, attempt);
+    }
+
+    /// Client: an attempt ended. The attempt the call went on with ends
+    /// with the call, just before [`CallStats::call_ended`].
+    fn attempt_ended(&self, call: &CallInfo, attempt: &AttemptInfo, end: &CallEnd<'_>) {
+        let _ = (call, attempt, end);
+    }
+
+    /// The call ended: its status was received (client) or sent (server),
+    /// or it was cancelled.
+    fn call_ended(&self, call: &CallInfo, end: &CallEnd<'_>);
+
+    /// Server: runs `poll`, one poll of the call's handler, in whatever
+    /// context the handler should see (an OpenTelemetry context, for
+    /// example, so that calls it makes continue the caller's trace). The
+    /// default just runs it.
+    fn in_scope(&self, poll: &mut dyn FnMut()) {
+        poll()
+    }
+}
+
+/// The stats handlers of a channel or a server; empty costs a branch.
+#[derive(Clone, Default)]
+pub(crate) struct StatsHandlers(Vec<Arc<dyn StatsHandler>>);
+
+impl StatsHandlers {
+    pub(crate) fn push(&mut self, handler: impl StatsHandler) {
+        self.0.push(Arc::new(handler));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Messages counted as they are encoded or decoded, readable from the task
+/// that ends the call.
+#[derive(Default, Debug)]
+pub(crate) struct Tally {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    /// One message of `len` bytes on the wire.
+    pub(crate) fn add(&self, len: usize) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+
+    fn totals(&self) -> MessageTotals {
+        MessageTotals {
+            messages: self.messages.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A call's tracing span and, when handlers follow it, their state.
+/// Clones share the state; the call ends once, at the first
+/// [`CallTrace::end`].
+#[derive(Clone)]
+pub(crate) struct CallTrace {
+    span: tracing::Span,
+    followed: Option<Arc<Followed>>,
+}
+
+/// A call that stats handlers follow.
+struct Followed {
+    info: CallInfo,
+    calls: Vec<Box<dyn CallStats>>,
+    sent: Arc<Tally>,
+    received: Arc<Tally>,
+    /// Client: the call's deadline, to tell an attempt abandoned for it
+    /// from one cancelled.
+    deadline: Option<Instant>,
+    state: Mutex<FollowState>,
+}
+
+impl Followed {
+    fn end(&self, status: &Status, headers: Option<&Metadata>) {
+        let (committed, sent_headers) = {
+            let Ok(mut state) = self.state.lock() else { return };
+            if std::mem::replace(&mut state.ended, true) {
+                return;
+            }
+            (state.committed.take(), state.headers.take())
+        };
+        let end = CallEnd {
+            status,
+            headers: headers.or(sent_headers.as_ref()),
+            sent: self.sent.totals(),
+            received: self.received.totals(),
+            ended: Instant::now(),
+        };
+        for c in &self.calls {
+            if let Some(attempt) = &committed {
+                c.attempt_ended(&self.info, attempt, &end);
+            }
+            c.call_ended(&self.info, &end);
+        }
+    }
+
+    /// The status of a call or attempt given up before it ended.
+    fn abandoned(&self, what: &str) -> Status {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Status::deadline_exceeded("deadline exceeded")
+        } else {
+            Status::cancelled(format!("the {what} was abandoned before it ended"))
+        }
+    }
+}
+
+impl Drop for Followed {
+    /// A call dropped before it ended (its future or stream was dropped)
+    /// ends as CANCELLED, or DEADLINE_EXCEEDED past its deadline.
+    fn drop(&mut self) {
+        let status = self.abandoned("call");
+        self.end(&status, None);
+    }
+}
+
+#[derive(Default)]
+struct FollowState {
+    /// The client attempt the call went on with.
+    committed: Option<AttemptInfo>,
+    /// The response headers, once known.
+    headers: Option<Metadata>,
+    ended: bool,
+}
+
+impl CallTrace {
+    /// A call no handler follows, with `span`.
+    pub(crate) fn untracked(span: tracing::Span) -> CallTrace {
+        CallTrace { span, followed: None }
+    }
+
+    /// Starts following a call: asks each handler whether to.
+    pub(crate) fn start(
+        span: tracing::Span,
+        handlers: &StatsHandlers,
+        info: impl FnOnce() -> CallInfo,
+        metadata: &mut Metadata,
+        deadline: Option<Instant>,
+    ) -> CallTrace {
+        if handlers.is_empty() {
+            return CallTrace::untracked(span);
+        }
+        let info = info();
+        let calls: Vec<_> = handlers
+            .0
+            .iter()
+            .filter_map(|h| h.call_started(&info, metadata))
+            .collect();
+        if calls.is_empty() {
+            return CallTrace::untracked(span);
+        }
+        CallTrace {
+            span,
+            followed: Some(Arc::new(Followed {
+                info,
+                calls,
+                sent: Arc::default(),
+                received: Arc::default(),
+                deadline,
+                state: Mutex::default(),
+            })),
+        }
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Where the messages sent are counted, if anything follows the call.
+    pub(crate) fn sent_tally(&self) -> Option<Arc<Tally>> {
+        self.followed.as_ref().map(|f| f.sent.clone())
+    }
+
+    /// Where the messages received are counted.
+    pub(crate) fn received_tally(&self) -> Option<Arc<Tally>> {
+        self.followed.as_ref().map(|f| f.received.clone())
+    }
+
+    /// Whether handlers follow the call.
+    pub(crate) fn is_followed(&self) -> bool {
+        self.followed.is_some()
+    }
+
+    /// The response headers, sent (server) or received (client), for the
+    /// end of the call.
+    pub(crate) fn record_headers(&self, headers: &Metadata) {
+        if let Some(f) = &self.followed
+            && let Ok(mut state) = f.state.lock()
+        {
+            state.headers = Some(headers.clone());
+        }
+    }
+
+    /// Client: an attempt starts; it ends when the returned guard is ended,
+    /// committed, or dropped (as CANCELLED).
+    pub(crate) fn attempt(&self, previous: u32, transparent: bool) -> AttemptTrace<'_> {
+        let span = tracing::debug_span!(
+            parent: &self.span,
+            "grpc.attempt",
+            rpc.grpc.previous_rpc_attempts = previous,
+            rpc.grpc.transparent_retry = transparent,
+            network.peer.address = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        let info = self.followed.as_ref().map(|f| {
+            let info = AttemptInfo {
+                previous,
+                transparent,
+                started: Instant::now(),
+            };
+            for c in &f.calls {
+                c.attempt_started(&f.info, &info);
+            }
+            info
+        });
+        AttemptTrace {
+            call: self,
+            span,
+            info,
+            done: false,
+        }
+    }
+
+    /// Ends the call with `status` (its metadata the trailers) and, on a
+    /// client, the response headers received. Later calls do nothing.
+    pub(crate) fn end(&self, status: &Status, headers: Option<&Metadata>) {
+        record_status(&self.span, status.code());
+        if let Some(f) = &self.followed {
+            f.end(status, headers);
+        }
+    }
+
+    /// Ends the call with OK, its response headers and trailers.
+    pub(crate) fn end_ok(&self, headers: Option<&Metadata>, trailers: &Metadata) {
+        record_status(&self.span, Code::Ok);
+        if let Some(f) = &self.followed {
+            f.end(&Status::ok().with_metadata(trailers.clone()), headers);
+        }
+    }
+
+    /// Runs `fut`, the whole of a call, in the call's span and, on a
+    /// server, in each handler's scope.
+    pub(crate) fn traced<F: Future>(&self, fut: F) -> Traced<F> {
+        Traced {
+            fut,
+            trace: self.clone(),
+        }
+    }
+
+    /// Runs one poll of a server call's handler in each handler's scope.
+    pub(crate) fn in_scope<T>(&self, poll: impl FnOnce() -> T) -> T {
+        let Some(f) = &self.followed else { return poll() };
+        let mut poll = Some(poll);
+        let mut out = None;
+        nest(&f.calls, &mut || {
+            if let Some(p) = poll.take() {
+                out = Some(p());
+            }
+        });
+        match out {
+            Some(out) => out,
+            // A handler that did not run the poll: run it outside.
+            None => (poll.take().expect("the poll runs once"))(),
+        }
+    }
+}
+
+/// Runs `poll` inside the scope of each of `calls`, the first outermost.
+fn nest(calls: &[Box<dyn CallStats>], poll: &mut dyn FnMut()) {
+    match calls.split_first() {
+        None => poll(),
+        Some((first, rest)) => first.in_scope(&mut || nest(rest, poll)),
+    }
+}
+
+/// Records the status code on a span, as OpenTelemetry's
+/// `rpc.grpc.status_code`.
+pub(crate) fn record_status(span: &tracing::Span, code: Code) {
+    span.record("rpc.grpc.status_code", code as i64);
+}
+
+/// One client attempt, until it ends.
+pub(crate) struct AttemptTrace<'a> {
+    call: &'a CallTrace,
+    span: tracing::Span,
+    info: Option<AttemptInfo>,
+    done: bool,
+}
+
+impl AttemptTrace<'_> {
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// The attempt ended with `status`, and the call goes on without it
+    /// (a retry may follow).
+    pub(crate) fn end(mut self, status: &Status) {
+        self.finish(status);
+    }
+
+    fn finish(&mut self, status: &Status) {
+        self.done = true;
+        record_status(&self.span, status.code());
+        let (Some(f), Some(info)) = (&self.call.followed, &self.info) else {
+            return;
+        };
+        let end = CallEnd {
+            status,
+            headers: None,
+            sent: f.sent.totals(),
+            received: f.received.totals(),
+            ended: Instant::now(),
+        };
+        for c in &f.calls {
+            c.attempt_ended(&f.info, info, &end);
+        }
+    }
+
+    /// The call goes on with this attempt: it ends with the call.
+    pub(crate) fn commit(mut self) {
+        self.done = true;
+        if let (Some(f), Some(info)) = (&self.call.followed, self.info)
+            && let Ok(mut state) = f.state.lock()
+        {
+            state.committed = Some(info);
+        }
+    }
+}
+
+impl Drop for AttemptTrace<'_> {
+    /// An attempt dropped before it ended (a hedge that lost, a call
+    /// cancelled or past its deadline) ends as CANCELLED.
+    fn drop(&mut self) {
+        if !self.done {
+            let status = match &self.call.followed {
+                Some(f) => f.abandoned("attempt"),
+                None => Status::cancelled("the attempt was abandoned before it ended"),
+            };
+            self.finish(&status);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call's future, polled in its span and its handlers' scopes.
+    pub(crate) struct Traced<F> {
+        #[pin]
+        fut: F,
+        trace: CallTrace,
+    }
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _entered = this.trace.span.enter();
+        let mut fut = this.fut;
+        this.trace.in_scope(|| fut.as_mut().poll(cx))
+    }
+}
+
+/// A client call's span, after OpenTelemetry's RPC conventions. Disabled,
+/// as it is without a subscriber that wants it, it costs a load and a
+/// branch, and none of its fields is computed.
+pub(crate) fn client_span(path: &str, host: &str, port: u16) -> tracing::Span {
+    tracing::info_span!(
+        "grpc.client",
+        otel.name = path.strip_prefix('/').unwrap_or(path),
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = crate::interceptor::split_path(path).0,
+        rpc.method = crate::interceptor::split_path(path).1,
+        server.address = host,
+        server.port = port,
+        rpc.grpc.status_code = tracing::field::Empty,
+    )
+}
+
+/// A server call's span.
+pub(crate) fn server_span(path: &str, peer: Option<SocketAddr>) -> tracing::Span {
+    tracing::info_span!(
+        "grpc.server",
+        otel.name = path.strip_prefix('/').unwrap_or(path),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = crate::interceptor::split_path(path).0,
+        rpc.method = crate::interceptor::split_path(path).1,
+        network.peer.address = peer.map(|p| tracing::field::display(p.ip())),
+        network.peer.port = peer.map(|p| p.port()),
+        rpc.grpc.status_code = tracing::field::Empty,
+    )
+}
