@@ -286,13 +286,178 @@ impl Tally {
     }
 }
 
-/// A call's tracing span and, when handlers follow it, their state.
-/// Clones share the state; the call ends once, at the first
-/// [`CallTrace::end`].
-#[derive(Clone)]
-pub(crate) struct CallTrace {
+/// A call's tracing span and, when handlers follow it, their state: one
+/// pointer, null (and free) for a call that no subscriber and no handler
+/// wants. Clones share the state; the call ends once, at the first
+/// [`CallTrace::end`], or as abandoned when the last clone is dropped.
+#[derive(Clone, Default)]
+pub(crate) struct CallTrace(Option<Arc<Traces>>);
+
+/// The span of a call that has none.
+static NO_SPAN: tracing::Span = tracing::Span::none();
+
+struct Traces {
     span: tracing::Span,
-    followed: Option<Arc<Followed>>,
+    followed: Option<Followed>,
+}
+
+impl Drop for Traces {
+    /// A call dropped before it ended (its future or stream was dropped)
+    /// ends as CANCELLED, or DEADLINE_EXCEEDED past its deadline.
+    fn drop(&mut self) {
+        if let Some(f) = &self.followed {
+            let status = f.abandoned("call");
+            f.end(&status, None);
+        }
+    }
+}
+
+impl CallTrace {
+    /// Starts a call's trace: `span`, and whichever of `handlers` follow
+    /// the call.
+    pub(crate) fn start(
+        span: tracing::Span,
+        handlers: &StatsHandlers,
+        info: impl FnOnce() -> CallInfo,
+        metadata: &mut Metadata,
+        deadline: Option<Instant>,
+    ) -> CallTrace {
+        let followed = (!handlers.is_empty())
+            .then(|| {
+                let info = info();
+                let calls: Vec<_> = handlers
+                    .0
+                    .iter()
+                    .filter_map(|h| h.call_started(&info, metadata))
+                    .collect();
+                (!calls.is_empty()).then(|| Followed {
+                    info,
+                    calls,
+                    sent: Arc::default(),
+                    received: Arc::default(),
+                    deadline,
+                    state: Mutex::default(),
+                })
+            })
+            .flatten();
+        if followed.is_none() && span.is_none() {
+            return CallTrace(None);
+        }
+        CallTrace(Some(Arc::new(Traces { span, followed })))
+    }
+
+    fn followed(&self) -> Option<&Followed> {
+        self.0.as_ref()?.followed.as_ref()
+    }
+
+    pub(crate) fn span(&self) -> &tracing::Span {
+        self.0.as_ref().map_or(&NO_SPAN, |t| &t.span)
+    }
+
+    /// Where the messages sent are counted, if anything follows the call.
+    pub(crate) fn sent_tally(&self) -> Option<Arc<Tally>> {
+        self.followed().map(|f| f.sent.clone())
+    }
+
+    /// Where the messages received are counted.
+    pub(crate) fn received_tally(&self) -> Option<Arc<Tally>> {
+        self.followed().map(|f| f.received.clone())
+    }
+
+    /// Whether handlers follow the call.
+    pub(crate) fn is_followed(&self) -> bool {
+        self.followed().is_some()
+    }
+
+    /// The response headers, sent (server) or received (client), for the
+    /// end of the call.
+    pub(crate) fn record_headers(&self, headers: &Metadata) {
+        if let Some(f) = self.followed()
+            && let Ok(mut state) = f.state.lock()
+        {
+            state.headers = Some(headers.clone());
+        }
+    }
+
+    /// Client: an attempt starts; it ends when the returned guard is ended,
+    /// committed, or dropped (as CANCELLED).
+    pub(crate) fn attempt(&self, previous: u32, transparent: bool) -> AttemptTrace<'_> {
+        let span = match &self.0 {
+            Some(t) if !t.span.is_none() => tracing::debug_span!(
+                parent: &t.span,
+                "grpc.attempt",
+                rpc.grpc.previous_rpc_attempts = previous,
+                rpc.grpc.transparent_retry = transparent,
+                rpc.grpc.status_code = tracing::field::Empty,
+            ),
+            _ => tracing::Span::none(),
+        };
+        let info = self.followed().map(|f| {
+            let info = AttemptInfo {
+                previous,
+                transparent,
+                started: Instant::now(),
+            };
+            for c in &f.calls {
+                c.attempt_started(&f.info, &info);
+            }
+            info
+        });
+        AttemptTrace {
+            call: self,
+            span,
+            info,
+            done: false,
+        }
+    }
+
+    /// Ends the call with `status` (its metadata the trailers) and, on a
+    /// client, the response headers received. Later calls do nothing.
+    pub(crate) fn end(&self, status: &Status, headers: Option<&Metadata>) {
+        let Some(t) = &self.0 else { return };
+        record_status(&t.span, status.code());
+        if let Some(f) = &t.followed {
+            f.end(status, headers);
+        }
+    }
+
+    /// Ends the call with OK, its response headers and trailers.
+    pub(crate) fn end_ok(&self, headers: Option<&Metadata>, trailers: &Metadata) {
+        let Some(t) = &self.0 else { return };
+        record_status(&t.span, Code::Ok);
+        if let Some(f) = &t.followed {
+            f.end(&Status::ok().with_metadata(trailers.clone()), headers);
+        }
+    }
+
+    /// Runs `fut`, the whole of a call, in the call's span and, on a
+    /// server, in each handler's scope.
+    pub(crate) fn traced<F: Future>(&self, fut: F) -> Traced<F> {
+        Traced {
+            fut,
+            trace: self.clone(),
+        }
+    }
+
+    /// Runs one poll of a call in the call's span and in each handler's
+    /// scope.
+    pub(crate) fn in_scope<T>(&self, poll: impl FnOnce() -> T) -> T {
+        let Some(t) = &self.0 else { return poll() };
+        let _entered = t.span.enter();
+        let Some(f) = &t.followed else { return poll() };
+        let mut poll = Some(poll);
+        let mut out = None;
+        nest(&f.calls, &mut || {
+            if let Some(p) = poll.take() {
+                out = Some(p());
+            }
+        });
+        match out {
+            Some(out) => out,
+            // A handler that did not run the poll: run it outside.
+            None => (poll.take().expect("the poll runs once"))(),
+        }
+    }
 }
 
 /// A call that stats handlers follow.
@@ -341,15 +506,6 @@ impl Followed {
     }
 }
 
-impl Drop for Followed {
-    /// A call dropped before it ended (its future or stream was dropped)
-    /// ends as CANCELLED, or DEADLINE_EXCEEDED past its deadline.
-    fn drop(&mut self) {
-        let status = self.abandoned("call");
-        self.end(&status, None);
-    }
-}
-
 #[derive(Default)]
 struct FollowState {
     /// The client attempt the call went on with.
@@ -357,148 +513,6 @@ struct FollowState {
     /// The response headers, once known.
     headers: Option<Metadata>,
     ended: bool,
-}
-
-impl CallTrace {
-    /// A call no handler follows, with `span`.
-    pub(crate) fn untracked(span: tracing::Span) -> CallTrace {
-        CallTrace { span, followed: None }
-    }
-
-    /// Starts following a call: asks each handler whether to.
-    pub(crate) fn start(
-        span: tracing::Span,
-        handlers: &StatsHandlers,
-        info: impl FnOnce() -> CallInfo,
-        metadata: &mut Metadata,
-        deadline: Option<Instant>,
-    ) -> CallTrace {
-        if handlers.is_empty() {
-            return CallTrace::untracked(span);
-        }
-        let info = info();
-        let calls: Vec<_> = handlers
-            .0
-            .iter()
-            .filter_map(|h| h.call_started(&info, metadata))
-            .collect();
-        if calls.is_empty() {
-            return CallTrace::untracked(span);
-        }
-        CallTrace {
-            span,
-            followed: Some(Arc::new(Followed {
-                info,
-                calls,
-                sent: Arc::default(),
-                received: Arc::default(),
-                deadline,
-                state: Mutex::default(),
-            })),
-        }
-    }
-
-    pub(crate) fn span(&self) -> &tracing::Span {
-        &self.span
-    }
-
-    /// Where the messages sent are counted, if anything follows the call.
-    pub(crate) fn sent_tally(&self) -> Option<Arc<Tally>> {
-        self.followed.as_ref().map(|f| f.sent.clone())
-    }
-
-    /// Where the messages received are counted.
-    pub(crate) fn received_tally(&self) -> Option<Arc<Tally>> {
-        self.followed.as_ref().map(|f| f.received.clone())
-    }
-
-    /// Whether handlers follow the call.
-    pub(crate) fn is_followed(&self) -> bool {
-        self.followed.is_some()
-    }
-
-    /// The response headers, sent (server) or received (client), for the
-    /// end of the call.
-    pub(crate) fn record_headers(&self, headers: &Metadata) {
-        if let Some(f) = &self.followed
-            && let Ok(mut state) = f.state.lock()
-        {
-            state.headers = Some(headers.clone());
-        }
-    }
-
-    /// Client: an attempt starts; it ends when the returned guard is ended,
-    /// committed, or dropped (as CANCELLED).
-    pub(crate) fn attempt(&self, previous: u32, transparent: bool) -> AttemptTrace<'_> {
-        let span = tracing::debug_span!(
-            parent: &self.span,
-            "grpc.attempt",
-            rpc.grpc.previous_rpc_attempts = previous,
-            rpc.grpc.transparent_retry = transparent,
-            network.peer.address = tracing::field::Empty,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
-        let info = self.followed.as_ref().map(|f| {
-            let info = AttemptInfo {
-                previous,
-                transparent,
-                started: Instant::now(),
-            };
-            for c in &f.calls {
-                c.attempt_started(&f.info, &info);
-            }
-            info
-        });
-        AttemptTrace {
-            call: self,
-            span,
-            info,
-            done: false,
-        }
-    }
-
-    /// Ends the call with `status` (its metadata the trailers) and, on a
-    /// client, the response headers received. Later calls do nothing.
-    pub(crate) fn end(&self, status: &Status, headers: Option<&Metadata>) {
-        record_status(&self.span, status.code());
-        if let Some(f) = &self.followed {
-            f.end(status, headers);
-        }
-    }
-
-    /// Ends the call with OK, its response headers and trailers.
-    pub(crate) fn end_ok(&self, headers: Option<&Metadata>, trailers: &Metadata) {
-        record_status(&self.span, Code::Ok);
-        if let Some(f) = &self.followed {
-            f.end(&Status::ok().with_metadata(trailers.clone()), headers);
-        }
-    }
-
-    /// Runs `fut`, the whole of a call, in the call's span and, on a
-    /// server, in each handler's scope.
-    pub(crate) fn traced<F: Future>(&self, fut: F) -> Traced<F> {
-        Traced {
-            fut,
-            trace: self.clone(),
-        }
-    }
-
-    /// Runs one poll of a server call's handler in each handler's scope.
-    pub(crate) fn in_scope<T>(&self, poll: impl FnOnce() -> T) -> T {
-        let Some(f) = &self.followed else { return poll() };
-        let mut poll = Some(poll);
-        let mut out = None;
-        nest(&f.calls, &mut || {
-            if let Some(p) = poll.take() {
-                out = Some(p());
-            }
-        });
-        match out {
-            Some(out) => out,
-            // A handler that did not run the poll: run it outside.
-            None => (poll.take().expect("the poll runs once"))(),
-        }
-    }
 }
 
 /// Runs `poll` inside the scope of each of `calls`, the first outermost.
@@ -537,7 +551,7 @@ impl AttemptTrace<'_> {
     fn finish(&mut self, status: &Status) {
         self.done = true;
         record_status(&self.span, status.code());
-        let (Some(f), Some(info)) = (&self.call.followed, &self.info) else {
+        let (Some(f), Some(info)) = (self.call.followed(), &self.info) else {
             return;
         };
         let end = CallEnd {
@@ -555,7 +569,7 @@ impl AttemptTrace<'_> {
     /// The call goes on with this attempt: it ends with the call.
     pub(crate) fn commit(mut self) {
         self.done = true;
-        if let (Some(f), Some(info)) = (&self.call.followed, self.info)
+        if let (Some(f), Some(info)) = (self.call.followed(), self.info)
             && let Ok(mut state) = f.state.lock()
         {
             state.committed = Some(info);
@@ -568,7 +582,7 @@ impl Drop for AttemptTrace<'_> {
     /// cancelled or past its deadline) ends as CANCELLED.
     fn drop(&mut self) {
         if !self.done {
-            let status = match &self.call.followed {
+            let status = match self.call.followed() {
                 Some(f) => f.abandoned("attempt"),
                 None => Status::cancelled("the attempt was abandoned before it ended"),
             };
@@ -591,7 +605,6 @@ impl<F: Future> Future for Traced<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = this.trace.span.enter();
         let mut fut = this.fut;
         this.trace.in_scope(|| fut.as_mut().poll(cx))
     }

@@ -44,7 +44,7 @@ pub struct Streaming<T> {
     /// count among the channel's calls, given up with the stream.
     hold: Option<CallHold>,
     /// Client: the call's span and stats, ended with the stream.
-    trace: Option<CallTrace>,
+    trace: CallTrace,
 }
 
 enum State {
@@ -99,29 +99,27 @@ impl<T: 'static> Streaming<T> {
             sender,
             cancel: None,
             hold: None,
-            trace: None,
+            trace: CallTrace::default(),
         }
     }
 
     /// Client: the call's span, entered while the stream is polled, and its
     /// stats, ended with it.
     pub(crate) fn with_trace(mut self, trace: CallTrace) -> Streaming<T> {
-        self.trace = Some(trace);
+        self.trace = trace;
         self
     }
 
     /// Client: the call ended with `status`.
     fn end_trace(&mut self, status: &Status) {
-        if let Some(trace) = self.trace.take() {
-            trace.end(status, None);
-        }
+        std::mem::take(&mut self.trace).end(status, None);
     }
 
     /// Client: the call ended OK, with these trailers.
     fn end_trace_ok(&mut self) {
-        if let Some(trace) = self.trace.take() {
-            let trailers = self.trailers.clone().unwrap_or_default();
-            trace.end_ok(None, &trailers);
+        let trace = std::mem::take(&mut self.trace);
+        if trace.is_followed() || !trace.span().is_none() {
+            trace.end_ok(None, self.trailers.as_ref().unwrap_or(&Metadata::new()));
         }
     }
 
@@ -301,9 +299,7 @@ impl<T: 'static> Streaming<T> {
                 body,
                 encoding,
             }) => {
-                if let Some(trace) = &self.trace {
-                    trace.record_headers(&metadata);
-                }
+                self.trace.record_headers(&metadata);
                 self.headers = Some(metadata);
                 self.reader.set_encoding(encoding);
                 self.body = Some(body);
@@ -326,8 +322,8 @@ impl<T: 'static> Stream for Streaming<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let span = this.trace.as_ref().map(|t| t.span().clone());
-        let _entered = span.as_ref().map(|s| s.enter());
+        let span = this.trace.span().clone();
+        let _entered = span.enter();
         this.poll_cancel(cx);
         loop {
             match this.state {

@@ -614,7 +614,7 @@ impl Channel {
             }
             response
         };
-        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
         end_unary(&trace, &response);
         response
     }
@@ -670,7 +670,7 @@ impl Channel {
                 Either::Right((result, _)) => result,
             }
         };
-        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
         end_unary(&trace, &response);
         response
     }
@@ -917,7 +917,7 @@ impl Channel {
                 }
             }
         };
-        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
         if let Err(status) = &response {
             trace.end(status, None);
         }
@@ -1005,7 +1005,7 @@ impl Channel {
                 .with_trace(trace);
             Ok(Response::new(stream))
         };
-        let response = trace.traced(WithDeadline::new(deadline, cancel, call)).await;
+        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
         if let Err(status) = &response {
             trace.end(status, None);
         }
@@ -1240,16 +1240,19 @@ pin_project_lite::pin_project! {
         deadline: Option<Instant>,
         timer: Option<Pin<Box<tokio::time::Sleep>>>,
         cancel: Option<CancelHandle>,
+        // The call's span, entered while the call is polled.
+        trace: CallTrace,
     }
 }
 
 impl<F> WithDeadline<F> {
-    fn new(deadline: Option<Instant>, cancel: Option<CancelHandle>, call: F) -> Self {
+    fn new(deadline: Option<Instant>, cancel: Option<CancelHandle>, trace: &CallTrace, call: F) -> Self {
         WithDeadline {
             call,
             deadline,
             timer: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             cancel,
+            trace: trace.clone(),
         }
     }
 }
@@ -1265,7 +1268,8 @@ impl<T, F: Future<Output = Result<T, Status>>> Future for WithDeadline<F> {
             // Returning drops the call's future, which resets its stream.
             return Poll::Ready(Err(cancel.status(*this.deadline)));
         }
-        if let Poll::Ready(result) = this.call.poll(cx) {
+        let call = this.call;
+        if let Poll::Ready(result) = this.trace.in_scope(|| call.poll(cx)) {
             // A CANCELLED racing the deadline is reported as the deadline.
             return Poll::Ready(match result {
                 Err(s) if s.code() == Code::Cancelled && this.deadline.is_some_and(|d| Instant::now() >= d) => {

@@ -222,7 +222,7 @@ struct Responder {
     /// The client reset the stream.
     reset: bool,
     /// The call's span and stats, ended with the status.
-    trace: Option<CallTrace>,
+    trace: CallTrace,
 }
 
 impl Drop for Responder {
@@ -234,13 +234,13 @@ impl Drop for Responder {
         if self.finished {
             return;
         }
-        if let Some(trace) = &self.trace {
+        if self.trace.is_followed() {
             let status = if self.reset {
                 Status::cancelled("the client cancelled the call")
             } else {
                 Status::internal("the call ended without a status")
             };
-            trace.end(&status, None);
+            self.trace.end(&status, None);
         }
         if let Some(stream) = self.stream.as_mut() {
             stream.reset(Reason::InternalError);
@@ -259,7 +259,7 @@ impl Responder {
             accept_encoding: None,
             finished: false,
             reset: false,
-            trace: None,
+            trace: CallTrace::default(),
         }
     }
 
@@ -295,9 +295,7 @@ impl Responder {
     }
 
     fn trailers_only(&mut self, status: Status) {
-        if let Some(trace) = &self.trace {
-            trace.end(&status, None);
-        }
+        self.trace.end(&status, None);
         self.finished = true;
         let Some(mut respond) = self.pending.take() else {
             self.trailers(status, Metadata::new());
@@ -331,10 +329,8 @@ impl Responder {
         let Some(mut respond) = self.pending.take() else {
             return self.stream.is_some();
         };
-        if let Some(trace) = &self.trace
-            && trace.is_followed()
-        {
-            trace.record_headers(&metadata);
+        if self.trace.is_followed() {
+            self.trace.record_headers(&metadata);
         }
         let fields = OutFields {
             content_type: Some(self.content_type()),
@@ -365,9 +361,7 @@ impl Responder {
             self.trailers_only(status);
             return;
         }
-        if let Some(trace) = &self.trace {
-            trace.end(&status, None);
-        }
+        self.trace.end(&status, None);
         self.finished = true;
         if let Some(stream) = self.stream.as_mut() {
             let _ = stream.send_trailers(OutFields {
@@ -413,7 +407,7 @@ where
     W: Future<Output = Result<T, Status>>,
 {
     poll_fn(move |cx| {
-        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+        if let Poll::Ready(out) = respond.trace.in_scope(|| work.as_mut().poll(cx)) {
             return Poll::Ready(Outcome::Done(out));
         }
         if respond.poll_reset(cx).is_ready() {
@@ -465,7 +459,7 @@ impl ServerCall {
     /// Answers UNIMPLEMENTED: no such service or method.
     pub async fn unimplemented(mut self) {
         let trace = self.trace(false);
-        self.respond.trace = Some(trace);
+        self.respond.trace = trace;
         let path = self.head.path();
         let msg = format!(
             "unknown method {} for service {}",
@@ -510,7 +504,7 @@ impl ServerCall {
             response_encoding,
             started: _,
         } = self;
-        respond.trace = Some(trace.clone());
+        respond.trace = trace.clone();
         let mut reader = FrameReader::new(config.max_recv_message_size, request_encoding);
         reader.set_tally(trace.received_tally());
         let mut writer = FrameWriter::new(encoder, response_encoding, config.max_send_message_size);
@@ -551,15 +545,18 @@ impl ServerCall {
             mut expiry,
             trace,
         } = self.into_parts(codec.encoder());
-        trace.traced(Scoped::new(async move {
+        // The handler runs in the call's span and its stats handlers'
+        // scopes (`guarded`), and so does writing the response; a wrapper
+        // would make the future bigger and move it once more.
+        Scoped::new(async move {
             let work = std::pin::pin!(async {
                 let request = single_request(&config, head, &mut body, &mut reader, &mut decoder).await?;
                 handler(request).await
             });
             if let Outcome::Done(result) = guarded(&mut respond, &mut expiry, work).await {
-                respond_single(&mut respond, &mut writer, result);
+                trace.in_scope(|| respond_single(&mut respond, &mut writer, result));
             }
-        }))
+        })
     }
 
     /// Runs a client-streaming handler: a stream of requests, one response.
