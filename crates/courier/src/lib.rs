@@ -66,6 +66,9 @@
 //! - `zstd`: zstd message compression, through the zstd C library.
 //! - `health`: the [`health`] service.
 //! - `reflection`: the [`reflection`] services.
+//! - `opentelemetry` (not a default): the `opentelemetry` module, gRFC A66
+//!   metrics and gRFC A72 traces through the application's OpenTelemetry
+//!   providers, as a [`stats`] handler.
 //!
 //! Every [`Encoding`] variant exists whatever the features, so code that
 //! names one builds in every configuration; [`Encoding::is_enabled`] tells
@@ -101,6 +104,8 @@ pub mod health;
 pub mod interceptor;
 pub mod keepalive;
 pub mod metadata;
+#[cfg(feature = "opentelemetry")]
+pub mod opentelemetry;
 #[cfg(feature = "reflection")]
 pub mod reflection;
 mod request;

@@ -286,7 +286,10 @@ impl Plugin {
     fn with_propagator<T>(&self, f: impl FnOnce(&dyn TextMapPropagator) -> T) -> T {
         match &self.propagator {
             Some(p) => f(p.as_ref()),
-            None => ::opentelemetry::global::get_text_map_propagator(|p| f(p)),
+            None => {
+                let mut f = Some(f);
+                ::opentelemetry::global::get_text_map_propagator(|p| (f.take().expect("called once"))(p))
+            }
         }
     }
 }
@@ -432,7 +435,11 @@ fn end_span(cx: &Context, side: Side, end: &CallEnd<'_>) {
         ),
     };
     if failed {
-        span.set_status(SpanStatus::error(format!("{}: {}", code.name(), end.status().message())));
+        span.set_status(SpanStatus::error(format!(
+            "{}: {}",
+            code.name(),
+            end.status().message()
+        )));
     }
     span.end_with_timestamp(std::time::SystemTime::now());
 }

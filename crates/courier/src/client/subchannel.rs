@@ -179,7 +179,10 @@ impl Core {
     /// Moves to `state` and tells the policy.
     fn set(&self, state: ConnectivityState, error: Option<Status>) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
-        tracing::debug!(address = %self.address, %state, "subchannel state");
+        match &error {
+            Some(error) => tracing::info!(address = %self.address, %state, %error, "subchannel state"),
+            None => tracing::info!(address = %self.address, %state, "subchannel state"),
+        }
         let _ = self.events.send(Event::Subchannel {
             id: self.id,
             state: SubchannelState { state, error },

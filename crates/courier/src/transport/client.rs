@@ -487,7 +487,7 @@ where
         }
         let ended = driver.ended();
         if let Some(why) = &ended.error {
-            tracing::debug!("client connection to {peer} ended: {why}");
+            tracing::info!("client connection to {peer} ended: {why}");
         }
         if let Some((ErrorCode::EnhanceYourCalm, debug)) = &ended.goaway
             && &debug[..] == TOO_MANY_PINGS
