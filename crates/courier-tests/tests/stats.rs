@@ -24,9 +24,12 @@ struct Seen {
     target: Option<String>,
     /// Each attempt: its `previous_attempts`, whether transparent, and its
     /// end (code, sent, received) once ended.
-    attempts: Vec<(u32, bool, Option<(Code, MessageTotals, MessageTotals)>)>,
+    attempts: Vec<(u32, bool, Option<AttemptEnd>)>,
     end: Option<Ended>,
 }
+
+/// How an attempt ended: its code, and the messages sent and received.
+type AttemptEnd = (Code, MessageTotals, MessageTotals);
 
 #[derive(Clone, Debug)]
 struct Ended {
