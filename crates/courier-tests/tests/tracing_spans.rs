@@ -26,8 +26,11 @@ struct SeenSpan {
 struct Seen {
     spans: Arc<Mutex<BTreeMap<u64, SeenSpan>>>,
     /// Each event's message and the name of the span it happened in.
-    events: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    events: Arc<Mutex<Vec<SeenEvent>>>,
 }
+
+/// An event's message, and the name of the span it happened in.
+type SeenEvent = (String, Option<String>);
 
 struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
