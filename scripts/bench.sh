@@ -16,6 +16,12 @@
 #   BENCH_IMPLS="courier tonic courier-test go cpp python"   which servers
 #   BENCH_SCENARIOS="..."   a subset of the scenario names below
 #   CALLGRIND_RPCS=2000 calls per callgrind run (the second run makes twice as many)
+#   CALLGRIND_IMPLS="courier tonic"   the servers --callgrind measures; add
+#                       courier-otel for Courier recording OpenTelemetry
+#                       metrics (an SDK meter provider, a Prometheus reader)
+#   CALLGRIND_REPEAT=1  how many times --callgrind measures each; the table
+#                       gives the median (the count varies by a few per cent
+#                       from run to run with how calls and wake-ups batch)
 #   CARGO_TARGET_DIR    where cargo builds (default target); the binaries are
 #                       taken from its release/
 #
@@ -154,6 +160,7 @@ start_server() {
   local -a cmd
   case "$impl" in
     courier|courier-test) cmd=("$BIN/courier-bench-server" --port "$port" --threads 1) ;;
+    courier-otel) cmd=("$BIN/courier-bench-server" --port "$port" --threads 1 --otel) ;;
     tonic) cmd=("$BIN/tonic-bench-server" --port "$port" --threads 1) ;;
     go) cmd=("$GO_SERVER" --port="$port") ;;
     cpp) cmd=("$CPP_SERVER" --port="$port") ;;
@@ -463,6 +470,8 @@ if [ "$MODE" = callgrind ]; then
   need valgrind
   N1=${CALLGRIND_RPCS:-2000}
   N2=$((2 * N1))
+  IMPLS=${CALLGRIND_IMPLS:-courier tonic}
+  REPEAT=${CALLGRIND_REPEAT:-1}
   CG="$OUT/callgrind"
   mkdir -p "$CG"
   # NAME|LOADGEN ARGS (one connection, one stream: a fixed amount of work)
@@ -476,42 +485,61 @@ if [ "$MODE" = callgrind ]; then
   for w in "${WORKLOADS[@]}"; do
     name=${w%%|*}
     args=${w#*|}
-    for impl in courier tonic; do
-      for n in "$N1" "$N2"; do
-        next_port
-        out="$CG/$impl-$name-$n.out"
-        rm -f "$out"
-        start_server "$impl" "$PORT" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no
-        # shellcheck disable=SC2086
-        if ! taskset -c "$CLIENT_CPU" "$BIN/courier-bench" --server "127.0.0.1:$PORT" --target benchmark \
-            --requests "$n" --threads 1 $args >"$CG/$impl-$name-$n.loadgen.txt" 2>&1; then
-          echo "courier-bench failed under callgrind; see $CG/$impl-$name-$n.loadgen.txt" >&2
-          exit 1
-        fi
-        stop_server
-        ir=$(callgrind_total "$out")
-        printf '%s\t%s\t%s\t%s\n' "$name" "$impl" "$n" "$ir" >>"$CG/results.tsv"
-        echo "  $name $impl $n calls: $ir instructions" >&2
+    for impl in $IMPLS; do
+      for rep in $(seq 1 "$REPEAT"); do
+        for n in "$N1" "$N2"; do
+          next_port
+          out="$CG/$impl-$name-$n.out"
+          rm -f "$out"
+          start_server "$impl" "$PORT" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no
+          # shellcheck disable=SC2086
+          if ! taskset -c "$CLIENT_CPU" "$BIN/courier-bench" --server "127.0.0.1:$PORT" --target benchmark \
+              --requests "$n" --threads 1 $args >"$CG/$impl-$name-$n.loadgen.txt" 2>&1; then
+            echo "courier-bench failed under callgrind; see $CG/$impl-$name-$n.loadgen.txt" >&2
+            exit 1
+          fi
+          stop_server
+          ir=$(callgrind_total "$out")
+          printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$impl" "$rep" "$n" "$ir" >>"$CG/results.tsv"
+          echo "  $name $impl run $rep, $n calls: $ir instructions" >&2
+        done
       done
-      # The profile of the longer run, for reading.
+      # The profile of the last longer run, for reading.
       callgrind_annotate --inclusive=no "$CG/$impl-$name-$N2.out" 2>/dev/null | head -60 >"$CG/$impl-$name.top.txt" || true
       callgrind_annotate --inclusive=yes "$CG/$impl-$name-$N2.out" 2>/dev/null | head -80 >"$CG/$impl-$name.inclusive.txt" || true
     done
   done
   {
     echo "Server instructions per RPC under callgrind (Ir of a run with $N2 calls minus one with $N1,"
-    echo "divided by $((N2 - N1)): start-up, connection set-up and shutdown cancel out)."
+    echo "divided by $((N2 - N1)): start-up, connection set-up and shutdown cancel out); the median"
+    echo "of $REPEAT such measurements per server."
     echo
-    echo "| workload | Courier instr/RPC | tonic instr/RPC | Courier/tonic |"
-    echo "|---|---:|---:|---:|"
+    header="| workload |"
+    rule="|---|"
+    for impl in $IMPLS; do header="$header $impl instr/RPC |"; rule="$rule---:|"; done
+    case " $IMPLS " in *" courier "*" tonic "*|*" tonic "*" courier "*) header="$header Courier/tonic |"; rule="$rule---:|" ;; esac
+    case " $IMPLS " in *" courier-otel "*) header="$header with OTel / without |"; rule="$rule---:|" ;; esac
+    echo "$header"
+    echo "$rule"
     for w in "${WORKLOADS[@]}"; do
       name=${w%%|*}
-      awk -F'\t' -v w="$name" -v n1="$N1" -v n2="$N2" '
-        $1 == w { ir[$2 "-" $3] = $4 }
+      awk -F'\t' -v w="$name" -v n1="$N1" -v n2="$N2" -v impls="$IMPLS" '
+        function median(impl,   k, n, v, i, j, t) {
+          n = 0
+          for (k in per) if (index(k, impl SUBSEP) == 1) v[++n] = per[k]
+          for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+          if (n == 0) return 0
+          return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        $1 == w { ir[$2, $3, $4] = $5; reps[$2, $3] = 1 }
         END {
-          c = (ir["courier-" n2] - ir["courier-" n1]) / (n2 - n1)
-          t = (ir["tonic-" n2] - ir["tonic-" n1]) / (n2 - n1)
-          printf "| %s | %.0f | %.0f | %.2f |\n", w, c, t, (t > 0 ? c / t : 0)
+          for (k in reps) { split(k, p, SUBSEP); per[p[1], p[2]] = (ir[p[1], p[2], n2] - ir[p[1], p[2], n1]) / (n2 - n1) }
+          line = "| " w " |"
+          n = split(impls, list, " ")
+          for (i = 1; i <= n; i++) { m[list[i]] = median(list[i]); line = line sprintf(" %.0f |", m[list[i]]) }
+          if (("courier" in m) && ("tonic" in m)) line = line sprintf(" %.2f |", m["tonic"] > 0 ? m["courier"] / m["tonic"] : 0)
+          if (("courier-otel" in m) && ("courier" in m)) line = line sprintf(" %.3f |", m["courier"] > 0 ? m["courier-otel"] / m["courier"] : 0)
+          print line
         }' "$CG/results.tsv"
     done
   } | tee "$CG/table.md"

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use courier::opentelemetry::OpenTelemetry;
 use courier::{Request, Response, Status, Streaming};
 use futures_util::StreamExt as _;
 use futures_util::stream::Map;
@@ -138,14 +139,39 @@ impl TestService for Bench {
     }
 }
 
+/// OpenTelemetry metrics as an application would record them: the SDK's
+/// meter provider, read by a Prometheus exporter into a registry nobody
+/// scrapes. The provider lives as long as the process.
+pub fn metrics() -> OpenTelemetry {
+    let registry = prometheus::Registry::new();
+    let reader = opentelemetry_prometheus::exporter()
+        .with_registry(registry)
+        .build()
+        .expect("a Prometheus exporter");
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(reader)
+        .build();
+    let otel = OpenTelemetry::builder().meter_provider(&provider).build();
+    std::mem::forget(provider);
+    otel
+}
+
 /// Serves both services on `listener` with Courier's defaults (TCP_NODELAY
-/// is on by default) until `shutdown`.
+/// is on by default) until `shutdown`, with `otel`'s metrics if given.
 ///
 /// # Errors
 ///
 /// The listener failed.
-pub async fn serve(listener: tokio::net::TcpListener, shutdown: ShutdownSignal) -> Result<(), String> {
-    courier::Server::builder()
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shutdown: ShutdownSignal,
+    otel: Option<OpenTelemetry>,
+) -> Result<(), String> {
+    let mut builder = courier::Server::builder();
+    if let Some(otel) = otel {
+        builder = builder.stats_handler(otel);
+    }
+    builder
         .tcp_nodelay(true)
         // tonic's server sets no stream limit; the streams-10k scenarios
         // compare the two with 10,000 streams open on one connection.

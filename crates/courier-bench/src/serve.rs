@@ -28,6 +28,12 @@ pub struct ServerArgs {
     /// How the serving threads are run.
     #[arg(long, value_enum, default_value_t = RuntimeKind::MultiThread)]
     pub runtime: RuntimeKind,
+
+    /// Courier: record OpenTelemetry metrics for every call (gRFC A66's
+    /// instruments, through the OpenTelemetry SDK, read by a Prometheus
+    /// exporter), to measure what they cost. tonic's server ignores it.
+    #[arg(long)]
+    pub otel: bool,
 }
 
 /// How a bench server runs its threads.

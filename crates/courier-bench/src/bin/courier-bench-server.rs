@@ -8,7 +8,9 @@ use courier_bench::serve::{ServerArgs, run};
 
 fn main() -> ExitCode {
     let args = ServerArgs::parse();
-    match run(&args, "courier-bench-server", courier_bench::courier_server::serve) {
+    let otel = args.otel.then(courier_bench::courier_server::metrics);
+    let serve = move |listener, shutdown| courier_bench::courier_server::serve(listener, shutdown, otel.clone());
+    match run(&args, "courier-bench-server", serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("courier-bench-server: {e}");
