@@ -55,7 +55,7 @@ use ::opentelemetry::global::BoxedTracer;
 use ::opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider};
 use ::opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use ::opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _, TracerProvider};
-use ::opentelemetry::{Context, InstrumentationScope, KeyValue};
+use ::opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue};
 
 use crate::metadata::Metadata;
 use crate::stats::{AttemptInfo, CallEnd, CallInfo, CallStats, Side, StatsHandler};
@@ -329,15 +329,18 @@ impl StatsHandler for OpenTelemetry {
         if plugin.metrics.is_none() && plugin.tracer.is_none() {
             return None;
         }
-        let method_name = if call.is_registered() || plugin.all_methods {
-            call.full_method().to_string()
+        // Shared strings: the attribute sets below clone them for each
+        // measurement, which then costs a reference count, not a copy.
+        let method: StringValue = if call.is_registered() || plugin.all_methods {
+            Arc::<str>::from(call.full_method()).into()
         } else {
-            OTHER.to_string()
+            OTHER.into()
         };
-        let method = KeyValue::new("grpc.method", method_name);
-        let target = call.target().map(|t| {
+        let method = KeyValue::new("grpc.method", method);
+        let target = call.target.as_ref().map(|t| {
             let recorded = plugin.target_filter.as_ref().is_none_or(|keep| keep(t));
-            KeyValue::new("grpc.target", if recorded { t.to_string() } else { OTHER.to_string() })
+            let value: StringValue = if recorded { t.clone().into() } else { OTHER.into() };
+            KeyValue::new("grpc.target", value)
         });
         let cx = plugin.tracer.as_ref().map(|tracer| match call.side() {
             Side::Client => {

@@ -263,17 +263,16 @@ impl StatsHandlers {
     }
 }
 
-/// Messages counted as they are encoded or decoded, readable from the task
-/// that ends the call.
+/// Messages counted one way as they are encoded or decoded, readable from
+/// the task that ends the call.
 #[derive(Default, Debug)]
-pub(crate) struct Tally {
+struct Totals {
     messages: AtomicU64,
     bytes: AtomicU64,
 }
 
-impl Tally {
-    /// One message of `len` bytes on the wire.
-    pub(crate) fn add(&self, len: usize) {
+impl Totals {
+    fn add(&self, len: usize) {
         self.messages.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(len as u64, Ordering::Relaxed);
     }
@@ -293,6 +292,23 @@ impl Tally {
 #[derive(Clone, Default)]
 pub(crate) struct CallTrace(Option<Arc<Traces>>);
 
+/// Where the framing layer counts a followed call's messages one way: the
+/// call's own state, so counting allocates nothing.
+#[derive(Clone)]
+pub(crate) struct Tally {
+    trace: Arc<Traces>,
+    sent: bool,
+}
+
+impl Tally {
+    /// One message of `len` bytes on the wire.
+    pub(crate) fn add(&self, len: usize) {
+        if let Some(f) = &self.trace.followed {
+            if self.sent { &f.sent } else { &f.received }.add(len);
+        }
+    }
+}
+
 /// The span of a call that has none.
 static NO_SPAN: tracing::Span = tracing::Span::none();
 
@@ -305,7 +321,9 @@ impl Drop for Traces {
     /// A call dropped before it ended (its future or stream was dropped)
     /// ends as CANCELLED, or DEADLINE_EXCEEDED past its deadline.
     fn drop(&mut self) {
-        if let Some(f) = &self.followed {
+        if let Some(f) = &self.followed
+            && !f.state.lock().is_ok_and(|s| s.ended)
+        {
             let status = f.abandoned("call");
             f.end(&status, None);
         }
@@ -333,8 +351,8 @@ impl CallTrace {
                 (!calls.is_empty()).then(|| Followed {
                     info,
                     calls,
-                    sent: Arc::default(),
-                    received: Arc::default(),
+                    sent: Totals::default(),
+                    received: Totals::default(),
                     deadline,
                     state: Mutex::default(),
                 })
@@ -354,14 +372,28 @@ impl CallTrace {
         self.0.as_ref().map_or(&NO_SPAN, |t| &t.span)
     }
 
+    /// Enters the call's span until the guard is dropped; nothing for a
+    /// call without one.
+    pub(crate) fn enter(&self) -> Option<tracing::span::EnteredSpan> {
+        self.0.as_ref().map(|t| t.span.clone().entered())
+    }
+
     /// Where the messages sent are counted, if anything follows the call.
-    pub(crate) fn sent_tally(&self) -> Option<Arc<Tally>> {
-        self.followed().map(|f| f.sent.clone())
+    pub(crate) fn sent_tally(&self) -> Option<Tally> {
+        self.tally(true)
+    }
+
+    fn tally(&self, sent: bool) -> Option<Tally> {
+        let trace = self.0.as_ref().filter(|t| t.followed.is_some())?;
+        Some(Tally {
+            trace: trace.clone(),
+            sent,
+        })
     }
 
     /// Where the messages received are counted.
-    pub(crate) fn received_tally(&self) -> Option<Arc<Tally>> {
-        self.followed().map(|f| f.received.clone())
+    pub(crate) fn received_tally(&self) -> Option<Tally> {
+        self.tally(false)
     }
 
     /// Whether handlers follow the call.
@@ -464,8 +496,8 @@ impl CallTrace {
 struct Followed {
     info: CallInfo,
     calls: Vec<Box<dyn CallStats>>,
-    sent: Arc<Tally>,
-    received: Arc<Tally>,
+    sent: Totals,
+    received: Totals,
     /// Client: the call's deadline, to tell an attempt abandoned for it
     /// from one cancelled.
     deadline: Option<Instant>,

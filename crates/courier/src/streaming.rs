@@ -322,8 +322,7 @@ impl<T: 'static> Stream for Streaming<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let span = this.trace.span().clone();
-        let _entered = span.enter();
+        let _entered = this.trace.enter();
         this.poll_cancel(cx);
         loop {
             match this.state {

@@ -2,7 +2,6 @@
 //! the message, in DATA frames whose boundaries mean nothing.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -26,7 +25,7 @@ pub(crate) struct FrameWriter<E> {
     batch_hint: usize,
     max_size: usize,
     /// Where each message is counted, when a stats handler follows the call.
-    tally: Option<Arc<Tally>>,
+    tally: Option<Tally>,
 }
 
 /// The most a batch reserves up front, from the size of the one before.
@@ -66,7 +65,7 @@ impl<E: Encoder> FrameWriter<E> {
     }
 
     /// Counts each message written in `tally`.
-    pub(crate) fn set_tally(&mut self, tally: Option<Arc<Tally>>) {
+    pub(crate) fn set_tally(&mut self, tally: Option<Tally>) {
         self.tally = tally;
     }
 
@@ -152,7 +151,7 @@ pub(crate) struct FrameReader {
     /// Whether the last message returned was compressed on the wire.
     last_compressed: bool,
     /// Where each message is counted, when a stats handler follows the call.
-    tally: Option<Arc<Tally>>,
+    tally: Option<Tally>,
 }
 
 impl FrameReader {
@@ -177,7 +176,7 @@ impl FrameReader {
     }
 
     /// Counts each message read in `tally`.
-    pub(crate) fn set_tally(&mut self, tally: Option<Arc<Tally>>) {
+    pub(crate) fn set_tally(&mut self, tally: Option<Tally>) {
         self.tally = tally;
     }
 
