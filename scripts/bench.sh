@@ -598,6 +598,8 @@ if [ "$MODE" = callgrind-lb ]; then
     # What a retry policy that never triggers costs (issue 13).
     "single-1k|1|pick_first|--payload 1024"
     "single-1k-retry-policy|1|pick_first|--payload 1024 --retry-policy"
+    # What OpenTelemetry metrics cost the client (issue 15).
+    "single-otel|1|pick_first|--payload 0 --otel"
   )
   : >"$CG/lb-results.tsv"
   for w in "${LB_WORKLOADS[@]}"; do

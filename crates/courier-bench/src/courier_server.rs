@@ -141,7 +141,8 @@ impl TestService for Bench {
 
 /// OpenTelemetry metrics as an application would record them: the SDK's
 /// meter provider, read by a Prometheus exporter into a registry nobody
-/// scrapes. The provider lives as long as the process.
+/// scrapes. The provider lives as long as the process. The server's
+/// `--otel` and the load generator's use it.
 pub fn metrics() -> OpenTelemetry {
     let registry = prometheus::Registry::new();
     let reader = opentelemetry_prometheus::exporter()

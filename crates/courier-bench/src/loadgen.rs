@@ -150,6 +150,12 @@ pub struct Args {
     #[arg(long)]
     pub retry_policy: bool,
 
+    /// Courier's client: records OpenTelemetry metrics for every call
+    /// (gRFC A66's instruments, through the SDK, read by a Prometheus
+    /// exporter), to measure what they cost.
+    #[arg(long)]
+    pub otel: bool,
+
     /// What to send.
     #[arg(long, value_enum, default_value = "unary")]
     pub mode: Mode,
@@ -997,10 +1003,16 @@ fn server_uri(server: &str) -> String {
     }
 }
 
+/// The OpenTelemetry metrics every channel records into, with `--otel`.
+static OTEL: std::sync::OnceLock<courier::opentelemetry::OpenTelemetry> = std::sync::OnceLock::new();
+
 async fn connect(uri: &str, policy: Policy, retry_policy: bool) -> Result<Channel, Status> {
     let mut builder = Channel::builder(uri)
         .load_balancing(policy)
         .connect_timeout(Duration::from_secs(10));
+    if let Some(otel) = OTEL.get() {
+        builder = builder.stats_handler(otel.clone());
+    }
     if retry_policy {
         let retry = RetryPolicy::new(
             5,
@@ -1072,6 +1084,9 @@ fn servers_kib(pids: &[u32], read: fn(u32) -> Option<u64>) -> Option<u64> {
 ///
 /// Arguments that do not fit together, or a server that cannot be reached.
 pub async fn run(args: &Args) -> Result<Report, String> {
+    if args.otel {
+        OTEL.get_or_init(crate::courier_server::metrics);
+    }
     if args.mode == Mode::EmptyCall && args.target != Target::Test {
         return Err("--mode empty-call needs --target test".into());
     }

@@ -432,3 +432,57 @@ async fn a_handler_may_leave_calls_it_does_not_want() {
     let c = recorder.only(Side::Client).await;
     assert_eq!(c.end.unwrap().code, Code::Ok, "the second handler still sees the call");
 }
+
+/// Holds the first attempt of a call whose metadata has `hold-first` until
+/// the client gives up on it; later attempts go through.
+struct HoldFirstAttempt;
+
+impl courier::interceptor::ServerInterceptor for HoldFirstAttempt {
+    async fn intercept(&self, head: CallHead) -> Result<CallHead, Status> {
+        let hedge = head.extensions().get::<PreviousRpcAttempts>().is_some();
+        if head.metadata().get("hold-first").is_some() && !hedge {
+            std::future::pending::<()>().await;
+        }
+        Ok(head)
+    }
+}
+
+#[tokio::test]
+async fn a_hedged_call_ends_the_attempt_that_lost_as_cancelled() {
+    let (client, server) = (Recorder::default(), Recorder::default());
+    let on_server = server.clone();
+    let srv = start_with_counters(move |b, counters| {
+        b.stats_handler(on_server)
+            .interceptor(HoldFirstAttempt)
+            .add_service(echo_with(counters))
+    })
+    .await;
+    let config = ServiceConfig::new().method(
+        MethodConfig::new([MethodName::service("courier.test.Echo")]).hedging(
+            courier::client::service_config::HedgingPolicy::new(2, Duration::from_millis(20), []),
+        ),
+    );
+    let ch = Channel::builder(srv.url())
+        .stats_handler(client.clone())
+        .service_config(config)
+        .connect()
+        .await
+        .unwrap();
+    let mut req = Request::new(text("hedged"));
+    req.metadata_mut().insert("hold-first", "1").unwrap();
+    EchoClient::new(ch).unary(req).await.unwrap();
+
+    let c = client.only(Side::Client).await;
+    assert_eq!(c.end.as_ref().unwrap().code, Code::Ok);
+    let mut attempts: Vec<_> = c.attempts.iter().map(|a| (a.0, a.2.map(|e| e.0))).collect();
+    attempts.sort_by_key(|a| a.0);
+    assert_eq!(
+        attempts,
+        [(0, Some(Code::Cancelled)), (1, Some(Code::Ok))],
+        "the held first attempt lost to the hedge"
+    );
+    // The server saw both: the hedge answered, the first was cancelled.
+    let mut codes: Vec<Code> = server.ended(2).await.iter().map(|s| s.end.as_ref().unwrap().code).collect();
+    codes.sort_by_key(|c| *c as i32);
+    assert_eq!(codes, [Code::Ok, Code::Cancelled]);
+}
