@@ -20,6 +20,7 @@ use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, Resolver
 use super::retry::{RetryBuffer, RetrySettings, Throttle};
 use super::service_config::{ChosenPolicy, ServiceConfig};
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
+use crate::channelz::channel::ChannelEntry;
 use crate::status::Status;
 use crate::transport::client::Connection;
 
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     /// Calls started (high 32 bits, wrapping) and calls in progress (low
     /// 32 bits), for the idle timeout: one atomic add at each end of a call.
     calls: AtomicU64,
+    /// The channel's channelz entry: registered while this state lives.
+    channelz: Arc<ChannelEntry>,
 }
 
 struct Running {
@@ -108,6 +111,7 @@ impl<S: Deref<Target = Shared>> Drop for ActiveCall<S> {
 
 impl Shared {
     pub(crate) fn new(plan: Plan) -> Arc<Shared> {
+        let channelz = ChannelEntry::register(plan.target.as_str());
         Arc::new(Shared {
             config: ArcSwap::new(plan.default_config.clone()),
             throttle: ArcSwapOption::new(plan.default_config.retry_throttling.map(|t| Arc::new(Throttle::new(t)))),
@@ -119,6 +123,7 @@ impl Shared {
             state: watch::Sender::new(ConnectivityState::Idle),
             running: Mutex::new(None),
             calls: AtomicU64::new(0),
+            channelz,
         })
     }
 
@@ -175,6 +180,7 @@ impl Shared {
     /// Marks a call as started.
     pub(crate) fn call_started(&self) -> ActiveCall<&Shared> {
         self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
+        self.channelz_call_started();
         ActiveCall(self)
     }
 
@@ -182,7 +188,23 @@ impl Shared {
     /// keeps.
     pub(crate) fn owned_call_started(self: &Arc<Shared>) -> OwnedActiveCall {
         self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
+        self.channelz_call_started();
         ActiveCall(self.clone())
+    }
+
+    /// Counts a call as started in the channel's channelz entry (calls
+    /// started, and the last call's time). [`Shared::call_started`] and
+    /// [`Shared::owned_call_started`] call it.
+    pub(crate) fn channelz_call_started(&self) {
+        self.channelz.calls.started();
+    }
+
+    /// Counts a call as ended in the channel's channelz entry: succeeded
+    /// when its status is OK (`ok`), failed otherwise. To be called once per
+    /// call started, when its status is known.
+    #[allow(dead_code)] // Called from the call path, once it reports how calls end.
+    pub(crate) fn channelz_call_ended(&self, ok: bool) {
+        self.channelz.calls.ended(ok);
     }
 
     /// The channel's connectivity state; with `try_to_connect`, an IDLE
@@ -215,6 +237,7 @@ impl Shared {
         if let Pick::Ready(subchannel) = self.slot.load().picker.pick(call)
             && let Some(conn) = subchannel.connection()
         {
+            subchannel.0.core.channelz.calls.started();
             return Ok(conn);
         }
         // Boxed: waiting is rare, and its future would otherwise make every
@@ -233,6 +256,7 @@ impl Shared {
             match slot.picker.pick(call) {
                 Pick::Ready(subchannel) => {
                     if let Some(conn) = subchannel.connection() {
+                        subchannel.0.core.channelz.calls.started();
                         return Ok(conn);
                     }
                     // Not READY after all: its report is on the way, and a
@@ -293,6 +317,7 @@ impl Shared {
 
     /// Hands calls a new picker.
     fn publish(&self, state: ConnectivityState, picker: Arc<dyn Picker>) {
+        self.channelz.set_state(state);
         self.slot.store(Arc::new(Slot {
             picker,
             state,
@@ -352,6 +377,7 @@ impl Control<'_> {
             self.events.clone(),
             health.map(HealthCheck::new),
         );
+        self.shared.channelz.add_subchannel(&subchannel.0.core.channelz);
         self.subchannels.insert(subchannel.id(), Arc::downgrade(&subchannel.0));
         subchannel
     }
