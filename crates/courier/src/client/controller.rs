@@ -228,27 +228,46 @@ impl Shared {
 
     /// A connection for a call: the picker's choice, waiting for a new
     /// picker while there is none to give (and, with `wait_for_ready`,
-    /// while the channel is in TRANSIENT_FAILURE).
+    /// while the channel is in TRANSIENT_FAILURE). The call counts as
+    /// started on the subchannel picked, in channelz.
     pub(crate) async fn pick(
         self: &Arc<Shared>,
         call: &PickInfo<'_>,
         wait_for_ready: bool,
     ) -> Result<Arc<Connection>, Status> {
+        self.pick_counting(call, wait_for_ready, true).await
+    }
+
+    /// [`Shared::pick`] for no call: to wait until the channel can take
+    /// calls, counting none on the subchannel.
+    pub(crate) async fn probe(self: &Arc<Shared>, call: &PickInfo<'_>) -> Result<Arc<Connection>, Status> {
+        self.pick_counting(call, false, false).await
+    }
+
+    async fn pick_counting(
+        self: &Arc<Shared>,
+        call: &PickInfo<'_>,
+        wait_for_ready: bool,
+        count: bool,
+    ) -> Result<Arc<Connection>, Status> {
         if let Pick::Ready(subchannel) = self.slot.load().picker.pick(call)
             && let Some(conn) = subchannel.connection()
         {
-            subchannel.0.core.channelz.calls.started();
+            if count {
+                subchannel.0.core.channelz.calls.started();
+            }
             return Ok(conn);
         }
         // Boxed: waiting is rare, and its future would otherwise make every
         // call's future larger.
-        Box::pin(self.pick_slowly(call, wait_for_ready)).await
+        Box::pin(self.pick_slowly(call, wait_for_ready, count)).await
     }
 
     async fn pick_slowly(
         self: &Arc<Shared>,
         call: &PickInfo<'_>,
         wait_for_ready: bool,
+        count: bool,
     ) -> Result<Arc<Connection>, Status> {
         let mut version = self.version.subscribe();
         loop {
@@ -256,7 +275,9 @@ impl Shared {
             match slot.picker.pick(call) {
                 Pick::Ready(subchannel) => {
                     if let Some(conn) = subchannel.connection() {
-                        subchannel.0.core.channelz.calls.started();
+                        if count {
+                            subchannel.0.core.channelz.calls.started();
+                        }
                         return Ok(conn);
                     }
                     // Not READY after all: its report is on the way, and a
