@@ -523,3 +523,76 @@ async fn grpcio_channelz_client_reads_courier_servers_and_sockets() {
     assert!(targets.contains(&app.url().as_str()), "{targets:?}");
     drop(channel);
 }
+
+#[tokio::test]
+async fn tls_sockets_report_the_cipher_suite_and_certificates() {
+    use courier::credentials::{ClientTlsConfig, ServerTlsConfig};
+    use rcgen::{CertificateParams, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().to_vec();
+    let tls = ServerTlsConfig::from_pem(cert.pem(), key.serialize_pem()).unwrap();
+    let app = start_with_counters(|b, counters| b.tls(tls).unwrap().add_service(echo_with(counters))).await;
+    let target = format!("https://127.0.0.1:{}", app.addr.port());
+    let client_tls = ClientTlsConfig::new()
+        .ca_pem(cert.pem())
+        .unwrap()
+        .server_name("localhost");
+    let channel = Channel::builder(&target).tls(client_tls).connect().await.unwrap();
+    EchoClient::new(channel.clone()).unary(text("x")).await.unwrap();
+
+    let (_reader, client) = reader().await;
+    let found = channel_for(&client, &target).await;
+    let sub = client
+        .get_subchannel(pb::GetSubchannelRequest {
+            subchannel_id: found.subchannel_ref[0].subchannel_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subchannel
+        .unwrap();
+    let tls_of = |socket: &pb::Socket| match socket.security.as_ref().and_then(|s| s.model.clone()) {
+        Some(pb::security::Model::Tls(tls)) => tls,
+        other => panic!("not TLS: {other:?}"),
+    };
+    let standard_name = |tls: &pb::security::Tls| match &tls.cipher_suite {
+        Some(pb::security::tls::CipherSuite::StandardName(name)) => name.clone(),
+        other => panic!("no standard name: {other:?}"),
+    };
+    let ours = tls_of(&socket(&client, sub.socket_ref[0].socket_id).await);
+    assert!(standard_name(&ours).starts_with("TLS_"), "{ours:?}");
+    assert_eq!(ours.remote_certificate, der, "the server's certificate");
+    assert!(ours.local_certificate.is_empty(), "the channel has no certificate");
+
+    let server = server_on(&client, app.addr.port()).await;
+    let refs = client
+        .get_server_sockets(pb::GetServerSocketsRequest {
+            server_id: server.r#ref.unwrap().server_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let theirs = tls_of(&socket(&client, refs.socket_ref[0].socket_id).await);
+    assert_eq!(standard_name(&theirs), standard_name(&ours));
+    assert_eq!(theirs.local_certificate, der, "the server's own certificate");
+    assert!(theirs.remote_certificate.is_empty(), "no client certificate");
+
+    // A summary leaves the security out.
+    let summary = client
+        .get_socket(pb::GetSocketRequest {
+            socket_id: refs.socket_ref[0].socket_id,
+            summary: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .socket
+        .unwrap();
+    assert!(summary.security.is_none());
+    drop(channel);
+}

@@ -240,13 +240,16 @@ fn socket(entry: &SocketEntry, summary: bool) -> pb::Socket {
         }
     });
     let info = &entry.info;
-    let security = (!summary).then(|| info.tls.as_ref()).flatten().map(|tls| pb::Security {
-        model: Some(Model::Tls(Tls {
-            cipher_suite: tls.cipher_suite.clone().map(CipherSuite::StandardName),
-            local_certificate: tls.local_certificate.clone(),
-            remote_certificate: tls.remote_certificate.clone(),
-        })),
-    });
+    let security = (!summary)
+        .then_some(info.tls.as_ref())
+        .flatten()
+        .map(|tls| pb::Security {
+            model: Some(Model::Tls(Tls {
+                cipher_suite: tls.cipher_suite.clone().map(CipherSuite::StandardName),
+                local_certificate: tls.local_certificate.clone(),
+                remote_certificate: tls.remote_certificate.clone(),
+            })),
+        });
     pb::Socket {
         r#ref: Some(socket_ref(entry)),
         data,

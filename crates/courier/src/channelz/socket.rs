@@ -276,6 +276,7 @@ impl Drop for SocketEntry {
 
 /// The standard (IANA) name of a cipher suite rustls names `name`: rustls
 /// spells TLS 1.3's suites `TLS13_...` where the registry has `TLS_...`.
+#[cfg(feature = "tls")]
 pub(crate) fn standard_cipher_name(name: &str) -> String {
     match name.strip_prefix("TLS13_") {
         Some(rest) => format!("TLS_{rest}"),
@@ -315,6 +316,7 @@ mod tests {
         assert_eq!((after.local_window, after.remote_window), (100, 200));
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn tls13_suites_get_their_standard_names() {
         assert_eq!(
