@@ -37,6 +37,12 @@ impl CallCounts {
         self.last_started.store(now_nanos(), Ordering::Relaxed);
     }
 
+    /// A call started at `at` (nanoseconds since the Unix epoch).
+    pub(crate) fn started_at(&self, at: u64) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.last_started.store(at, Ordering::Relaxed);
+    }
+
     /// A call ended, with OK (`ok`) or another status.
     pub(crate) fn ended(&self, ok: bool) {
         let counter = if ok { &self.succeeded } else { &self.failed };

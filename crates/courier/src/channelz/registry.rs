@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::channel::{ChannelEntry, SubchannelEntry};
 use super::server::ServerEntry;
@@ -109,6 +109,20 @@ pub(crate) fn nanos(at: SystemTime) -> u64 {
     (since.as_nanos().min(u64::MAX as u128) as u64).max(1)
 }
 
+/// A monotonic instant and the wall-clock time it was, taken once: the
+/// engine converts the instants it reads anyway into wall-clock timestamps
+/// against it, with no clock read of its own.
+static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+
+/// `at` as [`now_nanos`] would have given it then: the wall clock of the
+/// anchor plus the monotonic time since (an instant before the anchor counts
+/// as the anchor). Wall-clock changes after the anchor are not followed.
+pub(crate) fn instant_nanos(at: Instant) -> u64 {
+    let (anchor, wall) = *ANCHOR.get_or_init(|| (Instant::now(), now_nanos()));
+    let since = at.saturating_duration_since(anchor);
+    wall.saturating_add(since.as_secs().saturating_mul(1_000_000_000) + u64::from(since.subsec_nanos()))
+}
+
 /// A timestamp kept as [`now_nanos`] gives it: `None` for 0, never.
 pub(crate) fn from_nanos(nanos: u64) -> Option<SystemTime> {
     (nanos != 0).then(|| UNIX_EPOCH + Duration::from_nanos(nanos))
@@ -145,6 +159,19 @@ mod tests {
         let (last, end) = page(&map, 4, 2);
         assert_eq!(last.len(), 2);
         assert!(end);
+    }
+
+    #[test]
+    fn instants_convert_to_the_wall_clock_of_their_time() {
+        let before = now_nanos();
+        let converted = instant_nanos(Instant::now());
+        let after = now_nanos();
+        // The anchor was taken at the first conversion, at most this test's
+        // length ago; a second apart allows for a wall clock that steps.
+        let slack = 1_000_000_000;
+        assert!(converted + slack >= before && converted <= after + slack);
+        let later = instant_nanos(Instant::now() + Duration::from_secs(10));
+        assert!(later >= converted + 9_000_000_000);
     }
 
     #[test]

@@ -47,9 +47,9 @@ impl ServerEntry {
         entry
     }
 
-    /// A call arrived.
-    pub(crate) fn call_started(&self) {
-        self.calls.started();
+    /// A call arrived, at `at` (nanoseconds since the Unix epoch).
+    pub(crate) fn call_started(&self, at: u64) {
+        self.calls.started_at(at);
     }
 
     /// A call ended: with OK (`ok`) or another status.

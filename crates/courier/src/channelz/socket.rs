@@ -9,13 +9,14 @@
 //! atomic add, with no lock and no allocation. The timestamps that go with
 //! them (last stream opened by each side, last message sent and received)
 //! and the connection's flow-control windows are stored once per turn of
-//! the driver, not per frame, from one reading of the clock.
+//! the driver, not per frame, from the instant the driver read for its
+//! timers that turn: the engine reads no clock for channelz.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::registry::{REGISTRY, next_id, now_nanos};
+use super::registry::{REGISTRY, instant_nanos, next_id};
 use super::server::ServerEntry;
 
 /// A socket's address.
@@ -95,6 +96,12 @@ pub(crate) struct SocketTotals {
 }
 
 impl SocketStats {
+    /// When the peer last opened a stream, as [`SocketTally::publish`]
+    /// stored it: a server's calls take it as their start.
+    pub(crate) fn last_remote_stream(&self) -> u64 {
+        self.last_remote_stream.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn totals(&self) -> SocketTotals {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SocketTotals {
@@ -177,21 +184,20 @@ impl SocketTally {
         self.stats.keepalives_sent.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Stores the turn's timestamps, from one reading of the clock, and the
-    /// connection's windows: what the peer lets this side send
-    /// (`local_window`) and what this side lets the peer send.
+    /// Stores the turn's timestamps, as of `now`, and the connection's
+    /// windows: what the peer lets this side send (`local_window`) and what
+    /// this side lets the peer send.
     #[inline]
-    pub(crate) fn publish(&mut self, local_window: i64, remote_window: i64) {
+    pub(crate) fn publish(&mut self, now: std::time::Instant, local_window: i64, remote_window: i64) {
         self.stats.local_window.store(local_window, Ordering::Relaxed);
         self.stats.remote_window.store(remote_window, Ordering::Relaxed);
         if self.owed != 0 {
-            self.stamp();
+            self.stamp(now);
         }
     }
 
-    #[cold]
-    fn stamp(&mut self) {
-        let now = now_nanos();
+    fn stamp(&mut self, now: std::time::Instant) {
+        let now = instant_nanos(now);
         let stats = &self.stats;
         for (bit, at) in [
             (LOCAL_STREAM, &stats.last_local_stream),
@@ -309,9 +315,10 @@ mod tests {
         );
         assert_eq!(before.keepalives_sent, 1);
         assert_eq!(before.last_remote_stream, 0, "timestamps wait for the end of the turn");
-        tally.publish(100, 200);
+        tally.publish(std::time::Instant::now(), 100, 200);
         let after = stats.totals();
         assert!(after.last_remote_stream > 0 && after.last_message_sent > 0 && after.last_message_received > 0);
+        assert_eq!(stats.last_remote_stream(), after.last_remote_stream);
         assert_eq!(after.last_local_stream, 0, "no stream of this side's");
         assert_eq!((after.local_window, after.remote_window), (100, 200));
     }

@@ -86,9 +86,10 @@ pub(crate) struct ServerConfig {
     /// serving starts. The reflection service reads it.
     #[cfg(feature = "reflection")]
     pub(crate) services: Arc<[RegisteredService]>,
-    /// The server's channelz entry, where its calls count themselves with
-    /// `call_started()` and `call_ended(ok)`: registered when serving starts,
-    /// and until then an entry of its own that no registry lists.
+    /// The server's channelz entry: registered when serving starts, and
+    /// until then an entry of its own that no registry lists. Its calls are
+    /// counted at the transport's seam (`transport::stream::CallOutcome`),
+    /// with `call_started(at)` and `call_ended(ok)`.
     pub(crate) channelz: Arc<ServerEntry>,
 }
 

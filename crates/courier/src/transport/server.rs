@@ -60,7 +60,7 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
         permit_without_calls: true,
     });
     config.ping_policy = Some(keepalive.enforcement.policy());
-    config.stats = stats;
+    config.stats = stats.clone();
     // The opener is never used to open streams; it keeps the command queue
     // open for the streams the client opens.
     let (mut conn, _opener) = conn::new(io, config);
@@ -87,6 +87,9 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                     break;
                 }
                 let mut first_polls = Batch::new();
+                // The streams of a batch arrived in the driver's last turn,
+                // whose time channelz has just stored.
+                let arrived = stats.last_remote_stream();
                 for (request, body, respond) in conn.accepted() {
                     if budget.exhausted() {
                         let mut respond = Respond::new(respond, lifetime.streams.as_ref(), CallOutcome::NONE);
@@ -98,7 +101,7 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                         continue;
                     }
                     // A stream refused above never became a call; this one is.
-                    let respond = Respond::new(respond, lifetime.streams.as_ref(), CallOutcome::started(server));
+                    let respond = Respond::new(respond, lifetime.streams.as_ref(), CallOutcome::started(server, arrived));
                     let how = policy.choose(&request.path);
                     if let Some(call) = start_call((request, RecvStream(body), respond)) {
                         first_polls.start(how, call);

@@ -130,9 +130,10 @@ pub(crate) type Counted = Option<Arc<StreamToken>>;
 pub(crate) struct CallOutcome(Option<Arc<ServerEntry>>);
 
 impl CallOutcome {
-    /// A call of `server` that has started (and is counted so).
-    pub(crate) fn started(server: &Arc<ServerEntry>) -> CallOutcome {
-        server.call_started();
+    /// A call of `server` that started at `at` (nanoseconds since the Unix
+    /// epoch), and is counted so.
+    pub(crate) fn started(server: &Arc<ServerEntry>, at: u64) -> CallOutcome {
+        server.call_started(at);
         CallOutcome(Some(server.clone()))
     }
 

@@ -288,6 +288,9 @@ pub(crate) struct Driver<IO> {
     timer_at: Option<Instant>,
     /// The connection's channelz counters.
     tally: SocketTally,
+    /// The time the driver last read for its timers: channelz's timestamps
+    /// are taken from it.
+    clock: Instant,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -375,6 +378,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
             tally: SocketTally::new(config.stats.clone()),
+            clock: now(),
             config,
         };
         driver.greet();
@@ -464,7 +468,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         let polled = self.turn(cx);
         self.tally
-            .publish(self.conn_send.available() as i64, self.conn_recv.window());
+            .publish(self.clock, self.conn_send.available() as i64, self.conn_recv.window());
         polled
     }
 
@@ -1755,6 +1759,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// Fires the timers that are due.
     fn check_timers(&mut self) {
         let now = now();
+        self.clock = now;
         if self.settings_deadline.is_some_and(|at| now >= at) && matches!(self.closing, Closing::Open) {
             self.settings_deadline = None;
             self.protocol_error(
