@@ -137,7 +137,8 @@ impl CallOutcome {
         CallOutcome(Some(server.clone()))
     }
 
-    /// No call to count: a client stream.
+    /// No call to count: a client stream, or a stream refused before it
+    /// became a call.
     pub(crate) const NONE: CallOutcome = CallOutcome(None);
 
     /// The call's status went out in `fields`, if they carry one.
