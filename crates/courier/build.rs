@@ -1,7 +1,7 @@
 //! Generates the messages, clients and servers of the services the library
-//! ships (`grpc.health.v1` and `grpc.reflection.v1`/`v1alpha`) from the
-//! `.proto` files in `proto/`, for the ones whose cargo feature (`health`,
-//! `reflection`) is on. The generated code names the runtime as
+//! ships (`grpc.health.v1`, `grpc.reflection.v1`/`v1alpha` and
+//! `grpc.channelz.v1`) from the `.proto` files in `proto/`, for the ones whose
+//! cargo feature (`health`, `reflection`, `channelz`) is on. The generated code names the runtime as
 //! `::courier`, which `lib.rs` makes resolve to this crate.
 
 use std::env;
@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Cargo tells a build script its package's features this way.
     let health = env::var_os("CARGO_FEATURE_HEALTH").is_some();
     let reflection = env::var_os("CARGO_FEATURE_REFLECTION").is_some();
+    let channelz = env::var_os("CARGO_FEATURE_CHANNELZ").is_some();
 
     let mut protos = Vec::new();
     if health {
@@ -20,6 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/grpc/reflection/v1/reflection.proto",
             "proto/grpc/reflection/v1alpha/reflection.proto",
         ]);
+    }
+    if channelz {
+        protos.push("proto/grpc/channelz/v1/channelz.proto");
     }
     if protos.is_empty() {
         // Nothing to generate; without this line Cargo would rerun the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Python (grpcio, i.e. the gRPC C core) interop peers' dependencies:
 #   - Debian's grpc-proto package (grpc.testing protos under /usr/share/grpc-proto)
-#   - a venv at target/interop/python/venv with pinned grpcio packages, and
+#   - a venv at target/interop/python/venv with pinned grpcio packages
+#     (grpcio-channelz among them), and
 #     the pure-Python HTTP/2 library h2 (tests/h2_peers.rs frames gRPC by
 #     hand with it, as a raw HTTP/2 client and server)
 #   - generated stubs at target/interop/python/gen
@@ -22,6 +23,9 @@ GRPC_VERSION=1.85.1
 # the runtime always match.
 PROTOBUF_VERSION=7.36.2
 H2_VERSION=4.4.1
+# grpcio-channelz has no 1.85.1 release; 1.85.0 is the newest, and takes
+# grpcio 1.85.1.
+CHANNELZ_VERSION=1.85.0
 PROTO_DIR=/usr/share/grpc-proto
 PROTOS=(empty messages test)
 OUT=target/interop/python
@@ -30,7 +34,7 @@ GEN="$OUT/gen"
 STAGE="$OUT/proto-stage"
 STAMP="$OUT/.installed"
 # Everything that should force a reinstall when it changes.
-STAMP_CONTENT="grpcio=$GRPC_VERSION protobuf=$PROTOBUF_VERSION h2=$H2_VERSION protos=${PROTOS[*]} layout=interop_pb v1"
+STAMP_CONTENT="grpcio=$GRPC_VERSION protobuf=$PROTOBUF_VERSION h2=$H2_VERSION protos=${PROTOS[*]} layout=interop_pb channelz=$CHANNELZ_VERSION v2"
 
 log() { echo "install-python: $*" >&2; }
 
@@ -88,6 +92,7 @@ log "installing grpcio $GRPC_VERSION and h2 $H2_VERSION into the venv"
     "grpcio-tools==$GRPC_VERSION" \
     "grpcio-reflection==$GRPC_VERSION" \
     "grpcio-health-checking==$GRPC_VERSION" \
+    "grpcio-channelz==$CHANNELZ_VERSION" \
     "protobuf==$PROTOBUF_VERSION" \
     "h2==$H2_VERSION"
 
@@ -113,6 +118,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from interop_pb.grpc.testing import test_pb2_grpc, messages_pb2, empty_pb2  # noqa: F401
 import grpc
+import grpc_channelz.v1.channelz_pb2_grpc  # noqa: F401
 import h2.connection
 EOF
 

@@ -6,6 +6,8 @@
 //! - `call` ([`call`]): calls a method with JSON requests, through a codec
 //!   for dynamic messages ([`dynamic`]) fed from [`input`];
 //! - `health` ([`health`]): the standard health check;
+//! - `channelz` ([`channelz`]): a process's channels, servers and sockets,
+//!   from its channelz service;
 //! - `bench` ([`bench`]): load for one method, with a latency summary;
 //! - `demo` ([`demo`]): the four kinds of call against an in-process server.
 //!
@@ -14,6 +16,7 @@
 
 mod bench;
 mod call;
+mod channelz;
 mod connect;
 mod demo;
 mod describe;
@@ -51,6 +54,8 @@ enum Command {
     Call(call::CallArgs),
     /// Ask a server's health service; exit 0 only when SERVING.
     Health(health::HealthArgs),
+    /// Show a server's channelz: its process's channels, servers and sockets.
+    Channelz(channelz::ChannelzArgs),
     /// Load a method with calls and summarize throughput and latency.
     Bench(bench::BenchArgs),
     /// Start a server in-process and call it with each kind of call.
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
             Command::Describe(args) => describe::describe(args).await,
             Command::Call(args) => call::run(args).await,
             Command::Health(args) => health::run(args).await,
+            Command::Channelz(args) => channelz::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Demo => demo::run().await.map_err(error::Error::msg),
         }

@@ -1076,3 +1076,111 @@ async fn grpcio_server_with_reflection_and_health() {
     drop(peer.stdin.take());
     let _ = tokio::time::timeout(Duration::from_secs(10), peer.wait()).await;
 }
+
+// --- channelz --------------------------------------------------------------
+
+/// The first number after `prefix` on the line of `text` that starts with it
+/// (after indentation).
+fn number_after(text: &str, prefix: &str) -> Option<i64> {
+    text.lines().find_map(|line| {
+        let rest = line.trim_start().strip_prefix(prefix)?;
+        rest.split(|c: char| !c.is_ascii_digit())
+            .find(|s| !s.is_empty())?
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channelz_prints_a_courier_servers_channels_servers_and_sockets() {
+    let server = start_with_counters(|b, counters| b.add_service(echo_with(counters)).with_admin()).await;
+    // A channel of this process, with calls, for the listing to show.
+    let channel = courier::Channel::connect(server.url()).await.unwrap();
+    let echo = courier_tests::EchoClient::new(channel.clone());
+    echo.unary(courier_tests::text("one")).await.unwrap();
+    echo.unary(courier_tests::text("two")).await.unwrap();
+
+    let run = courier(["channelz", &addr(&server)]).await.ok();
+    let out = &run.stdout;
+    assert!(out.contains(&format!("target: {}", server.url())), "{run:?}");
+    assert!(out.contains("state: READY"), "{run:?}");
+    assert!(out.contains("Channel created"), "{run:?}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("subchannel ")),
+        "{run:?}"
+    );
+    let listen = format!(": {}", server.addr);
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("listen socket ") && l.ends_with(&listen)),
+        "{run:?}"
+    );
+    // The channel's connection, seen from both ends, and the CLI's own.
+    assert!(out.contains(&format!("-> {}", server.addr)), "{run:?}");
+    assert!(out.contains("streams: "), "{run:?}");
+    assert!(out.contains("messages: "), "{run:?}");
+    assert!(out.contains("security: none"), "{run:?}");
+
+    // One entity: the socket the first listing showed first.
+    let socket_id = number_after(out, "socket ").expect("a socket id");
+    let run = courier(["channelz", &addr(&server), "socket", &socket_id.to_string()])
+        .await
+        .ok();
+    assert!(run.stdout.starts_with(&format!("socket {socket_id}: ")), "{run:?}");
+    assert!(run.stdout.contains("flow-control windows: local "), "{run:?}");
+    let channel_id = number_after(out, "channel ").expect("a channel id");
+    let run = courier(["channelz", &addr(&server), "channel", &channel_id.to_string()])
+        .await
+        .ok();
+    assert!(run.stdout.starts_with(&format!("channel {channel_id}\n")), "{run:?}");
+
+    // An id nothing has: NOT_FOUND, exit 64 + 5.
+    let run = courier(["channelz", &addr(&server), "server", "9223372036854775807"]).await;
+    run.one_line_error(69, &["has no server 9223372036854775807"]);
+    drop(channel);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channelz_of_a_server_without_it_says_so() {
+    let server = start_server().await;
+    let run = courier(["channelz", &addr(&server)]).await;
+    run.one_line_error(76, &["does not serve channelz"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn channelz_reads_a_grpcio_servers_channelz() {
+    let Some(python) = grpcio_python("grpc_channelz.v1.channelz, grpc_health.v1.health") else {
+        return;
+    };
+    let peer = courier_tests::PythonPeer::start(&python, "channelz_server.py", &[]).await;
+    let addr = format!("127.0.0.1:{}", peer.port);
+    // A call for the server to count.
+    courier(["health", &addr]).await.ok();
+
+    let run = courier(["channelz", &addr]).await.ok();
+    let out = &run.stdout;
+    assert!(out.lines().any(|l| l.starts_with("server ")), "{run:?}");
+    let calls = number_after(out, "calls: ").expect("the server's call counts");
+    // The health check, and the calls of this listing so far.
+    assert!(calls >= 2, "{run:?}");
+    // grpcio reports its listening socket with the port it was asked for
+    // (0, an ephemeral one), not the one it got.
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("listen socket ") && l.contains(": 127.0.0.1:")),
+        "{run:?}"
+    );
+    // The CLI's own connection, accepted by the grpcio server.
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("socket ") && l.contains(&format!("{addr} -> 127.0.0.1:"))),
+        "{run:?}"
+    );
+    assert!(out.contains("streams: "), "{run:?}");
+    let server_id = number_after(out, "server ").unwrap();
+    let run = courier(["channelz", &addr, "server", &server_id.to_string()])
+        .await
+        .ok();
+    assert!(run.stdout.starts_with(&format!("server {server_id}\n")), "{run:?}");
+    drop(peer);
+}

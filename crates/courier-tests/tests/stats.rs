@@ -457,11 +457,9 @@ async fn a_hedged_call_ends_the_attempt_that_lost_as_cancelled() {
             .add_service(echo_with(counters))
     })
     .await;
-    let config = ServiceConfig::new().method(
-        MethodConfig::new([MethodName::service("courier.test.Echo")]).hedging(
-            courier::client::service_config::HedgingPolicy::new(2, Duration::from_millis(20), []),
-        ),
-    );
+    let config = ServiceConfig::new().method(MethodConfig::new([MethodName::service("courier.test.Echo")]).hedging(
+        courier::client::service_config::HedgingPolicy::new(2, Duration::from_millis(20), []),
+    ));
     let ch = Channel::builder(srv.url())
         .stats_handler(client.clone())
         .service_config(config)
@@ -482,7 +480,12 @@ async fn a_hedged_call_ends_the_attempt_that_lost_as_cancelled() {
         "the held first attempt lost to the hedge"
     );
     // The server saw both: the hedge answered, the first was cancelled.
-    let mut codes: Vec<Code> = server.ended(2).await.iter().map(|s| s.end.as_ref().unwrap().code).collect();
+    let mut codes: Vec<Code> = server
+        .ended(2)
+        .await
+        .iter()
+        .map(|s| s.end.as_ref().unwrap().code)
+        .collect();
     codes.sort_by_key(|c| *c as i32);
     assert_eq!(codes, [Code::Ok, Code::Cancelled]);
 }

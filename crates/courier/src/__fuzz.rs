@@ -113,12 +113,14 @@ pub fn decompress(encoding: Encoding, src: &[u8], limit: usize) -> Result<Bytes,
 /// Connections for [`serve`]: in-memory streams, handed over one by one.
 struct Connections(tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>);
 
+use crate::channelz::socket::SockAddr;
+
 impl FuzzListener for Connections {
     type Io = tokio::io::DuplexStream;
 
-    async fn accept(&mut self) -> std::io::Result<(Self::Io, Option<std::net::SocketAddr>)> {
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, Option<std::net::SocketAddr>, Option<SockAddr>)> {
         match self.0.recv().await {
-            Some(io) => Ok((io, None)),
+            Some(io) => Ok((io, None, None)),
             // No more connections will come: idle until the server is dropped.
             None => std::future::pending().await,
         }

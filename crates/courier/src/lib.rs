@@ -47,10 +47,11 @@
 //!
 //! One module per concept: [`status`], [`metadata`], [`codec`],
 //! [`compression`], [`credentials`], [`client`], [`server`], [`interceptor`]; the HTTP/2
-//! transport is private. Two standard services come with the library:
-//! [`health`] (`grpc.health.v1.Health`) and [`reflection`]
-//! (`grpc.reflection.v1` and `v1alpha`), each enabled with one line on the
-//! server builder.
+//! transport is private. Three standard services come with the library:
+//! [`health`] (`grpc.health.v1.Health`), [`reflection`]
+//! (`grpc.reflection.v1` and `v1alpha`) and [`channelz`]
+//! (`grpc.channelz.v1.Channelz`), each enabled with one line on the server
+//! builder, or all three with `Server::with_admin`.
 //!
 //! # Cargo features
 //!
@@ -66,6 +67,8 @@
 //! - `zstd`: zstd message compression, through the zstd C library.
 //! - `health`: the [`health`] service.
 //! - `reflection`: the [`reflection`] services.
+//! - `channelz`: the [`channelz`] service; with `health` and `reflection`,
+//!   `Server::with_admin`.
 //! - `opentelemetry` (not a default): the `opentelemetry` module, gRFC A66
 //!   metrics and gRFC A72 traces through the application's OpenTelemetry
 //!   providers, as a [`stats`] handler.
@@ -83,6 +86,8 @@
 #![cfg_attr(feature = "health", doc = "[`health`]: crate::health")]
 #![cfg_attr(not(feature = "health"), doc = "[`health`]: #cargo-features")]
 #![cfg_attr(feature = "reflection", doc = "[`reflection`]: crate::reflection")]
+#![cfg_attr(feature = "channelz", doc = "[`channelz`]: crate::channelz")]
+#![cfg_attr(not(feature = "channelz"), doc = "[`channelz`]: #cargo-features")]
 #![cfg_attr(not(feature = "reflection"), doc = "[`reflection`]: #cargo-features")]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -92,6 +97,12 @@
 // resolve inside the crate itself.
 extern crate self as courier;
 
+#[cfg(feature = "channelz")]
+pub mod channelz;
+// Without the feature, the registry the transport counts into is kept
+// (nothing reads it).
+#[cfg(not(feature = "channelz"))]
+pub(crate) mod channelz;
 pub mod client;
 pub mod codec;
 pub mod compression;

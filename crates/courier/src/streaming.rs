@@ -117,6 +117,9 @@ impl<T: 'static> Streaming<T> {
 
     /// Client: the call ended OK, with these trailers.
     fn end_trace_ok(&mut self) {
+        if let Some(hold) = &mut self.hold {
+            hold.succeeded();
+        }
         let trace = std::mem::take(&mut self.trace);
         if trace.is_followed() || !trace.span().is_none() {
             trace.end_ok(None, self.trailers.as_ref().unwrap_or(&Metadata::new()));
@@ -275,7 +278,12 @@ impl<T: 'static> Streaming<T> {
                 return Poll::Pending;
             }
             Poll::Ready(Err(status)) => Err(self.sending_error(status)),
-            Poll::Ready(Ok(head)) => Ok(head),
+            Poll::Ready(Ok((head, attempt))) => {
+                if let (Some(hold), Some(attempt)) = (&mut self.hold, attempt) {
+                    hold.permit = Some(attempt);
+                }
+                Ok(head)
+            }
         };
         match response {
             Err(status) => {

@@ -18,7 +18,7 @@ use http::uri::PathAndQuery;
 use tracing::Instrument as _;
 
 use super::balancer::PickInfo;
-use super::controller::OwnedActiveCall;
+use super::controller::{OwnedActiveCall, SubchannelCall};
 use super::retry::{BufferHold, Retrier, RetryBuffer, Throttle, Verdict};
 use super::service_config::{AttemptPolicy, HedgingPolicy, MethodConfig, RetryPolicy};
 use super::{CancelHandle, Channel};
@@ -60,22 +60,25 @@ pub(crate) enum PendingHead {
     /// The call's one HTTP/2 stream.
     Stream(ResponseFuture),
     /// The task making a retried call's attempts: the head of the attempt
-    /// it committed to, or the call's failure.
-    Retried(tokio::sync::oneshot::Receiver<Result<ResponseHead, Status>>),
+    /// it committed to, with what that attempt holds, or the call's failure.
+    Retried(tokio::sync::oneshot::Receiver<Result<(ResponseHead, AttemptHold), Status>>),
 }
 
 impl Future for PendingHead {
-    type Output = Result<ResponseHead, Status>;
+    /// The head, and the attempt's hold when the stream is to take it.
+    type Output = Result<(ResponseHead, Option<AttemptHold>), Status>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
             PendingHead::Stream(fut) => Pin::new(fut).poll(cx).map(|r| match r {
                 Err(e) => Err(e.to_status()),
-                Ok(response) => check_response(response),
+                Ok(response) => check_response(response).map(|head| (head, None)),
             }),
-            PendingHead::Retried(rx) => Pin::new(rx)
-                .poll(cx)
-                .map(|r| r.unwrap_or_else(|_| Err(Status::cancelled("the call's attempts ended without an answer")))),
+            PendingHead::Retried(rx) => Pin::new(rx).poll(cx).map(|r| match r {
+                Ok(Ok((head, hold))) => Ok((head, Some(hold))),
+                Ok(Err(status)) => Err(status),
+                Err(_) => Err(Status::cancelled("the call's attempts ended without an answer")),
+            }),
         }
     }
 }
@@ -252,7 +255,7 @@ struct MethodPlan {
 /// count its success.
 struct Committed {
     head: ResponseHead,
-    permit: StreamPermit,
+    permit: AttemptHold,
     retrier: Option<Retrier>,
 }
 
@@ -261,7 +264,7 @@ struct Opened {
     response: ResponseFuture,
     send: SendStream,
     conn: Arc<Connection>,
-    permit: StreamPermit,
+    permit: AttemptHold,
 }
 
 /// How many times a call is sent again, transparently, after the server
@@ -272,12 +275,37 @@ struct Opened {
 /// from keeping a call busy.
 const TRANSPARENT_RETRIES: u32 = 4;
 
+/// What an attempt holds while its stream lives: its place among its
+/// connection's streams, and its count on the subchannel it was picked for.
+pub(crate) struct AttemptHold {
+    _permit: StreamPermit,
+    subchannel: SubchannelCall,
+}
+
+impl AttemptHold {
+    /// The call went on with this attempt, and ended OK.
+    pub(crate) fn succeeded(&mut self) {
+        self.subchannel.succeeded();
+    }
+}
+
+impl CallHold {
+    /// The call ended OK.
+    pub(crate) fn succeeded(&mut self) {
+        self.active.succeeded();
+        if let Some(permit) = &mut self.permit {
+            permit.succeeded();
+        }
+    }
+}
+
 /// What a call holds while its response stream lives: its place among the
 /// connection's streams, and its count as a call in progress.
 pub(crate) struct CallHold {
-    /// `None` when a retried call's task holds it instead.
-    _permit: Option<StreamPermit>,
-    _active: OwnedActiveCall,
+    /// `None` until a retried call's task hands it over.
+    pub(crate) permit: Option<AttemptHold>,
+    /// The call's count among the channel's calls; told when it ends OK.
+    pub(crate) active: OwnedActiveCall,
 }
 
 impl Channel {
@@ -438,8 +466,11 @@ impl Channel {
                 path: prepared.head.path.as_str(),
                 metadata: &prepared.head.metadata,
             };
-            let conn = self.inner.shared.pick(&info, prepared.wait_for_ready).await?;
-            let permit = conn.stream_permit().await;
+            let (conn, subchannel) = self.inner.shared.pick(&info, prepared.wait_for_ready).await?;
+            let permit = AttemptHold {
+                _permit: conn.stream_permit().await,
+                subchannel,
+            };
             let mut opener = conn.opener();
             let sent = match opener.ready().await {
                 Ok(()) => opener.open(self.request_head(prepared, previous)),
@@ -475,7 +506,7 @@ impl Channel {
         prepared: &Prepared,
         body: Bytes,
         previous: u32,
-    ) -> Result<(ResponseHead, StreamPermit), Status> {
+    ) -> Result<(ResponseHead, AttemptHold), Status> {
         let mut refused = 0;
         loop {
             let attempt = prepared.trace.attempt(previous, refused > 0);
@@ -600,17 +631,19 @@ impl Channel {
         let mut decoder = codec.decoder();
         let trace = prepared.trace.clone();
         let call = async move {
-            let _active = self.inner.shared.call_started();
+            let mut active = self.inner.shared.call_started();
             self.intercept(&mut prepared).await?;
             writer.write(message, true)?;
             let committed = self.send_committed(&prepared, writer.take()).await?;
-            let _permit = committed.permit;
+            let mut permit = committed.permit;
             let mut reader = self.reader(&prepared);
             let response = read_unary(committed.head, &mut reader, &mut decoder).await;
             if response.is_ok() {
                 // Every successful unary call refills the retry throttle,
                 // whatever its method (gRFC A6).
                 self.inner.shared.call_succeeded();
+                active.succeeded();
+                permit.succeeded();
             }
             response
         };
@@ -639,19 +672,23 @@ impl Channel {
         let (mut prepared, stream) = self.prepare(request, path, plan);
         let trace = prepared.trace.clone();
         let call = async move {
-            let _active = self.inner.shared.call_started();
+            let mut active = self.inner.shared.call_started();
             self.intercept(&mut prepared).await?;
             let writer = self.writer(codec.encoder(), &mut prepared);
             if let Some(AttemptPolicy::Retry(policy)) = &prepared.attempts {
                 let policy = policy.clone();
-                return self
+                let result = self
                     .client_streaming_retried(&prepared, policy, stream, writer, &mut codec)
                     .await;
+                if result.is_ok() {
+                    active.succeeded();
+                }
+                return result;
             }
             let Opened {
                 response,
                 send,
-                permit: _permit,
+                mut permit,
                 ..
             } = self.open_single(&prepared).await?;
             let sending = std::pin::pin!(send_all(send, stream, writer));
@@ -664,11 +701,16 @@ impl Channel {
                 )
                 .await
             });
-            match select(sending, receiving).await {
+            let result = match select(sending, receiving).await {
                 Either::Left((Err(status), _)) => Err(status),
                 Either::Left((Ok(()), receiving)) => receiving.await,
                 Either::Right((result, _)) => result,
+            };
+            if result.is_ok() {
+                active.succeeded();
+                permit.succeeded();
             }
+            result
         };
         let response = WithDeadline::new(deadline, cancel, &trace, call).await;
         end_unary(&trace, &response);
@@ -711,7 +753,7 @@ impl Channel {
         let StreamCommitted {
             head,
             mut send,
-            permit: _permit,
+            mut permit,
             retrier,
         } = self.stream_attempts(prepared, policy, &mut outbound).await?;
         let (mut reader, mut decoder) = (self.reader(prepared), codec.decoder());
@@ -724,6 +766,7 @@ impl Channel {
         };
         if result.is_ok() {
             retrier.success();
+            permit.succeeded();
         }
         result
     }
@@ -830,7 +873,7 @@ impl Channel {
         policy: RetryPolicy,
         stream: S,
         writer: FrameWriter<E>,
-        head: tokio::sync::oneshot::Sender<Result<ResponseHead, Status>>,
+        head: tokio::sync::oneshot::Sender<Result<(ResponseHead, AttemptHold), Status>>,
     ) -> Result<(), Status>
     where
         E: Encoder,
@@ -848,11 +891,12 @@ impl Channel {
         let StreamCommitted {
             head: committed_head,
             mut send,
-            permit: _permit,
+            permit,
             retrier,
         } = committed;
         retrier.success();
-        let _ = head.send(Ok(committed_head));
+        // The response stream holds the attempt's place from here on.
+        let _ = head.send(Ok((committed_head, permit)));
         outbound.send(&mut send).await?;
         std::future::pending::<()>().await;
         Ok(())
@@ -885,14 +929,15 @@ impl Channel {
             if let Some(retrier) = &committed.retrier {
                 retrier.success();
             }
-            let hold = CallHold {
-                _permit: Some(committed.permit),
-                _active: active,
+            let mut hold = CallHold {
+                permit: Some(committed.permit),
+                active,
             };
             let mut reader = self.reader(&prepared);
             match committed.head {
                 ResponseHead::TrailersOnly(status) if status.code() == Code::Ok => {
                     prepared.trace.end(&status, None);
+                    hold.succeeded();
                     Ok(Response::new(Streaming::finished(
                         status.metadata().clone(),
                         reader,
@@ -991,10 +1036,7 @@ impl Channel {
                     (PendingHead::Stream(response), task, Some(permit))
                 }
             };
-            let hold = CallHold {
-                _permit: permit,
-                _active: active,
-            };
+            let hold = CallHold { permit, active };
             let send = SendSide {
                 error,
                 task: AbortOnDrop(task.abort_handle()),
@@ -1028,7 +1070,7 @@ enum Attempt {
 struct StreamCommitted {
     head: ResponseHead,
     send: SendStream,
-    permit: StreamPermit,
+    permit: AttemptHold,
     retrier: Retrier,
 }
 
@@ -1041,10 +1083,10 @@ async fn hedge<F, Fut>(
     policy: &HedgingPolicy,
     throttle: Option<Arc<Throttle>>,
     attempt: F,
-) -> Result<(ResponseHead, StreamPermit), Status>
+) -> Result<(ResponseHead, AttemptHold), Status>
 where
     F: Fn(u32) -> Fut,
-    Fut: Future<Output = Result<(ResponseHead, StreamPermit), Status>>,
+    Fut: Future<Output = Result<(ResponseHead, AttemptHold), Status>>,
 {
     let mut running = FuturesUnordered::new();
     let mut sent = 0;

@@ -20,6 +20,7 @@ use super::resolver::{Address, Resolver, ResolverBuilder, ResolverSink, Resolver
 use super::retry::{RetryBuffer, RetrySettings, Throttle};
 use super::service_config::{ChosenPolicy, ServiceConfig};
 use super::subchannel::{Handle, Subchannel, SubchannelOptions, SubchannelState};
+use crate::channelz::channel::ChannelEntry;
 use crate::status::Status;
 use crate::transport::client::Connection;
 
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     /// Calls started (high 32 bits, wrapping) and calls in progress (low
     /// 32 bits), for the idle timeout: one atomic add at each end of a call.
     calls: AtomicU64,
+    /// The channel's channelz entry: registered while this state lives.
+    channelz: Arc<ChannelEntry>,
 }
 
 struct Running {
@@ -95,19 +98,67 @@ const ACTIVE_MASK: u64 = STARTED - 1;
 /// Counts a call as in progress until dropped: borrowing the channel's
 /// state for a call whose future ends with it, owning a reference for a
 /// call that outlives its future (a response stream).
-pub(crate) struct ActiveCall<S: Deref<Target = Shared>>(S);
+pub(crate) struct ActiveCall<S: Deref<Target = Shared>> {
+    shared: S,
+    /// The call ended with OK: channelz counts it as succeeded when the
+    /// guard is dropped, and as failed otherwise.
+    ok: bool,
+}
+
+impl<S: Deref<Target = Shared>> ActiveCall<S> {
+    /// The call ended with OK.
+    pub(crate) fn succeeded(&mut self) {
+        self.ok = true;
+    }
+}
 
 /// [`ActiveCall`] for a call that outlives its future.
 pub(crate) type OwnedActiveCall = ActiveCall<Arc<Shared>>;
 
 impl<S: Deref<Target = Shared>> Drop for ActiveCall<S> {
+    /// The call ended: with OK if [`ActiveCall::succeeded`] said so, and
+    /// otherwise with an error, a deadline, or by being cancelled or
+    /// dropped.
     fn drop(&mut self) {
-        self.0.calls.fetch_sub(1, Ordering::Release);
+        self.shared.calls.fetch_sub(1, Ordering::Release);
+        self.shared.channelz_call_ended(self.ok);
+    }
+}
+
+/// One attempt of a call on the subchannel it was picked for, counted in
+/// the subchannel's channelz entry: started when picked, and succeeded or
+/// failed when dropped.
+pub(crate) struct SubchannelCall {
+    entry: Option<Arc<crate::channelz::channel::SubchannelEntry>>,
+    ok: bool,
+}
+
+impl SubchannelCall {
+    fn start(subchannel: &super::Subchannel, count: bool) -> SubchannelCall {
+        let entry = count.then(|| subchannel.0.core.channelz.clone());
+        if let Some(entry) = &entry {
+            entry.calls.started();
+        }
+        SubchannelCall { entry, ok: false }
+    }
+
+    /// The attempt's call ended with OK.
+    pub(crate) fn succeeded(&mut self) {
+        self.ok = true;
+    }
+}
+
+impl Drop for SubchannelCall {
+    fn drop(&mut self) {
+        if let Some(entry) = &self.entry {
+            entry.calls.ended(self.ok);
+        }
     }
 }
 
 impl Shared {
     pub(crate) fn new(plan: Plan) -> Arc<Shared> {
+        let channelz = ChannelEntry::register(plan.target.as_str());
         Arc::new(Shared {
             config: ArcSwap::new(plan.default_config.clone()),
             throttle: ArcSwapOption::new(plan.default_config.retry_throttling.map(|t| Arc::new(Throttle::new(t)))),
@@ -119,6 +170,7 @@ impl Shared {
             state: watch::Sender::new(ConnectivityState::Idle),
             running: Mutex::new(None),
             calls: AtomicU64::new(0),
+            channelz,
         })
     }
 
@@ -175,14 +227,36 @@ impl Shared {
     /// Marks a call as started.
     pub(crate) fn call_started(&self) -> ActiveCall<&Shared> {
         self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
-        ActiveCall(self)
+        self.channelz_call_started();
+        ActiveCall {
+            shared: self,
+            ok: false,
+        }
     }
 
     /// Marks a call as started, for a guard the call's response stream
     /// keeps.
     pub(crate) fn owned_call_started(self: &Arc<Shared>) -> OwnedActiveCall {
         self.calls.fetch_add(STARTED + 1, Ordering::AcqRel);
-        ActiveCall(self.clone())
+        self.channelz_call_started();
+        ActiveCall {
+            shared: self.clone(),
+            ok: false,
+        }
+    }
+
+    /// Counts a call as started in the channel's channelz entry (calls
+    /// started, and the last call's time). [`Shared::call_started`] and
+    /// [`Shared::owned_call_started`] call it.
+    pub(crate) fn channelz_call_started(&self) {
+        self.channelz.calls.started();
+    }
+
+    /// Counts a call as ended in the channel's channelz entry: succeeded
+    /// when its status is OK (`ok`), failed otherwise. To be called once per
+    /// call started, when its status is known.
+    pub(crate) fn channelz_call_ended(&self, ok: bool) {
+        self.channelz.calls.ended(ok);
     }
 
     /// The channel's connectivity state; with `try_to_connect`, an IDLE
@@ -206,34 +280,51 @@ impl Shared {
 
     /// A connection for a call: the picker's choice, waiting for a new
     /// picker while there is none to give (and, with `wait_for_ready`,
-    /// while the channel is in TRANSIENT_FAILURE).
+    /// while the channel is in TRANSIENT_FAILURE). The call counts as
+    /// started on the subchannel picked, in channelz.
     pub(crate) async fn pick(
         self: &Arc<Shared>,
         call: &PickInfo<'_>,
         wait_for_ready: bool,
-    ) -> Result<Arc<Connection>, Status> {
+    ) -> Result<(Arc<Connection>, SubchannelCall), Status> {
+        self.pick_counting(call, wait_for_ready, true).await
+    }
+
+    /// [`Shared::pick`] for no call: to wait until the channel can take
+    /// calls, counting none on the subchannel.
+    pub(crate) async fn probe(self: &Arc<Shared>, call: &PickInfo<'_>) -> Result<Arc<Connection>, Status> {
+        self.pick_counting(call, false, false).await.map(|(conn, _)| conn)
+    }
+
+    async fn pick_counting(
+        self: &Arc<Shared>,
+        call: &PickInfo<'_>,
+        wait_for_ready: bool,
+        count: bool,
+    ) -> Result<(Arc<Connection>, SubchannelCall), Status> {
         if let Pick::Ready(subchannel) = self.slot.load().picker.pick(call)
             && let Some(conn) = subchannel.connection()
         {
-            return Ok(conn);
+            return Ok((conn, SubchannelCall::start(&subchannel, count)));
         }
         // Boxed: waiting is rare, and its future would otherwise make every
         // call's future larger.
-        Box::pin(self.pick_slowly(call, wait_for_ready)).await
+        Box::pin(self.pick_slowly(call, wait_for_ready, count)).await
     }
 
     async fn pick_slowly(
         self: &Arc<Shared>,
         call: &PickInfo<'_>,
         wait_for_ready: bool,
-    ) -> Result<Arc<Connection>, Status> {
+        count: bool,
+    ) -> Result<(Arc<Connection>, SubchannelCall), Status> {
         let mut version = self.version.subscribe();
         loop {
             let slot = self.slot.load_full();
             match slot.picker.pick(call) {
                 Pick::Ready(subchannel) => {
                     if let Some(conn) = subchannel.connection() {
-                        return Ok(conn);
+                        return Ok((conn, SubchannelCall::start(&subchannel, count)));
                     }
                     // Not READY after all: its report is on the way, and a
                     // new picker with it.
@@ -293,6 +384,7 @@ impl Shared {
 
     /// Hands calls a new picker.
     fn publish(&self, state: ConnectivityState, picker: Arc<dyn Picker>) {
+        self.channelz.set_state(state);
         self.slot.store(Arc::new(Slot {
             picker,
             state,
@@ -352,6 +444,7 @@ impl Control<'_> {
             self.events.clone(),
             health.map(HealthCheck::new),
         );
+        self.shared.channelz.add_subchannel(&subchannel.0.core.channelz);
         self.subchannels.insert(subchannel.id(), Arc::downgrade(&subchannel.0));
         subchannel
     }

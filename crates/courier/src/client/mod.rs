@@ -608,7 +608,7 @@ impl ChannelBuilder {
             path: "",
             metadata: &metadata,
         };
-        channel.inner.shared.pick(&probe, false).await?;
+        channel.inner.shared.probe(&probe).await?;
         Ok(channel)
     }
 }

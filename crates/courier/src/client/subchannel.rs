@@ -27,6 +27,7 @@ use super::connectivity::ConnectivityState;
 use super::controller::Event;
 use super::health_check::{HealthCheck, WatchHead};
 use super::resolver::Address;
+use crate::channelz::channel::SubchannelEntry;
 use crate::status::Status;
 use crate::transport::ConnectOptions;
 use crate::transport::client::Connection;
@@ -63,6 +64,8 @@ pub(crate) struct Core {
     wake: tokio::sync::Notify,
     shutdown: CancellationToken,
     events: UnboundedSender<Event>,
+    /// The subchannel's channelz entry.
+    pub(crate) channelz: Arc<SubchannelEntry>,
 }
 
 /// What a subchannel reports to its policy on each change: its new state,
@@ -108,6 +111,7 @@ impl Subchannel {
     ) -> Subchannel {
         let core = Arc::new(Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            channelz: SubchannelEntry::register(address.to_string()),
             address,
             connection: ArcSwapOption::empty(),
             state: Mutex::new(ConnectivityState::Idle),
@@ -179,6 +183,7 @@ impl Core {
     /// Moves to `state` and tells the policy.
     fn set(&self, state: ConnectivityState, error: Option<Status>) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        self.channelz.set_state(state, error.as_ref().map(|e| e.message()));
         match &error {
             Some(error) => tracing::info!(address = %self.address, %state, %error, "subchannel state"),
             None => tracing::info!(address = %self.address, %state, "subchannel state"),
@@ -218,6 +223,7 @@ async fn run(core: Arc<Core>, options: Arc<SubchannelOptions>, mut health: Optio
             match crate::transport::client::connect(&core.address, &options.connect, timeout).await {
                 Ok(conn) => {
                     backoff.reset();
+                    core.channelz.set_socket(conn.channelz_socket());
                     let conn = Arc::new(conn);
                     match health.as_mut() {
                         None => {
@@ -258,4 +264,5 @@ async fn run(core: Arc<Core>, options: Arc<SubchannelOptions>, mut health: Optio
     }
     core.connection.store(None);
     *core.state.lock().unwrap_or_else(|e| e.into_inner()) = ConnectivityState::Shutdown;
+    core.channelz.set_state(ConnectivityState::Shutdown, None);
 }

@@ -25,7 +25,7 @@ mod peer;
 mod tls;
 
 pub use peer::PeerCertificates;
-pub(crate) use tls::{ClientTls, ServerTls, negotiated_h2};
+pub(crate) use tls::{ClientTls, ServerTls, negotiated_h2, tls_info};
 pub use tls::{ClientTlsConfig, ServerTlsConfig};
 
 /// A TLS configuration that cannot be used: a file that cannot be read, PEM

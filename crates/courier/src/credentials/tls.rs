@@ -153,12 +153,14 @@ impl ServerTlsConfig {
             builder.with_client_cert_verifier(verifier)
         };
         let identity = self.identity.clone();
+        let certificate = leaf(&identity.chain);
         let mut config = builder
             .with_single_cert(identity.chain, identity.key)
             .map_err(|e| Error::new(format!("invalid server certificate or key: {e}")))?;
         config.alpn_protocols = vec![ALPN_H2.to_vec()];
         Ok(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            certificate,
         })
     }
 }
@@ -248,6 +250,7 @@ impl ClientTlsConfig {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::new(format!("TLS setup failed: {e}")))?
             .with_root_certificates(roots);
+        let certificate = self.identity.as_ref().map(|id| leaf(&id.chain)).unwrap_or_default();
         let mut config = match &self.identity {
             None => builder.with_no_client_auth(),
             Some(id) => {
@@ -270,6 +273,7 @@ impl ClientTlsConfig {
         Ok(ClientTls {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             server_name,
+            certificate,
         })
     }
 }
@@ -319,6 +323,8 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServer {
 #[derive(Clone)]
 pub(crate) struct ServerTls {
     pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    /// The server's own certificate (DER), for channelz.
+    pub(crate) certificate: Arc<[u8]>,
 }
 
 /// What a channel needs to open TLS connections.
@@ -326,6 +332,33 @@ pub(crate) struct ServerTls {
 pub(crate) struct ClientTls {
     pub(crate) connector: tokio_rustls::TlsConnector,
     pub(crate) server_name: ServerName<'static>,
+    /// The client's own certificate (DER), if it has one, for channelz.
+    pub(crate) certificate: Arc<[u8]>,
+}
+
+/// The first certificate of a chain, the end entity's (DER).
+fn leaf(chain: &[CertificateDer<'static>]) -> Arc<[u8]> {
+    chain
+        .first()
+        .map(|cert| Arc::from(cert.as_ref()))
+        .unwrap_or_else(|| Arc::from(&[][..]))
+}
+
+/// What channelz reports of a finished TLS handshake: the cipher suite, this
+/// side's certificate (`local`, DER) and the peer's.
+pub(crate) fn tls_info(session: &rustls::CommonState, local: &[u8]) -> crate::channelz::socket::TlsInfo {
+    crate::channelz::socket::TlsInfo {
+        cipher_suite: session
+            .negotiated_cipher_suite()
+            .and_then(|suite| suite.suite().as_str())
+            .map(crate::channelz::socket::standard_cipher_name),
+        local_certificate: local.to_vec(),
+        remote_certificate: session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|cert| cert.as_ref().to_vec())
+            .unwrap_or_default(),
+    }
 }
 
 /// Whether a finished handshake agreed on `h2`.

@@ -37,6 +37,8 @@ use tokio::task::JoinSet;
 pub use call::ServerCall;
 pub use routes::{Empty, Route, Routes};
 
+use crate::channelz::server::ServerEntry;
+use crate::channelz::socket::{SocketEntry, SocketInfo};
 use crate::compression::Encoding;
 #[cfg(feature = "tls")]
 use crate::credentials::{self, PeerCertificates, ServerTls, ServerTlsConfig};
@@ -86,6 +88,11 @@ pub(crate) struct ServerConfig {
     /// serving starts. The reflection service reads it.
     #[cfg(feature = "reflection")]
     pub(crate) services: Arc<[RegisteredService]>,
+    /// The server's channelz entry: registered when serving starts, and
+    /// until then an entry of its own that no registry lists. Its calls are
+    /// counted at the transport's seam (`transport::stream::CallOutcome`),
+    /// with `call_started(at)` and `call_ended(ok)`.
+    pub(crate) channelz: Arc<ServerEntry>,
 }
 
 /// The default [`Server::handshake_timeout`]: 120 s, as grpc-go's.
@@ -125,6 +132,7 @@ impl Default for ServerConfig {
             tls: None,
             #[cfg(feature = "reflection")]
             services: Arc::new([]),
+            channelz: ServerEntry::unregistered(),
         }
     }
 }
@@ -358,6 +366,11 @@ impl<R: Routes> Server<R> {
         };
         #[cfg(not(feature = "reflection"))]
         let config = self.config;
+        let mut config = config;
+        config.channelz = ServerEntry::register();
+        // Listed under the server while it accepts.
+        let listening = SocketEntry::register_listener(listener.local());
+        config.channelz.add_listener(&listening);
         let config = Arc::new(config);
         let routes = Arc::new(self.routes);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -367,7 +380,7 @@ impl<R: Routes> Server<R> {
             tokio::select! {
                 _ = &mut signal => break,
                 accepted = listener.accept() => {
-                    let (io, remote) = match accepted {
+                    let (io, remote, local) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
                             // Out of descriptors and the like: wait, then go on.
@@ -384,23 +397,26 @@ impl<R: Routes> Server<R> {
                         .and_then(|t| tokio::time::Instant::now().checked_add(t));
                     #[cfg(feature = "tls")]
                     connections.spawn(async move {
+                        let info = socket_info(local, remote);
                         match config.tls.clone() {
-                            None => serve_io(io, remote, None, deadline, config, routes, shutdown).await,
+                            None => serve_io(io, info, None, deadline, config, routes, shutdown).await,
                             // Boxed, so that a plaintext connection's task is not
                             // as large as a TLS one's.
                             Some(tls) => Box::pin(async move {
-                                let Some((io, peer)) = tls_handshake(&tls, io, remote, deadline).await else { return };
-                                serve_io(io, remote, peer, deadline, config, routes, shutdown).await
+                                let Some((io, peer, tls_info)) = tls_handshake(&tls, io, remote, deadline).await else { return };
+                                let info = SocketInfo { tls: Some(tls_info), ..info };
+                                serve_io(io, info, peer, deadline, config, routes, shutdown).await
                             }).await,
                         }
                     });
                     #[cfg(not(feature = "tls"))]
-                    connections.spawn(serve_io(io, remote, (), deadline, config, routes, shutdown));
+                    connections.spawn(serve_io(io, socket_info(local, remote), (), deadline, config, routes, shutdown));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
         drop(listener);
+        drop(listening);
         let _ = shutdown_tx.send(true);
         let grace = config.shutdown_grace;
         let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
@@ -410,6 +426,16 @@ impl<R: Routes> Server<R> {
             while connections.join_next().await.is_some() {}
         }
         Ok(())
+    }
+}
+
+/// What channelz reports of an accepted connection: its local address, and
+/// its peer's.
+fn socket_info(local: Option<crate::channelz::socket::SockAddr>, remote: Option<std::net::SocketAddr>) -> SocketInfo {
+    SocketInfo {
+        local,
+        remote: remote.map(crate::channelz::socket::SockAddr::Tcp),
+        ..SocketInfo::default()
     }
 }
 
@@ -439,7 +465,11 @@ async fn tls_handshake<IO>(
     io: IO,
     remote: Option<std::net::SocketAddr>,
     deadline: Option<tokio::time::Instant>,
-) -> Option<(tokio_rustls::server::TlsStream<IO>, Option<PeerCertificates>)>
+) -> Option<(
+    tokio_rustls::server::TlsStream<IO>,
+    Option<PeerCertificates>,
+    crate::channelz::socket::TlsInfo,
+)>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -466,14 +496,15 @@ where
         return None;
     }
     let peer = session.peer_certificates().and_then(PeerCertificates::new);
-    Some((stream, peer))
+    let info = credentials::tls_info(session, &tls.certificate);
+    Some((stream, peer, info))
 }
 
 /// Serves HTTP/2 on one connection; calls that do not finish at once get a
 /// task each.
 async fn serve_io<IO, R>(
     io: IO,
-    remote: Option<std::net::SocketAddr>,
+    info: SocketInfo,
     peer: Peer,
     handshake_deadline: Option<tokio::time::Instant>,
     config: Arc<ServerConfig>,
@@ -485,6 +516,13 @@ async fn serve_io<IO, R>(
 {
     let settings = config.http2.clone();
     let budget = Arc::new(RecvBudget::new(config.recv_budget, config.stall_timeout));
+    let remote = match &info.remote {
+        Some(crate::channelz::socket::SockAddr::Tcp(addr)) => Some(*addr),
+        _ => None,
+    };
+    let stats = Arc::default();
+    // Listed under the server while the connection is served.
+    let _socket = SocketEntry::register(info, Arc::clone(&stats), Some(&config.channelz));
     #[cfg(not(feature = "tls"))]
     let () = peer;
     let conn = ConnInfo {
@@ -500,6 +538,8 @@ async fn serve_io<IO, R>(
         &budget,
         handshake_deadline,
         shutdown,
+        stats,
+        &config.channelz,
         |(req, body, respond)| {
             let call = call::accept(req, body, respond, conn.clone(), config.clone())?;
             let routes = routes.clone();

@@ -15,6 +15,7 @@ use super::engine::conn::{self, Config, Event, Keepalive, Role};
 use super::engine::frame::ErrorCode;
 use super::engine::ping_policy::TOO_MANY_PINGS;
 use super::stream::Opener;
+use crate::channelz::socket::{SockAddr, SocketEntry, SocketInfo};
 use crate::client::resolver::Address;
 use crate::client::resolver::address::Repr;
 use crate::status::Status;
@@ -25,6 +26,8 @@ pub(crate) struct Connection {
     liveness: Arc<Liveness>,
     /// The channel's own limit on streams open at once, when it sets one.
     streams: Option<Arc<tokio::sync::Semaphore>>,
+    /// The connection's channelz entry, which its driver's task holds.
+    channelz: std::sync::Weak<SocketEntry>,
 }
 
 /// Whether a connection still takes new calls, and a way to wait until it
@@ -77,6 +80,11 @@ impl Connection {
         }
     }
 
+    /// The connection's channelz entry, while its driver runs.
+    pub(crate) fn channelz_socket(&self) -> std::sync::Weak<SocketEntry> {
+        self.channelz.clone()
+    }
+
     /// Waits for a free stream slot, when the channel limits them.
     pub(crate) async fn stream_permit(&self) -> StreamPermit {
         let streams = self.streams.as_ref()?;
@@ -99,21 +107,33 @@ pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions, timeout: Dura
                 let stream = tokio::net::TcpStream::connect(sock)
                     .await
                     .map_err(|e| tcp_failure(&addr.to_string(), e))?;
-                secure_then_handshake(tcp_options(stream, opts), addr, opts, &phase).await
+                let info = tcp_info(&stream, String::new());
+                secure_then_handshake(tcp_options(stream, opts), addr, opts, &phase, info).await
             }
             Repr::Host { host, port } => {
                 let stream = dial_host(host, *port).await?;
-                secure_then_handshake(tcp_options(stream, opts), addr, opts, &phase).await
+                let info = tcp_info(&stream, addr.to_string());
+                secure_then_handshake(tcp_options(stream, opts), addr, opts, &phase, info).await
             }
             Repr::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|e| unix_failure(addr, e))?;
-                secure_then_handshake(stream, addr, opts, &phase).await
+                let info = SocketInfo {
+                    local: Some(SockAddr::Unix(String::new())),
+                    remote: Some(SockAddr::Unix(path.display().to_string())),
+                    ..SocketInfo::default()
+                };
+                secure_then_handshake(stream, addr, opts, &phase, info).await
             }
             Repr::UnixAbstract(name) => {
                 let stream = connect_abstract(name).await.map_err(|e| unix_failure(addr, e))?;
-                secure_then_handshake(stream, addr, opts, &phase).await
+                let info = SocketInfo {
+                    local: Some(SockAddr::Unix(String::new())),
+                    remote: Some(SockAddr::Unix(format!("@{}", String::from_utf8_lossy(name)))),
+                    ..SocketInfo::default()
+                };
+                secure_then_handshake(stream, addr, opts, &phase, info).await
             }
         }
     };
@@ -129,6 +149,16 @@ pub(crate) async fn connect(addr: &Address, opts: &ConnectOptions, timeout: Dura
                 "timed out after {timeout:?} connecting to {addr}{during}"
             )))
         }
+    }
+}
+
+/// What channelz reports of a TCP connection made for `remote_name`.
+fn tcp_info(stream: &tokio::net::TcpStream, remote_name: String) -> SocketInfo {
+    SocketInfo {
+        local: stream.local_addr().ok().map(SockAddr::Tcp),
+        remote: stream.peer_addr().ok().map(SockAddr::Tcp),
+        tls: None,
+        remote_name,
     }
 }
 
@@ -212,13 +242,14 @@ async fn secure_then_handshake<IO>(
     addr: &Address,
     opts: &ConnectOptions,
     phase: &AtomicU8,
+    mut info: SocketInfo,
 ) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Some(tls) = &opts.tls else {
         phase.store(AWAITING_SERVER, Ordering::Relaxed);
-        return handshake(io, addr, opts).await;
+        return handshake(io, addr, opts, info).await;
     };
     phase.store(SECURING, Ordering::Relaxed);
     let (io, raw) = Sniff::new(io);
@@ -232,8 +263,9 @@ where
             addr
         )));
     }
+    info.tls = Some(crate::credentials::tls_info(stream.get_ref().1, &tls.certificate));
     phase.store(AWAITING_SERVER, Ordering::Relaxed);
-    handshake(stream, addr, opts).await
+    handshake(stream, addr, opts, info).await
 }
 
 /// Without TLS support, every channel is plaintext.
@@ -243,12 +275,13 @@ async fn secure_then_handshake<IO>(
     addr: &Address,
     opts: &ConnectOptions,
     phase: &AtomicU8,
+    info: SocketInfo,
 ) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     phase.store(AWAITING_SERVER, Ordering::Relaxed);
-    handshake(io, addr, opts).await
+    handshake(io, addr, opts, info).await
 }
 
 /// Says why a TLS handshake failed: a server that answered with something
@@ -454,12 +487,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniff<IO> {
 /// The HTTP/2 handshake: sends the preface, then waits for the server to
 /// answer with its SETTINGS, so that a connection to something that is not
 /// an HTTP/2 server fails here with what answered instead.
-async fn handshake<IO>(io: IO, addr: &Address, opts: &ConnectOptions) -> Result<Connection, Status>
+async fn handshake<IO>(io: IO, addr: &Address, opts: &ConnectOptions, info: SocketInfo) -> Result<Connection, Status>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (io, sniffer) = Sniff::new(io);
     let mut config = Config::new(Role::Client, opts.http2.clone());
+    // Registered for as long as the driver's task runs.
+    let socket = SocketEntry::register(info, config.stats.clone(), None);
+    let channelz = Arc::downgrade(&socket);
     if let Some(state) = &opts.keepalive {
         let time = state.clone();
         config.keepalive = Some(Keepalive {
@@ -478,6 +514,7 @@ where
     let keepalive_state = opts.keepalive.clone();
     let peer = addr.to_string();
     tokio::spawn(async move {
+        let _socket = socket;
         loop {
             match std::future::poll_fn(|cx| driver.poll(cx)).await {
                 Event::Ended => break,
@@ -512,6 +549,7 @@ where
         send: opener,
         liveness,
         streams,
+        channelz,
     })
 }
 

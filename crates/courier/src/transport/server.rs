@@ -14,7 +14,7 @@ use super::engine::conn::{self, Config, Event, Keepalive, Role};
 use super::head::RequestHead;
 use super::inline::{Batch, InlinePolicy};
 use super::keepalive::StreamCounter;
-use super::stream::{Reason, RecvStream, Respond};
+use super::stream::{CallOutcome, Reason, RecvStream, Respond};
 use crate::keepalive::ServerParameters;
 
 /// One accepted stream: the request head and body, and the responder.
@@ -43,6 +43,8 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
     budget: &RecvBudget,
     handshake_deadline: Option<tokio::time::Instant>,
     mut shutdown: watch::Receiver<bool>,
+    stats: Arc<crate::channelz::socket::SocketStats>,
+    server: &Arc<crate::channelz::server::ServerEntry>,
     mut start_call: F,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -58,6 +60,7 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
         permit_without_calls: true,
     });
     config.ping_policy = Some(keepalive.enforcement.policy());
+    config.stats = stats.clone();
     // The opener is never used to open streams; it keeps the command queue
     // open for the streams the client opens.
     let (mut conn, _opener) = conn::new(io, config);
@@ -84,9 +87,12 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                     break;
                 }
                 let mut first_polls = Batch::new();
+                // The streams of a batch arrived in the driver's last turn,
+                // whose time channelz has just stored.
+                let arrived = stats.last_remote_stream();
                 for (request, body, respond) in conn.accepted() {
-                    let mut respond = Respond::new(respond, lifetime.streams.as_ref());
                     if budget.exhausted() {
+                        let mut respond = Respond::new(respond, lifetime.streams.as_ref(), CallOutcome::NONE);
                         tracing::debug!(
                             "refusing a stream: the connection holds {} bytes of unfinished messages, all its budget",
                             budget.used()
@@ -94,6 +100,8 @@ pub(crate) async fn serve_connection<IO, F, Fut>(
                         respond.reset(Reason::RefusedStream);
                         continue;
                     }
+                    // A stream refused above never became a call; this one is.
+                    let respond = Respond::new(respond, lifetime.streams.as_ref(), CallOutcome::started(server, arrived));
                     let how = policy.choose(&request.path);
                     if let Some(call) = start_call((request, RecvStream(body), respond)) {
                         first_polls.start(how, call);

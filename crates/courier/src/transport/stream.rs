@@ -17,6 +17,7 @@ use super::engine::conn::{self, Failure};
 use super::engine::frame::ErrorCode;
 use super::head::{OutFields, OutRequest, OutResponse, ResponseHead};
 use super::keepalive::{StreamCounter, StreamToken};
+use crate::channelz::server::ServerEntry;
 use crate::status::{Code, Status};
 
 /// An HTTP/2 error code (RFC 9113 §7), as a stream is reset with it.
@@ -123,6 +124,41 @@ impl StreamError {
 /// that do not count.
 pub(crate) type Counted = Option<Arc<StreamToken>>;
 
+/// A server call not yet counted as ended in its server's channelz entry:
+/// it ends when its status goes out (succeeded for OK, failed otherwise),
+/// or, dropped before that (reset, or its connection gone), failed.
+pub(crate) struct CallOutcome(Option<Arc<ServerEntry>>);
+
+impl CallOutcome {
+    /// A call of `server` that started at `at` (nanoseconds since the Unix
+    /// epoch), and is counted so.
+    pub(crate) fn started(server: &Arc<ServerEntry>, at: u64) -> CallOutcome {
+        server.call_started(at);
+        CallOutcome(Some(server.clone()))
+    }
+
+    /// No call to count: a client stream, or a stream refused before it
+    /// became a call.
+    pub(crate) const NONE: CallOutcome = CallOutcome(None);
+
+    /// The call's status went out in `fields`, if they carry one.
+    fn status_sent(&mut self, fields: &OutFields) {
+        if let Some(status) = &fields.status
+            && let Some(server) = self.0.take()
+        {
+            server.call_ended(status.code() == Code::Ok);
+        }
+    }
+}
+
+impl Drop for CallOutcome {
+    fn drop(&mut self) {
+        if let Some(server) = self.0.take() {
+            server.call_ended(false);
+        }
+    }
+}
+
 /// The sending half of a stream: request data (client) or response data
 /// and trailers (server).
 pub(crate) struct SendStream {
@@ -130,6 +166,9 @@ pub(crate) struct SendStream {
     /// The stream's count among its connection's open streams: never read,
     /// held so that dropping this half gives the count up.
     _counted: Counted,
+    /// A server call's count in its server's channelz entry, until its
+    /// trailers go out.
+    outcome: CallOutcome,
 }
 
 impl SendStream {
@@ -148,6 +187,7 @@ impl SendStream {
 
     /// Ends the stream with trailers.
     pub(crate) fn send_trailers(&mut self, trailers: OutFields) -> Result<(), StreamError> {
+        self.outcome.status_sent(&trailers);
         self.half.send_trailers(trailers).map_err(Into::into)
     }
 
@@ -211,18 +251,20 @@ impl Opener {
             SendStream {
                 half: stream,
                 _counted: counted,
+                outcome: CallOutcome::NONE,
             },
         ))
     }
 }
 
 /// How a server answers one stream: its response headers, or a reset.
-pub(crate) struct Respond(conn::Responder, Counted);
+pub(crate) struct Respond(conn::Responder, Counted, CallOutcome);
 
 impl Respond {
-    /// Answers with `respond`, counting the stream in `streams` if given.
-    pub(crate) fn new(respond: conn::Responder, streams: Option<&Arc<StreamCounter>>) -> Respond {
-        Respond(respond, streams.map(|s| Arc::new(s.token())))
+    /// Answers with `respond`, counting the stream in `streams` if given,
+    /// and the call in its server's channelz entry with `outcome`.
+    pub(crate) fn new(respond: conn::Responder, streams: Option<&Arc<StreamCounter>>, outcome: CallOutcome) -> Respond {
+        Respond(respond, streams.map(|s| Arc::new(s.token())), outcome)
     }
 
     /// Sends the response headers; with `end`, they end the stream
@@ -232,10 +274,14 @@ impl Respond {
         response: OutResponse,
         end: bool,
     ) -> Result<Option<SendStream>, StreamError> {
+        if end {
+            self.2.status_sent(&response.fields);
+        }
         let stream = self.0.send_response(response, end)?;
         Ok(stream.map(|half| SendStream {
             half,
             _counted: self.1.take(),
+            outcome: std::mem::replace(&mut self.2, CallOutcome::NONE),
         }))
     }
 

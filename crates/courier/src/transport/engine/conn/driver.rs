@@ -22,6 +22,7 @@ use super::handle::{Admission, RecvHalf, Responder};
 use super::headers::{self, Block};
 use super::shared::{ConnShared, Failure, Inner, OutHead, Stream};
 use super::{Command, Config, Ended, Role};
+use crate::channelz::socket::SocketTally;
 use crate::transport::engine::bdp::{BDP_PING, BdpAction, BdpEstimator};
 use crate::transport::engine::buffer_pool;
 use crate::transport::engine::flow::{RecvWindow, SendWindow};
@@ -285,6 +286,11 @@ pub(crate) struct Driver<IO> {
     conn: Arc<ConnShared>,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<Instant>,
+    /// The connection's channelz counters.
+    tally: SocketTally,
+    /// The time the driver last read for its timers: channelz's timestamps
+    /// are taken from it.
+    clock: Instant,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -371,6 +377,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             conn,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_at: None,
+            tally: SocketTally::new(config.stats.clone()),
+            clock: now(),
             config,
         };
         driver.greet();
@@ -458,6 +466,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// Drives the connection: Ready(Accepted) when new streams wait in
     /// [`Driver::accepted`], Ready(Ended) once the connection is over.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        let polled = self.turn(cx);
+        self.tally
+            .publish(self.clock, self.conn_send.available() as i64, self.conn_recv.window());
+        polled
+    }
+
+    /// One [`Driver::poll`], before the channelz counters are brought up
+    /// to date.
+    fn turn(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         loop {
             if matches!(self.closing, Closing::Done) {
                 return Poll::Ready(Event::Ended);
@@ -698,6 +715,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             inner.scheduled = true;
         }
         self.open_local += 1;
+        self.tally.stream_opened(true);
         self.streams.insert(id, stream.clone());
         self.ready.push_back(stream);
     }
@@ -808,10 +826,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// A stream has closed: it leaves the map and its slot is free.
     fn stream_closed(&mut self, id: u32) {
         let Some(stream) = self.streams.remove(&id) else { return };
+        let state = stream.lock().state;
         let by_peer = matches!(
-            stream.lock().state,
+            state,
             StreamState::Closed(crate::transport::engine::stream_state::CloseCause::ResetByPeer)
         );
+        self.tally.stream_closed(matches!(
+            state,
+            StreamState::Closed(crate::transport::engine::stream_state::CloseCause::Ended)
+        ));
         if self.recent_closed.len() == RECENT_RESETS {
             self.recent_closed.pop_front();
         }
@@ -910,6 +933,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 payload: chunk,
                 padding: None,
             });
+            self.tally.message_sent();
             answered = true;
             self.idle_frames.refund();
             let _ = inner.state.sent(StreamFrame::Data { end_stream: end });
@@ -1348,6 +1372,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 unprocessed: false,
                 debug: self.peer_goaway.as_ref().map(|g| g.2.clone()).unwrap_or_default(),
             };
+            self.tally.streams_failed(self.streams.len());
             for (_, stream) in self.streams.drain() {
                 stream.lock().fail(failure.clone());
             }
@@ -1505,6 +1530,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return;
         }
         if !payload.is_empty() {
+            self.tally.message_received();
             self.idle_frames.refund_many(DATA_REFUND);
             if let Some(BdpAction::SendPing) = self.bdp.as_mut().map(|b| b.data(payload.len())) {
                 self.out.push(Frame::Ping(Ping {
@@ -1647,6 +1673,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             inner.content_length = content_length;
         }
         self.streams.insert(id, stream.clone());
+        self.tally.stream_opened(false);
         let (recv, respond) = Responder::accepted(&stream, self.config.settings.max_send_buffer);
         if self.accepted.capacity() == 0 {
             // Room for one (a Vec's first growth would make room for four,
@@ -1732,6 +1759,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// Fires the timers that are due.
     fn check_timers(&mut self) {
         let now = now();
+        self.clock = now;
         if self.settings_deadline.is_some_and(|at| now >= at) && matches!(self.closing, Closing::Open) {
             self.settings_deadline = None;
             self.protocol_error(
@@ -1768,6 +1796,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                             ack: false,
                             opaque: KEEPALIVE_PING,
                         }));
+                        self.tally.keepalive_sent();
                     }
                 }
             }
@@ -1928,6 +1957,7 @@ impl<IO> Driver<IO> {
     /// Fails every stream, open or waiting to open, and takes no more.
     fn end_streams(&mut self, failure: Failure) {
         self.admission.close(failure.clone());
+        self.tally.streams_failed(self.streams.len());
         for (_, stream) in self.streams.drain() {
             stream.lock().fail(failure.clone());
         }

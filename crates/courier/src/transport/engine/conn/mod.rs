@@ -64,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) ping_policy: Option<PingPolicy>,
     /// How long the peer has to acknowledge this side's SETTINGS.
     pub(crate) settings_timeout: Duration,
+    /// Where the driver counts streams, frames and keepalives for channelz.
+    pub(crate) stats: Arc<crate::channelz::socket::SocketStats>,
 }
 
 impl Config {
@@ -75,6 +77,7 @@ impl Config {
             keepalive: None,
             ping_policy: None,
             settings_timeout: Duration::from_secs(10),
+            stats: Arc::default(),
         }
     }
 }
