@@ -1,7 +1,9 @@
 //! Interceptors: async hooks that see every call before it runs, on the
 //! client or the server. They read and change metadata, attach values for the
 //! handler, or reject the call with a status. Several may be stacked; they run
-//! in the order they were added.
+//! in the order they were added. To see how calls end (status, response
+//! metadata, message sizes, timing), for metrics or logs, use a
+//! [stats handler](crate::stats) instead: it watches the whole call.
 //!
 //! ```
 //! use courier::interceptor::{CallHead, ServerInterceptor};
