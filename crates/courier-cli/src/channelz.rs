@@ -119,7 +119,8 @@ impl Reader {
         }
     }
 
-    async fn server_sockets(&self, server_id: i64) -> Result<Vec<pb::SocketRef>> {
+    /// The connections of a server; `None` if it went away meanwhile.
+    async fn server_sockets(&self, server_id: i64) -> Result<Option<Vec<pb::SocketRef>>> {
         let mut all = Vec::new();
         let mut start = 0;
         loop {
@@ -128,62 +129,80 @@ impl Reader {
                 start_socket_id: start,
                 max_results: 0,
             });
-            let page = self
-                .client
-                .get_server_sockets(request)
-                .await
-                .map_err(|s| self.fail(&format!("server {server_id}"), s))?
-                .into_inner();
+            let found = self.client.get_server_sockets(request).await;
+            let Some(page) = self.alive(&format!("server {server_id}"), found)? else {
+                return Ok(None);
+            };
+            let page = page.into_inner();
             let last = page.socket_ref.last().map(|r| r.socket_id);
             all.extend(page.socket_ref);
             match last {
                 Some(id) if !page.end => start = id + 1,
-                _ => return Ok(all),
+                _ => return Ok(Some(all)),
             }
         }
     }
 
-    async fn channel(&self, id: i64) -> Result<pb::Channel> {
+    async fn fetch_channel(&self, id: i64) -> std::result::Result<pb::Channel, Status> {
         let request = self.request(pb::GetChannelRequest { channel_id: id });
-        let reply = self.client.get_channel(request).await;
-        let reply = reply.map_err(|s| self.fail(&format!("channel {id}"), s))?;
+        let reply = self.client.get_channel(request).await?.into_inner();
         reply
-            .into_inner()
             .channel
-            .ok_or_else(|| Error::msg("the answer had no channel"))
+            .ok_or_else(|| Status::internal("the answer had no channel"))
     }
 
-    async fn subchannel(&self, id: i64) -> Result<pb::Subchannel> {
+    async fn fetch_subchannel(&self, id: i64) -> std::result::Result<pb::Subchannel, Status> {
         let request = self.request(pb::GetSubchannelRequest { subchannel_id: id });
-        let reply = self.client.get_subchannel(request).await;
-        let reply = reply.map_err(|s| self.fail(&format!("subchannel {id}"), s))?;
+        let reply = self.client.get_subchannel(request).await?.into_inner();
         reply
-            .into_inner()
             .subchannel
-            .ok_or_else(|| Error::msg("the answer had no subchannel"))
+            .ok_or_else(|| Status::internal("the answer had no subchannel"))
     }
 
-    async fn server(&self, id: i64) -> Result<pb::Server> {
+    async fn fetch_server(&self, id: i64) -> std::result::Result<pb::Server, Status> {
         let request = self.request(pb::GetServerRequest { server_id: id });
-        let reply = self.client.get_server(request).await;
-        let reply = reply.map_err(|s| self.fail(&format!("server {id}"), s))?;
-        reply
-            .into_inner()
-            .server
-            .ok_or_else(|| Error::msg("the answer had no server"))
+        let reply = self.client.get_server(request).await?.into_inner();
+        reply.server.ok_or_else(|| Status::internal("the answer had no server"))
     }
 
-    async fn socket(&self, id: i64) -> Result<pb::Socket> {
+    async fn fetch_socket(&self, id: i64) -> std::result::Result<pb::Socket, Status> {
         let request = self.request(pb::GetSocketRequest {
             socket_id: id,
             summary: false,
         });
-        let reply = self.client.get_socket(request).await;
-        let reply = reply.map_err(|s| self.fail(&format!("socket {id}"), s))?;
-        reply
-            .into_inner()
-            .socket
-            .ok_or_else(|| Error::msg("the answer had no socket"))
+        let reply = self.client.get_socket(request).await?.into_inner();
+        reply.socket.ok_or_else(|| Status::internal("the answer had no socket"))
+    }
+
+    /// Entities asked for by id: NOT_FOUND is an error.
+    async fn channel(&self, id: i64) -> Result<pb::Channel> {
+        let found = self.fetch_channel(id).await;
+        found.map_err(|s| self.fail(&format!("channel {id}"), s))
+    }
+
+    async fn subchannel(&self, id: i64) -> Result<pb::Subchannel> {
+        let found = self.fetch_subchannel(id).await;
+        found.map_err(|s| self.fail(&format!("subchannel {id}"), s))
+    }
+
+    async fn server(&self, id: i64) -> Result<pb::Server> {
+        let found = self.fetch_server(id).await;
+        found.map_err(|s| self.fail(&format!("server {id}"), s))
+    }
+
+    async fn socket(&self, id: i64) -> Result<pb::Socket> {
+        let found = self.fetch_socket(id).await;
+        found.map_err(|s| self.fail(&format!("socket {id}"), s))
+    }
+
+    /// Entities a listing found under another: one that went away since
+    /// (NOT_FOUND) is `None`, and shown as gone.
+    fn alive<T>(&self, what: &str, found: std::result::Result<T, Status>) -> Result<Option<T>> {
+        match found {
+            Ok(entity) => Ok(Some(entity)),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(self.fail(what, status)),
+        }
     }
 
     /// A channel and everything under it, at `depth`.
@@ -194,16 +213,23 @@ impl Reader {
             write_channel_data(out, data, depth + 1);
         }
         for child in &channel.channel_ref {
-            let child = Box::pin(self.channel(child.channel_id)).await?;
-            Box::pin(self.write_channel(out, &child, depth + 1)).await?;
+            let id = child.channel_id;
+            let found = Box::pin(self.fetch_channel(id)).await;
+            match self.alive("a channel", found)? {
+                Some(child) => Box::pin(self.write_channel(out, &child, depth + 1)).await?,
+                None => line(out, depth + 1, format!("channel {id}: gone")),
+            }
         }
         for sub in &channel.subchannel_ref {
-            let sub = self.subchannel(sub.subchannel_id).await?;
-            self.write_subchannel(out, &sub, depth + 1).await?;
+            let id = sub.subchannel_id;
+            let found = self.fetch_subchannel(id).await;
+            match self.alive("a subchannel", found)? {
+                Some(sub) => self.write_subchannel(out, &sub, depth + 1).await?,
+                None => line(out, depth + 1, format!("subchannel {id}: gone")),
+            }
         }
         for socket in &channel.socket_ref {
-            let socket = self.socket(socket.socket_id).await?;
-            write_socket(out, &socket, depth + 1);
+            self.write_socket_ref(out, socket.socket_id, depth + 1).await?;
         }
         Ok(())
     }
@@ -215,8 +241,7 @@ impl Reader {
             write_channel_data(out, data, depth + 1);
         }
         for socket in &sub.socket_ref {
-            let socket = self.socket(socket.socket_id).await?;
-            write_socket(out, &socket, depth + 1);
+            self.write_socket_ref(out, socket.socket_id, depth + 1).await?;
         }
         Ok(())
     }
@@ -238,17 +263,35 @@ impl Reader {
             }
         }
         for listen in &server.listen_socket {
-            let socket = self.socket(listen.socket_id).await?;
-            let local = socket.local.as_ref().map(address).unwrap_or_else(|| "?".into());
+            let found = self.fetch_socket(listen.socket_id).await;
+            let local = match self.alive("a socket", found)? {
+                Some(socket) => socket.local.as_ref().map(address).unwrap_or_else(|| "?".into()),
+                None => "gone".to_string(),
+            };
             line(out, depth + 1, format!("listen socket {}: {local}", listen.socket_id));
         }
-        let sockets = self.server_sockets(id).await?;
+        let sockets = match self.server_sockets(id).await? {
+            Some(sockets) => sockets,
+            None => {
+                line(out, depth + 1, "gone".to_string());
+                return Ok(());
+            }
+        };
         if sockets.is_empty() {
             line(out, depth + 1, "no connections".to_string());
         }
         for socket in sockets {
-            let socket = self.socket(socket.socket_id).await?;
-            write_socket(out, &socket, depth + 1);
+            self.write_socket_ref(out, socket.socket_id, depth + 1).await?;
+        }
+        Ok(())
+    }
+
+    /// A socket a listing found, or that it is gone.
+    async fn write_socket_ref(&self, out: &mut String, id: i64, depth: usize) -> Result<()> {
+        let found = self.fetch_socket(id).await;
+        match self.alive("a socket", found)? {
+            Some(socket) => write_socket(out, &socket, depth),
+            None => line(out, depth, format!("socket {id}: gone")),
         }
         Ok(())
     }

@@ -1121,18 +1121,37 @@ async fn channelz_prints_a_courier_servers_channels_servers_and_sockets() {
     assert!(out.contains("messages: "), "{run:?}");
     assert!(out.contains("security: none"), "{run:?}");
 
-    // One entity: the socket the first listing showed first.
-    let socket_id = number_after(out, "socket ").expect("a socket id");
+    // One entity at a time. Other tests' channels and servers, in this
+    // process too, come and go: ours stay, so ask for those. The socket is
+    // the client end of this channel's connection (the CLI's own
+    // connection is in the CLI's process).
+    let to_server = format!(" -> {}", server.addr);
+    let socket_id = out
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with("socket ") && l.ends_with(&to_server))
+        .and_then(|l| number_after(l, "socket "))
+        .unwrap_or_else(|| panic!("no socket to {}: {run:?}", server.addr));
     let run = courier(["channelz", &addr(&server), "socket", &socket_id.to_string()])
         .await
         .ok();
     assert!(run.stdout.starts_with(&format!("socket {socket_id}: ")), "{run:?}");
     assert!(run.stdout.contains("flow-control windows: local "), "{run:?}");
-    let channel_id = number_after(out, "channel ").expect("a channel id");
+    let lines: Vec<&str> = out.lines().collect();
+    let target_at = lines
+        .iter()
+        .position(|l| l.trim_start() == format!("target: {}", server.url()))
+        .unwrap();
+    let channel_id = lines[..target_at]
+        .iter()
+        .rev()
+        .find_map(|l| number_after(l, "channel "))
+        .expect("the channel above its target");
     let run = courier(["channelz", &addr(&server), "channel", &channel_id.to_string()])
         .await
         .ok();
     assert!(run.stdout.starts_with(&format!("channel {channel_id}\n")), "{run:?}");
+    assert!(run.stdout.contains(&format!("target: {}", server.url())), "{run:?}");
 
     // An id nothing has: NOT_FOUND, exit 64 + 5.
     let run = courier(["channelz", &addr(&server), "server", "9223372036854775807"]).await;

@@ -10,11 +10,14 @@
 //! them (last stream opened by each side, last message sent and received)
 //! and the connection's flow-control windows are stored once per turn of
 //! the driver, not per frame, from the instant the driver read for its
-//! timers that turn: the engine reads no clock for channelz.
+//! timers that turn: the engine reads no clock for channelz. The instant's
+//! conversion to wall-clock time is reused for a millisecond, so the
+//! timestamps are to the millisecond.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use super::registry::{REGISTRY, instant_nanos, next_id};
 use super::server::ServerEntry;
@@ -127,16 +130,30 @@ const REMOTE_STREAM: u8 = 2;
 const SENT: u8 = 4;
 const RECEIVED: u8 = 8;
 
+/// How long a converted timestamp is reused: channelz's socket timestamps
+/// are to the millisecond, so that most turns of a busy connection convert
+/// no instant at all.
+const STAMP_GRANULARITY: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A driver's side of its [`SocketStats`]: the counting, and the
 /// timestamps owed since the last [`SocketTally::publish`].
 pub(crate) struct SocketTally {
     stats: Arc<SocketStats>,
     owed: u8,
+    /// The last instant converted to wall-clock time, as `stamp_nanos`,
+    /// reused until `fresh_until` (`None` before the first).
+    fresh_until: Option<Instant>,
+    stamp_nanos: u64,
 }
 
 impl SocketTally {
     pub(crate) fn new(stats: Arc<SocketStats>) -> SocketTally {
-        SocketTally { stats, owed: 0 }
+        SocketTally {
+            stats,
+            owed: 0,
+            fresh_until: None,
+            stamp_nanos: 0,
+        }
     }
 
     /// A stream opened, by this side (`local`) or the peer.
@@ -184,11 +201,11 @@ impl SocketTally {
         self.stats.keepalives_sent.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Stores the turn's timestamps, as of `now`, and the connection's
-    /// windows: what the peer lets this side send (`local_window`) and what
-    /// this side lets the peer send.
+    /// Stores the turn's timestamps, as of `now` (to the millisecond), and
+    /// the connection's windows: what the peer lets this side send
+    /// (`local_window`) and what this side lets the peer send.
     #[inline]
-    pub(crate) fn publish(&mut self, now: std::time::Instant, local_window: i64, remote_window: i64) {
+    pub(crate) fn publish(&mut self, now: Instant, local_window: i64, remote_window: i64) {
         self.stats.local_window.store(local_window, Ordering::Relaxed);
         self.stats.remote_window.store(remote_window, Ordering::Relaxed);
         if self.owed != 0 {
@@ -196,18 +213,23 @@ impl SocketTally {
         }
     }
 
-    fn stamp(&mut self, now: std::time::Instant) {
-        let now = instant_nanos(now);
-        let stats = &self.stats;
-        for (bit, at) in [
-            (LOCAL_STREAM, &stats.last_local_stream),
-            (REMOTE_STREAM, &stats.last_remote_stream),
-            (SENT, &stats.last_message_sent),
-            (RECEIVED, &stats.last_message_received),
-        ] {
-            if self.owed & bit != 0 {
-                at.store(now, Ordering::Relaxed);
-            }
+    fn stamp(&mut self, now: Instant) {
+        if self.fresh_until.is_none_or(|until| now >= until) {
+            self.stamp_nanos = instant_nanos(now);
+            self.fresh_until = now.checked_add(STAMP_GRANULARITY);
+        }
+        let (at, owed, stats) = (self.stamp_nanos, self.owed, &*self.stats);
+        if owed & LOCAL_STREAM != 0 {
+            stats.last_local_stream.store(at, Ordering::Relaxed);
+        }
+        if owed & REMOTE_STREAM != 0 {
+            stats.last_remote_stream.store(at, Ordering::Relaxed);
+        }
+        if owed & SENT != 0 {
+            stats.last_message_sent.store(at, Ordering::Relaxed);
+        }
+        if owed & RECEIVED != 0 {
+            stats.last_message_received.store(at, Ordering::Relaxed);
         }
         self.owed = 0;
     }
@@ -315,12 +337,34 @@ mod tests {
         );
         assert_eq!(before.keepalives_sent, 1);
         assert_eq!(before.last_remote_stream, 0, "timestamps wait for the end of the turn");
-        tally.publish(std::time::Instant::now(), 100, 200);
+        tally.publish(Instant::now(), 100, 200);
         let after = stats.totals();
         assert!(after.last_remote_stream > 0 && after.last_message_sent > 0 && after.last_message_received > 0);
         assert_eq!(stats.last_remote_stream(), after.last_remote_stream);
         assert_eq!(after.last_local_stream, 0, "no stream of this side's");
         assert_eq!((after.local_window, after.remote_window), (100, 200));
+    }
+
+    #[test]
+    fn timestamps_within_a_millisecond_share_one_conversion() {
+        let stats = Arc::new(SocketStats::default());
+        let mut tally = SocketTally::new(stats.clone());
+        let start = Instant::now();
+        tally.message_sent();
+        tally.publish(start, 0, 0);
+        let first = stats.totals().last_message_sent;
+        tally.message_received();
+        tally.publish(start + std::time::Duration::from_micros(100), 0, 0);
+        assert_eq!(
+            stats.totals().last_message_received,
+            first,
+            "reused within the millisecond"
+        );
+        tally.message_received();
+        tally.publish(start + std::time::Duration::from_millis(5), 0, 0);
+        let later = stats.totals().last_message_received;
+        assert!(later >= first + 4_000_000, "{first} then {later}");
+        assert_eq!(stats.totals().last_message_sent, first, "only what was owed moves");
     }
 
     #[cfg(feature = "tls")]
