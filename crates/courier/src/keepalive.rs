@@ -2,8 +2,9 @@
 //! that find a connection whose peer has gone silent, and a server's limits
 //! on how long a connection may stay idle or open at all.
 //!
-//! A client sends a PING after [`ClientParameters::time`] without hearing
-//! from the server, and closes the connection if the PING is not answered
+//! A client sends a PING after the time given to [`ClientParameters::new`]
+//! without hearing from the server, and closes the connection if the PING is
+//! not answered
 //! within [`ClientParameters::timeout`]: its calls fail with UNAVAILABLE and
 //! the channel reconnects. A server does the same with its
 //! [`ServerParameters`], and can close connections gracefully (GOAWAY,
