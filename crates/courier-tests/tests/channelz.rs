@@ -136,11 +136,25 @@ async fn all_servers(client: &ChannelzClient, page: i64) -> Vec<pb::Server> {
     }
 }
 
-/// The server listening on `port`.
+/// The server listening on `port`. The registry is the process's, so it
+/// lists the servers of tests running alongside too, and one of them may
+/// shut down between the listing and the lookup of its socket: a socket
+/// gone by then (NOT_FOUND) is not the one sought.
 async fn server_on(client: &ChannelzClient, port: u16) -> pb::Server {
     for server in all_servers(client, 0).await {
         for listen in &server.listen_socket {
-            if port_of(&socket(client, listen.socket_id).await.local) == Some(port) {
+            let found = client
+                .get_socket(pb::GetSocketRequest {
+                    socket_id: listen.socket_id,
+                    summary: false,
+                })
+                .await;
+            let local = match found {
+                Ok(reply) => reply.into_inner().socket.and_then(|s| s.local),
+                Err(status) if status.code() == Code::NotFound => continue,
+                Err(status) => panic!("GetSocket {}: {status}", listen.socket_id),
+            };
+            if port_of(&local) == Some(port) {
                 return server;
             }
         }
