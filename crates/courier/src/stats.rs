@@ -412,34 +412,40 @@ impl CallTrace {
     }
 
     /// Client: an attempt starts; it ends when the returned guard is ended,
-    /// committed, or dropped (as CANCELLED).
+    /// committed, or dropped (as CANCELLED). Its span is a child of the
+    /// call's; an attempt of a call without span or handlers is free.
     pub(crate) fn attempt(&self, previous: u32, transparent: bool) -> AttemptTrace<'_> {
-        let span = match &self.0 {
-            Some(t) if !t.span.is_none() => tracing::debug_span!(
+        let Some(t) = &self.0 else {
+            return AttemptTrace {
+                call: self,
+                state: None,
+            };
+        };
+        let span = if t.span.is_none() {
+            tracing::Span::none()
+        } else {
+            tracing::debug_span!(
                 parent: &t.span,
                 "grpc.attempt",
                 rpc.grpc.previous_rpc_attempts = previous,
                 rpc.grpc.transparent_retry = transparent,
                 rpc.grpc.status_code = tracing::field::Empty,
-            ),
-            _ => tracing::Span::none(),
+            )
         };
-        let info = self.followed().map(|f| {
+        let info = t.followed.as_ref().map(|f| {
             let info = AttemptInfo {
                 previous,
                 transparent,
                 started: Instant::now(),
             };
-            for c in &f.calls {
+            for c in f.calls.iter() {
                 c.attempt_started(&f.info, &info);
             }
             info
         });
         AttemptTrace {
             call: self,
-            span,
-            info,
-            done: false,
+            state: Some(Box::new(AttemptState { span, info })),
         }
     }
 
@@ -561,19 +567,21 @@ pub(crate) fn record_status(span: &tracing::Span, code: Code) {
     span.record("rpc.grpc.status_code", code as i64);
 }
 
-/// One client attempt, until it ends.
+/// One client attempt, until it ends: a pointer to the call and, for a
+/// call with a span or handlers, one to the attempt's own state, so that
+/// the futures of attempts that nothing watches stay small.
 pub(crate) struct AttemptTrace<'a> {
     call: &'a CallTrace,
+    /// `None` once ended, or for a call nothing watches.
+    state: Option<Box<AttemptState>>,
+}
+
+struct AttemptState {
     span: tracing::Span,
     info: Option<AttemptInfo>,
-    done: bool,
 }
 
 impl AttemptTrace<'_> {
-    pub(crate) fn span(&self) -> &tracing::Span {
-        &self.span
-    }
-
     /// The attempt ended with `status`, and the call goes on without it
     /// (a retry may follow).
     pub(crate) fn end(mut self, status: &Status) {
@@ -581,9 +589,9 @@ impl AttemptTrace<'_> {
     }
 
     fn finish(&mut self, status: &Status) {
-        self.done = true;
-        record_status(&self.span, status.code());
-        let (Some(f), Some(info)) = (self.call.followed(), &self.info) else {
+        let Some(state) = self.state.take() else { return };
+        record_status(&state.span, status.code());
+        let (Some(f), Some(info)) = (self.call.followed(), &state.info) else {
             return;
         };
         let end = CallEnd {
@@ -593,18 +601,18 @@ impl AttemptTrace<'_> {
             received: f.received.totals(),
             ended: Instant::now(),
         };
-        for c in &f.calls {
+        for c in f.calls.iter() {
             c.attempt_ended(&f.info, info, &end);
         }
     }
 
     /// The call goes on with this attempt: it ends with the call.
     pub(crate) fn commit(mut self) {
-        self.done = true;
-        if let (Some(f), Some(info)) = (self.call.followed(), self.info)
-            && let Ok(mut state) = f.state.lock()
+        let Some(state) = self.state.take() else { return };
+        if let (Some(f), Some(info)) = (self.call.followed(), state.info)
+            && let Ok(mut s) = f.state.lock()
         {
-            state.committed = Some(info);
+            s.committed = Some(info);
         }
     }
 }
@@ -613,7 +621,7 @@ impl Drop for AttemptTrace<'_> {
     /// An attempt dropped before it ended (a hedge that lost, a call
     /// cancelled or past its deadline) ends as CANCELLED.
     fn drop(&mut self) {
-        if !self.done {
+        if self.state.is_some() {
             let status = match self.call.followed() {
                 Some(f) => f.abandoned("attempt"),
                 None => Status::cancelled("the attempt was abandoned before it ended"),

@@ -525,7 +525,6 @@ impl Channel {
                     }
                 }
             }
-            .instrument(attempt.span().clone())
             .await;
             let failure = match sent {
                 Ok((response, permit)) => match check_response(response) {
@@ -721,7 +720,7 @@ impl Channel {
     /// call goes on with, or that failed.
     async fn open_single(&self, prepared: &Prepared) -> Result<Opened, Status> {
         let attempt = prepared.trace.attempt(0, false);
-        match self.open(prepared, 0).instrument(attempt.span().clone()).await {
+        match self.open(prepared, 0).await {
             Ok(opened) => {
                 attempt.commit();
                 Ok(opened)
@@ -823,7 +822,7 @@ impl Channel {
                     },
                 }
             };
-            let failure = match attempt.instrument(trace.span().clone()).await {
+            let failure = match attempt.await {
                 Ok((head, send, permit)) => {
                     trace.commit();
                     outbound.commit();
