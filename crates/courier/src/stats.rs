@@ -519,18 +519,23 @@ impl Followed {
             }
             (state.committed.take(), state.headers.take())
         };
-        let end = CallEnd {
-            status,
-            headers: headers.or(sent_headers.as_ref()),
-            sent: self.sent.totals(),
-            received: self.received.totals(),
-            ended: Instant::now(),
-        };
+        let end = self.ending(status, headers.or(sent_headers.as_ref()));
         for c in &self.calls {
             if let Some(attempt) = &committed {
                 c.attempt_ended(&self.info, attempt, &end);
             }
             c.call_ended(&self.info, &end);
+        }
+    }
+
+    /// How a call or attempt ended now with `status`: the messages so far.
+    fn ending<'a>(&self, status: &'a Status, headers: Option<&'a Metadata>) -> CallEnd<'a> {
+        CallEnd {
+            status,
+            headers,
+            sent: self.sent.totals(),
+            received: self.received.totals(),
+            ended: Instant::now(),
         }
     }
 
@@ -594,13 +599,7 @@ impl AttemptTrace<'_> {
         let (Some(f), Some(info)) = (self.call.followed(), &state.info) else {
             return;
         };
-        let end = CallEnd {
-            status,
-            headers: None,
-            sent: f.sent.totals(),
-            received: f.received.totals(),
-            ended: Instant::now(),
-        };
+        let end = f.ending(status, None);
         for c in f.calls.iter() {
             c.attempt_ended(&f.info, info, &end);
         }

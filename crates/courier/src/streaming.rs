@@ -120,10 +120,7 @@ impl<T: 'static> Streaming<T> {
         if let Some(hold) = &mut self.hold {
             hold.succeeded();
         }
-        let trace = std::mem::take(&mut self.trace);
-        if trace.is_followed() || !trace.span().is_none() {
-            trace.end_ok(None, self.trailers.as_ref().unwrap_or(&Metadata::new()));
-        }
+        std::mem::take(&mut self.trace).end_ok(None, self.trailers.as_ref().unwrap_or(&Metadata::new()));
     }
 
     /// Client: what the call holds while its stream lives.

@@ -511,18 +511,19 @@ impl Channel {
         loop {
             let attempt = prepared.trace.attempt(previous, refused > 0);
             let sent = async {
-                let mut opened = self.open(prepared, previous).await.map_err(Err)?;
+                let mut opened = self.open(prepared, previous).await.map_err(Attempt::Failed)?;
                 // An error here shows up in the response.
                 let _ = opened.send.queue_data(body.clone(), true);
                 drop(opened.send);
                 match opened.response.await {
                     Ok(response) => Ok((response, opened.permit)),
-                    Err(e) => {
+                    Err(e) if e.is_unprocessed() => {
                         if e.is_go_away() {
                             opened.conn.retire();
                         }
-                        Err(Ok(e))
+                        Err(Attempt::Refused(e.to_status()))
                     }
+                    Err(e) => Err(Attempt::Failed(e.to_status())),
                 }
             }
             .await;
@@ -538,15 +539,13 @@ impl Channel {
                     }
                     Err(status) => status,
                 },
-                Err(Ok(e)) if e.is_unprocessed() && refused < TRANSPARENT_RETRIES => {
-                    let status = e.to_status();
+                Err(Attempt::Refused(status)) if refused < TRANSPARENT_RETRIES => {
                     attempt.end(&status);
                     refused += 1;
                     tracing::debug!("call refused unprocessed ({status}); sending it again");
                     continue;
                 }
-                Err(Ok(e)) => e.to_status(),
-                Err(Err(status)) => status,
+                Err(Attempt::Refused(status) | Attempt::Failed(status) | Attempt::Fatal(status)) => status,
             };
             attempt.end(&failure);
             return Err(failure);
@@ -1054,7 +1053,7 @@ impl Channel {
     }
 }
 
-/// How one attempt of a retried stream failed.
+/// How one attempt of a call failed.
 enum Attempt {
     /// In a way no retry helps: encoding its request failed.
     Fatal(Status),

@@ -329,9 +329,7 @@ impl Responder {
         let Some(mut respond) = self.pending.take() else {
             return self.stream.is_some();
         };
-        if self.trace.is_followed() {
-            self.trace.record_headers(&metadata);
-        }
+        self.trace.record_headers(&metadata);
         let fields = OutFields {
             content_type: Some(self.content_type()),
             encoding: encoding.map(Encoding::name),
