@@ -507,6 +507,31 @@ pub fn text(s: &str) -> EchoRequest {
     }
 }
 
+/// A server interceptor that fails, with UNAVAILABLE, the first attempt of
+/// a call whose metadata has `fail-first`, and lets retries through: a
+/// backend that a retry policy on UNAVAILABLE gets past.
+pub fn fail_first_attempt(head: courier::interceptor::CallHead) -> Result<courier::interceptor::CallHead, Status> {
+    let retried = head.extensions().get::<courier::PreviousRpcAttempts>().is_some();
+    if head.metadata().get("fail-first").is_some() && !retried {
+        return Err(Status::unavailable("first attempt fails"));
+    }
+    Ok(head)
+}
+
+/// A service config that retries every Echo method on UNAVAILABLE, up to 3
+/// attempts, 1 ms apart at first.
+pub fn retry_echo_on_unavailable() -> courier::client::service_config::ServiceConfig {
+    use courier::client::service_config::{MethodConfig, MethodName, RetryPolicy, ServiceConfig};
+    let policy = RetryPolicy::new(
+        3,
+        Duration::from_millis(1),
+        Duration::from_millis(10),
+        2.0,
+        [Code::Unavailable],
+    );
+    ServiceConfig::new().method(MethodConfig::new([MethodName::service("courier.test.Echo")]).retry(policy))
+}
+
 /// The Python interpreter of the interop venv that
 /// `scripts/interop/install-python.sh` makes (or `COURIER_PYTHON`), for tests
 /// against grpcio peers and Python's h2. `None` means skip the test: the venv is missing or

@@ -103,6 +103,19 @@ async fn socket(client: &ChannelzClient, id: i64) -> pb::Socket {
     reply.socket.expect("a socket")
 }
 
+/// The first subchannel `channel` lists.
+async fn first_subchannel(client: &ChannelzClient, channel: &pb::Channel) -> pb::Subchannel {
+    client
+        .get_subchannel(pb::GetSubchannelRequest {
+            subchannel_id: channel.subchannel_ref[0].subchannel_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subchannel
+        .expect("a subchannel")
+}
+
 /// Every server, a page of `page` at a time, checking the paging rules.
 async fn all_servers(client: &ChannelzClient, page: i64) -> Vec<pb::Server> {
     let mut all: Vec<pb::Server> = Vec::new();
@@ -282,15 +295,7 @@ async fn channel_subchannel_and_client_socket_report_the_calls_made() {
     assert_eq!(again.data.unwrap().target, target);
 
     assert_eq!(found.subchannel_ref.len(), 1, "pick_first over one address");
-    let sub = client
-        .get_subchannel(pb::GetSubchannelRequest {
-            subchannel_id: found.subchannel_ref[0].subchannel_id,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .subchannel
-        .unwrap();
+    let sub = first_subchannel(&client, &found).await;
     let sub_data = sub.data.as_ref().unwrap();
     assert_eq!(sub_data.target, app.addr.to_string());
     assert_eq!(
@@ -566,15 +571,7 @@ async fn tls_sockets_report_the_cipher_suite_and_certificates() {
 
     let (_reader, client) = reader().await;
     let found = channel_for(&client, &target).await;
-    let sub = client
-        .get_subchannel(pb::GetSubchannelRequest {
-            subchannel_id: found.subchannel_ref[0].subchannel_id,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .subchannel
-        .unwrap();
+    let sub = first_subchannel(&client, &found).await;
     let tls_of = |socket: &pb::Socket| match socket.security.as_ref().and_then(|s| s.model.clone()) {
         Some(pb::security::Model::Tls(tls)) => tls,
         other => panic!("not TLS: {other:?}"),

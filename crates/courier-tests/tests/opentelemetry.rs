@@ -5,17 +5,15 @@
 //! across a client, a server that calls a second server, and that server.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use courier::client::MethodPath;
-use courier::client::service_config::{MethodConfig, MethodName, RetryPolicy, ServiceConfig};
 use courier::codec::ProstCodec;
-use courier::interceptor::CallHead;
 use courier::opentelemetry::OpenTelemetry;
-use courier::{Channel, Code, PreviousRpcAttempts, Request, Response, Status};
+use courier::{Channel, Code, Request, Response, Status};
 use courier_tests::pb::echo_server::{Echo, EchoServer};
 use courier_tests::{
-    EchoClient, EchoRequest, EchoResponse, ResponseStream, echo_with, start_with, start_with_counters, text,
+    EchoClient, EchoRequest, EchoResponse, ResponseStream, echo_with, fail_first_attempt, retry_echo_on_unavailable,
+    start_with, start_with_counters, text,
 };
 use futures_util::StreamExt as _;
 use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
@@ -102,15 +100,6 @@ fn point(all: &BTreeMap<String, (String, Points)>, name: &str, attributes: &[(&s
         .unwrap_or_else(|| panic!("{name}: no point with {want:?} in {points:?}"))
 }
 
-/// Fails the first attempt of a call whose metadata has `fail-first`.
-fn fail_first_attempt(head: CallHead) -> Result<CallHead, Status> {
-    let retried = head.extensions().get::<PreviousRpcAttempts>().is_some();
-    if head.metadata().get("fail-first").is_some() && !retried {
-        return Err(Status::unavailable("first attempt fails"));
-    }
-    Ok(head)
-}
-
 #[tokio::test]
 async fn every_instrument_is_recorded_with_its_attributes_for_each_kind_of_call() {
     let metrics = Metrics::new();
@@ -122,15 +111,7 @@ async fn every_instrument_is_recorded_with_its_attributes_for_each_kind_of_call(
             .add_service(echo_with(counters))
     })
     .await;
-    let config = ServiceConfig::new().method(MethodConfig::new([MethodName::service("courier.test.Echo")]).retry(
-        RetryPolicy::new(
-            3,
-            Duration::from_millis(1),
-            Duration::from_millis(10),
-            2.0,
-            [Code::Unavailable],
-        ),
-    ));
+    let config = retry_echo_on_unavailable();
     let ch = Channel::builder(srv.url())
         .stats_handler(otel)
         .service_config(config)

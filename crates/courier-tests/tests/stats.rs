@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use courier::client::MethodPath;
-use courier::client::service_config::{MethodConfig, MethodName, RetryPolicy, ServiceConfig};
+use courier::client::service_config::{HedgingPolicy, MethodConfig, MethodName, ServiceConfig};
 use courier::codec::ProstCodec;
 use courier::interceptor::CallHead;
 use courier::stats::{AttemptInfo, CallEnd, CallInfo, CallStats, MessageTotals, Side, StatsHandler};
 use courier::{Channel, Code, Metadata, PreviousRpcAttempts, Request, Status};
-use courier_tests::{EchoClient, EchoRequest, EchoResponse, TestServer, echo_with, guard, start_with_counters, text};
+use courier_tests::{
+    EchoClient, EchoRequest, EchoResponse, TestServer, echo_with, fail_first_attempt, guard, retry_echo_on_unavailable,
+    start_with_counters, text,
+};
 use futures_util::StreamExt as _;
 use tokio::sync::Notify;
 
@@ -143,7 +146,9 @@ impl Recorder {
     }
 }
 
-/// A server and a channel to it, each with its own recorder.
+/// A server and a channel to it, each with its own recorder. The server
+/// fails the first attempt of a call with `fail-first` metadata, and holds
+/// that of a call with `hold-first` until the client gives up on it.
 async fn pair(
     channel: impl FnOnce(courier::client::ChannelBuilder) -> courier::client::ChannelBuilder,
 ) -> (TestServer, Channel, Recorder, Recorder) {
@@ -152,6 +157,7 @@ async fn pair(
     let srv = start_with_counters(move |b, counters| {
         b.stats_handler(on_server)
             .interceptor(fail_first_attempt)
+            .interceptor(HoldFirstAttempt)
             .add_service(echo_with(counters))
     })
     .await;
@@ -160,15 +166,6 @@ async fn pair(
         .await
         .unwrap();
     (srv, ch, client, server)
-}
-
-/// Fails the first attempt of a call whose metadata has `fail-first`.
-fn fail_first_attempt(head: CallHead) -> Result<CallHead, Status> {
-    let retried = head.extensions().get::<PreviousRpcAttempts>().is_some();
-    if head.metadata().get("fail-first").is_some() && !retried {
-        return Err(Status::unavailable("first attempt fails"));
-    }
-    Ok(head)
 }
 
 /// The bytes of `message` on the wire, without the gRPC prefix.
@@ -324,15 +321,7 @@ async fn a_failed_call_reports_its_status_on_both_sides() {
 
 #[tokio::test]
 async fn a_retried_call_has_two_attempts_and_one_end() {
-    let config = ServiceConfig::new().method(MethodConfig::new([MethodName::service("courier.test.Echo")]).retry(
-        RetryPolicy::new(
-            3,
-            Duration::from_millis(1),
-            Duration::from_millis(10),
-            2.0,
-            [Code::Unavailable],
-        ),
-    ));
+    let config = retry_echo_on_unavailable();
     let (_srv, ch, client, server) = pair(|b| b.service_config(config)).await;
     let mut req = Request::new(text("flaky"));
     req.metadata_mut().insert("fail-first", "1").unwrap();
@@ -449,23 +438,14 @@ impl courier::interceptor::ServerInterceptor for HoldFirstAttempt {
 
 #[tokio::test]
 async fn a_hedged_call_ends_the_attempt_that_lost_as_cancelled() {
-    let (client, server) = (Recorder::default(), Recorder::default());
-    let on_server = server.clone();
-    let srv = start_with_counters(move |b, counters| {
-        b.stats_handler(on_server)
-            .interceptor(HoldFirstAttempt)
-            .add_service(echo_with(counters))
-    })
-    .await;
-    let config = ServiceConfig::new().method(MethodConfig::new([MethodName::service("courier.test.Echo")]).hedging(
-        courier::client::service_config::HedgingPolicy::new(2, Duration::from_millis(20), []),
-    ));
-    let ch = Channel::builder(srv.url())
-        .stats_handler(client.clone())
-        .service_config(config)
-        .connect()
-        .await
-        .unwrap();
+    let config = ServiceConfig::new().method(
+        MethodConfig::new([MethodName::service("courier.test.Echo")]).hedging(HedgingPolicy::new(
+            2,
+            Duration::from_millis(20),
+            [],
+        )),
+    );
+    let (_srv, ch, client, server) = pair(|b| b.service_config(config)).await;
     let mut req = Request::new(text("hedged"));
     req.metadata_mut().insert("hold-first", "1").unwrap();
     EchoClient::new(ch).unary(req).await.unwrap();
