@@ -19,9 +19,13 @@
 #   CALLGRIND_IMPLS="courier tonic"   the servers --callgrind measures; add
 #                       courier-otel for Courier recording OpenTelemetry
 #                       metrics (an SDK meter provider, a Prometheus reader)
-#   CALLGRIND_REPEAT=1  how many times --callgrind measures each; the table
-#                       gives the median (the count varies by a few per cent
-#                       from run to run with how calls and wake-ups batch)
+#   CALLGRIND_REPEAT=1  how many times --callgrind and --callgrind-lb measure
+#                       each; the tables give the median (a server's count
+#                       varies by a few per cent from run to run with how
+#                       calls and wake-ups batch; --callgrind-lb's client
+#                       counts agree to a few instructions per call)
+#   CALLGRIND_LB_CLIENT the client binary --callgrind-lb measures (default
+#                       this build's courier-bench; it needs --fixed-windows)
 #   CARGO_TARGET_DIR    where cargo builds (default target); the binaries are
 #                       taken from its release/
 #
@@ -181,13 +185,15 @@ start_server() {
 # core; sets BACKEND_PIDS and BACKEND_TARGET (an ipv4: target of them all).
 BACKEND_PIDS=()
 BACKEND_TARGET=
+# More arguments for every backend.
+BACKEND_ARGS=()
 start_backends() {
   local n=$1 i addr log addrs=()
   shift
   BACKEND_PIDS=()
   for i in $(seq 1 "$n"); do
     log="$OUT/logs/backend-$i.log"
-    taskset -c "$SERVER_CPU" "$@" "$BIN/courier-bench-server" --port 0 --threads 1 >"$log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$@" "$BIN/courier-bench-server" --port 0 --threads 1 "${BACKEND_ARGS[@]}" >"$log" 2>&1 &
     BACKEND_PIDS+=($!)
     addr=
     for _ in $(seq 1 1200); do
@@ -589,8 +595,19 @@ if [ "$MODE" = callgrind-lb ]; then
   need valgrind
   N1=${CALLGRIND_RPCS:-2000}
   N2=$((2 * N1))
+  REPEAT=${CALLGRIND_REPEAT:-1}
   CG="$OUT/callgrind"
   mkdir -p "$CG"
+  # The client's work per call repeats exactly only if nothing arrives
+  # while it is still at work: the backends answer each call 2 ms late
+  # (the client under callgrind has long sent the request and parked by
+  # then), and the client sends no BDP pings, whose acks would come back
+  # sooner or later from run to run. Counts then agree between runs to a
+  # few instructions per call.
+  BACKEND_ARGS=(--unary-delay-us 2000)
+  # The client measured: this build's, or another (an older commit's build,
+  # to compare), against this build's backends.
+  LB_CLIENT=${CALLGRIND_LB_CLIENT:-$BIN/courier-bench}
   # NAME|BACKENDS|POLICY|LOADGEN ARGS
   LB_WORKLOADS=(
     "single-pick_first|1|pick_first|--payload 0"
@@ -604,40 +621,59 @@ if [ "$MODE" = callgrind-lb ]; then
   : >"$CG/lb-results.tsv"
   for w in "${LB_WORKLOADS[@]}"; do
     IFS='|' read -r name backends lb extra <<<"$w"
-    for n in "$N1" "$N2"; do
-      start_backends "$backends"
-      out="$CG/client-$name-$n.out"
-      rm -f "$out"
-      if ! taskset -c "$CLIENT_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
-          "$BIN/courier-bench" --server "$BACKEND_TARGET" --lb "$lb" --target benchmark \
-          --mode unary $extra --connections 1 --streams 1 --requests "$n" --threads 1 \
-          >"$CG/client-$name-$n.loadgen.txt" 2>&1; then
-        echo "courier-bench failed under callgrind; see $CG/client-$name-$n.loadgen.txt" >&2
-        exit 1
-      fi
-      stop_backends
-      printf '%s\t%s\t%s\t%s\n' "$name" "$n" "$(callgrind_total "$out")" "$(pick_costs "$out")" >>"$CG/lb-results.tsv"
-      echo "  $name $n calls: $(callgrind_total "$out") instructions" >&2
+    for rep in $(seq 1 "$REPEAT"); do
+      for n in "$N1" "$N2"; do
+        start_backends "$backends"
+        out="$CG/client-$name-$n.out"
+        rm -f "$out"
+        # shellcheck disable=SC2086
+        if ! taskset -c "$CLIENT_CPU" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
+            "$LB_CLIENT" --server "$BACKEND_TARGET" --lb "$lb" --target benchmark \
+            --mode unary $extra --fixed-windows --connections 1 --streams 1 --requests "$n" --threads 1 \
+            >"$CG/client-$name-$n.loadgen.txt" 2>&1; then
+          echo "courier-bench failed under callgrind; see $CG/client-$name-$n.loadgen.txt" >&2
+          exit 1
+        fi
+        stop_backends
+        printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$rep" "$n" "$(callgrind_total "$out")" "$(pick_costs "$out")" >>"$CG/lb-results.tsv"
+        echo "  $name run $rep, $n calls: $(callgrind_total "$out") instructions" >&2
+      done
     done
     callgrind_annotate --inclusive=yes --auto=no "$CG/client-$name-$N2.out" 2>/dev/null | head -80 >"$CG/client-$name.inclusive.txt" || true
   done
+  BACKEND_ARGS=()
   {
     echo "Client instructions per call under callgrind (Ir of a run with $N2 calls minus one with $N1,"
-    echo "divided by $((N2 - N1)); one channel, one call at a time, unary; the payload as named)."
-    echo "\"picking\" is Shared::pick with the picker slot's load, Picker::pick and Subchannel::connection."
+    echo "divided by $((N2 - N1)); one channel, one call at a time, unary; the payload as named; the"
+    echo "backends answer 2 ms late and the client's HTTP/2 windows are fixed); the median of $REPEAT"
+    echo "such measurements. \"picking\" is Shared::pick with the picker slot's load, Picker::pick and"
+    echo "Subchannel::connection."
     echo
     echo "| channel | client instr/call | picking instr/call | of which Picker::pick | of which Subchannel::connection |"
     echo "|---|---:|---:|---:|---:|"
     awk -F'\t' -v n1="$N1" -v n2="$N2" '
-      { total[$1 "-" $2] = $3; pick[$1 "-" $2] = $4; picker[$1 "-" $2] = $5; conn[$1 "-" $2] = $6
-        if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+      function median(list,   v, n, i, j, t) {
+        n = split(list, v, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      }
+      { k = $1 SUBSEP $2; total[k, $3] = $4; pick[k, $3] = $5; picker[k, $3] = $6; conn[k, $3] = $7
+        if (!((k) in runs)) { runs[k] = 1; reps[$1] = reps[$1] " " $2 }
+        if (!($1 in seen)) { seen[$1] = 1; order[++w] = $1 } }
       END {
         d = n2 - n1
-        for (i = 1; i <= k; i++) {
-          w = order[i]
-          printf "| %s | %.0f | %.1f | %.1f | %.1f |\n", w,
-            (total[w "-" n2] - total[w "-" n1]) / d, (pick[w "-" n2] - pick[w "-" n1]) / d,
-            (picker[w "-" n2] - picker[w "-" n1]) / d, (conn[w "-" n2] - conn[w "-" n1]) / d
+        for (i = 1; i <= w; i++) {
+          name = order[i]
+          split(substr(reps[name], 2), rl, " ")
+          t = p = q = c = ""
+          for (r in rl) {
+            k = name SUBSEP rl[r]
+            t = t " " (total[k, n2] - total[k, n1]) / d
+            p = p " " (pick[k, n2] - pick[k, n1]) / d
+            q = q " " (picker[k, n2] - picker[k, n1]) / d
+            c = c " " (conn[k, n2] - conn[k, n1]) / d
+          }
+          printf "| %s | %.0f | %.1f | %.1f | %.1f |\n", name, median(t), median(p), median(q), median(c)
         }
       }' "$CG/lb-results.tsv"
   } | tee "$CG/lb-table.md"

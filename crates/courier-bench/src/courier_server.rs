@@ -3,6 +3,7 @@
 //! FullDuplexCall), so that the same load can be sent to Courier and to the
 //! interop servers of other implementations.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use courier::opentelemetry::OpenTelemetry;
@@ -60,12 +61,25 @@ pub type FullDuplexResponses = Map<
     fn(Result<StreamingOutputCallRequest, Status>) -> Result<StreamingOutputCallResponse, Status>,
 >;
 
+/// How late BenchmarkService.UnaryCall answers, in microseconds (0: at
+/// once); set once by `courier-bench-server --unary-delay-us`.
+static UNARY_DELAY_US: AtomicU64 = AtomicU64::new(0);
+
+/// Makes BenchmarkService.UnaryCall answer `delay` late (zero: at once).
+pub fn set_unary_delay(delay: Duration) {
+    UNARY_DELAY_US.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
 /// BenchmarkService and TestService on Courier.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bench;
 
 impl BenchmarkService for Bench {
     async fn unary_call(&self, request: Request<SimpleRequest>) -> Result<Response<SimpleResponse>, Status> {
+        let delay = UNARY_DELAY_US.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_micros(delay)).await;
+        }
         simple_response(request.get_ref().response_size).map(Response::new)
     }
 

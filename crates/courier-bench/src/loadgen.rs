@@ -150,6 +150,14 @@ pub struct Args {
     #[arg(long)]
     pub retry_policy: bool,
 
+    /// Courier's client: fixed HTTP/2 flow-control windows (the default
+    /// sizes) instead of adaptive ones, so that it sends no BDP pings.
+    /// `scripts/bench.sh --callgrind-lb` uses it: a ping's ack arrives
+    /// while the client under callgrind is still at work, sooner or later
+    /// from run to run, and the polls it costs made counts vary.
+    #[arg(long)]
+    pub fixed_windows: bool,
+
     /// Courier's client: records OpenTelemetry metrics for every call
     /// (gRFC A66's instruments, through the SDK, read by a Prometheus
     /// exporter), to measure what they cost.
@@ -1006,10 +1014,16 @@ fn server_uri(server: &str) -> String {
 /// The OpenTelemetry metrics every channel records into, with `--otel`.
 static OTEL: std::sync::OnceLock<courier::opentelemetry::OpenTelemetry> = std::sync::OnceLock::new();
 
+/// Whether channels use fixed HTTP/2 windows, with `--fixed-windows`.
+static FIXED_WINDOWS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 async fn connect(uri: &str, policy: Policy, retry_policy: bool) -> Result<Channel, Status> {
     let mut builder = Channel::builder(uri)
         .load_balancing(policy)
         .connect_timeout(Duration::from_secs(10));
+    if FIXED_WINDOWS.load(std::sync::atomic::Ordering::Relaxed) {
+        builder = builder.http2_windows(1 << 20, 4 << 20)?;
+    }
     if let Some(otel) = OTEL.get() {
         builder = builder.stats_handler(otel.clone());
     }
@@ -1084,6 +1098,7 @@ fn servers_kib(pids: &[u32], read: fn(u32) -> Option<u64>) -> Option<u64> {
 ///
 /// Arguments that do not fit together, or a server that cannot be reached.
 pub async fn run(args: &Args) -> Result<Report, String> {
+    FIXED_WINDOWS.store(args.fixed_windows, std::sync::atomic::Ordering::Relaxed);
     if args.otel {
         OTEL.get_or_init(crate::courier_server::metrics);
     }

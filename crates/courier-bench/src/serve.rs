@@ -34,6 +34,15 @@ pub struct ServerArgs {
     /// exporter), to measure what they cost. tonic's server ignores it.
     #[arg(long)]
     pub otel: bool,
+
+    /// Courier: answer each BenchmarkService.UnaryCall this many
+    /// microseconds late (default 0). `scripts/bench.sh --callgrind-lb`
+    /// uses it so that a response never arrives while the client under
+    /// callgrind is still sending: the client then does the same work for
+    /// every call, and its instruction counts repeat. tonic's server
+    /// ignores it.
+    #[arg(long, default_value_t = 0)]
+    pub unary_delay_us: u64,
 }
 
 /// How a bench server runs its threads.

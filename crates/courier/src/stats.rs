@@ -258,6 +258,7 @@ impl StatsHandlers {
         self.0.push(Arc::new(handler));
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -292,19 +293,24 @@ impl Totals {
 #[derive(Clone, Default)]
 pub(crate) struct CallTrace(Option<Arc<Traces>>);
 
-/// Where the framing layer counts a followed call's messages one way: the
-/// call's own state, so counting allocates nothing.
+/// Where the framing layer counts a followed call's messages: the call's
+/// own state, so counting allocates nothing. A writer counts what it sends
+/// and a reader what it receives, so the tally needs no direction.
 #[derive(Clone)]
-pub(crate) struct Tally {
-    trace: Arc<Traces>,
-    sent: bool,
-}
+pub(crate) struct Tally(Arc<Traces>);
 
 impl Tally {
-    /// One message of `len` bytes on the wire.
-    pub(crate) fn add(&self, len: usize) {
-        if let Some(f) = &self.trace.followed {
-            if self.sent { &f.sent } else { &f.received }.add(len);
+    /// One message of `len` bytes sent on the wire.
+    pub(crate) fn sent(&self, len: usize) {
+        if let Some(f) = &self.0.followed {
+            f.sent.add(len);
+        }
+    }
+
+    /// One message of `len` bytes received from the wire.
+    pub(crate) fn received(&self, len: usize) {
+        if let Some(f) = &self.0.followed {
+            f.received.add(len);
         }
     }
 }
@@ -332,7 +338,8 @@ impl Drop for Traces {
 
 impl CallTrace {
     /// Starts a call's trace: `span`, and whichever of `handlers` follow
-    /// the call.
+    /// the call. A call that nothing watches costs two checks.
+    #[inline]
     pub(crate) fn start(
         span: tracing::Span,
         handlers: &StatsHandlers,
@@ -340,30 +347,40 @@ impl CallTrace {
         metadata: &mut Metadata,
         deadline: Option<Instant>,
     ) -> CallTrace {
-        let followed = (!handlers.is_empty())
-            .then(|| {
-                let info = info();
-                let calls: Vec<_> = handlers
-                    .0
-                    .iter()
-                    .filter_map(|h| h.call_started(&info, metadata))
-                    .collect();
-                (!calls.is_empty()).then(|| Followed {
-                    info,
-                    calls,
-                    sent: Totals::default(),
-                    received: Totals::default(),
-                    deadline,
-                    state: Mutex::default(),
-                })
-            })
-            .flatten();
+        if handlers.is_empty() && span.is_none() {
+            return CallTrace(None);
+        }
+        CallTrace::start_watched(span, handlers, info(), metadata, deadline)
+    }
+
+    #[inline(never)]
+    fn start_watched(
+        span: tracing::Span,
+        handlers: &StatsHandlers,
+        info: CallInfo,
+        metadata: &mut Metadata,
+        deadline: Option<Instant>,
+    ) -> CallTrace {
+        let calls: Vec<_> = handlers
+            .0
+            .iter()
+            .filter_map(|h| h.call_started(&info, metadata))
+            .collect();
+        let followed = (!calls.is_empty()).then(|| Followed {
+            info,
+            calls,
+            sent: Totals::default(),
+            received: Totals::default(),
+            deadline,
+            state: Mutex::default(),
+        });
         if followed.is_none() && span.is_none() {
             return CallTrace(None);
         }
         CallTrace(Some(Arc::new(Traces { span, followed })))
     }
 
+    #[inline]
     fn followed(&self) -> Option<&Followed> {
         self.0.as_ref()?.followed.as_ref()
     }
@@ -378,25 +395,16 @@ impl CallTrace {
         self.0.as_ref().map(|t| t.span.clone().entered())
     }
 
-    /// Where the messages sent are counted, if anything follows the call.
-    pub(crate) fn sent_tally(&self) -> Option<Tally> {
-        self.tally(true)
-    }
-
-    fn tally(&self, sent: bool) -> Option<Tally> {
+    /// Where the framing layer counts the call's messages, if anything
+    /// follows the call.
+    #[inline]
+    pub(crate) fn tally(&self) -> Option<Tally> {
         let trace = self.0.as_ref().filter(|t| t.followed.is_some())?;
-        Some(Tally {
-            trace: trace.clone(),
-            sent,
-        })
-    }
-
-    /// Where the messages received are counted.
-    pub(crate) fn received_tally(&self) -> Option<Tally> {
-        self.tally(false)
+        Some(Tally(trace.clone()))
     }
 
     /// Whether handlers follow the call.
+    #[inline]
     pub(crate) fn is_followed(&self) -> bool {
         self.followed().is_some()
     }
@@ -414,13 +422,16 @@ impl CallTrace {
     /// Client: an attempt starts; it ends when the returned guard is ended,
     /// committed, or dropped (as CANCELLED). Its span is a child of the
     /// call's; an attempt of a call without span or handlers is free.
+    #[inline]
     pub(crate) fn attempt(&self, previous: u32, transparent: bool) -> AttemptTrace<'_> {
-        let Some(t) = &self.0 else {
-            return AttemptTrace {
-                call: self,
-                state: None,
-            };
-        };
+        AttemptTrace {
+            call: self,
+            state: self.0.as_ref().map(|t| Self::attempt_state(t, previous, transparent)),
+        }
+    }
+
+    #[inline(never)]
+    fn attempt_state(t: &Traces, previous: u32, transparent: bool) -> Box<AttemptState> {
         let span = if t.span.is_none() {
             tracing::Span::none()
         } else {
@@ -443,28 +454,23 @@ impl CallTrace {
             }
             info
         });
-        AttemptTrace {
-            call: self,
-            state: Some(Box::new(AttemptState { span, info })),
-        }
+        Box::new(AttemptState { span, info })
     }
 
     /// Ends the call with `status` (its metadata the trailers) and, on a
     /// client, the response headers received. Later calls do nothing.
+    #[inline]
     pub(crate) fn end(&self, status: &Status, headers: Option<&Metadata>) {
-        let Some(t) = &self.0 else { return };
-        record_status(&t.span, status.code());
-        if let Some(f) = &t.followed {
-            f.end(status, headers);
+        if let Some(t) = &self.0 {
+            t.end(status, headers);
         }
     }
 
     /// Ends the call with OK, its response headers and trailers.
+    #[inline]
     pub(crate) fn end_ok(&self, headers: Option<&Metadata>, trailers: &Metadata) {
-        let Some(t) = &self.0 else { return };
-        record_status(&t.span, Code::Ok);
-        if let Some(f) = &t.followed {
-            f.end(&Status::ok().with_metadata(trailers.clone()), headers);
+        if let Some(t) = &self.0 {
+            t.end_ok(headers, trailers);
         }
     }
 
@@ -479,10 +485,35 @@ impl CallTrace {
 
     /// Runs one poll of a call in the call's span and in each handler's
     /// scope.
+    #[inline]
     pub(crate) fn in_scope<T>(&self, poll: impl FnOnce() -> T) -> T {
-        let Some(t) = &self.0 else { return poll() };
-        let _entered = t.span.enter();
-        let Some(f) = &t.followed else { return poll() };
+        match &self.0 {
+            None => poll(),
+            Some(t) => t.in_scope(poll),
+        }
+    }
+}
+
+impl Traces {
+    #[inline(never)]
+    fn end(&self, status: &Status, headers: Option<&Metadata>) {
+        record_status(&self.span, status.code());
+        if let Some(f) = &self.followed {
+            f.end(status, headers);
+        }
+    }
+
+    #[inline(never)]
+    fn end_ok(&self, headers: Option<&Metadata>, trailers: &Metadata) {
+        record_status(&self.span, Code::Ok);
+        if let Some(f) = &self.followed {
+            f.end(&Status::ok().with_metadata(trailers.clone()), headers);
+        }
+    }
+
+    fn in_scope<T>(&self, poll: impl FnOnce() -> T) -> T {
+        let _entered = self.span.enter();
+        let Some(f) = &self.followed else { return poll() };
         let mut poll = Some(poll);
         let mut out = None;
         nest(&f.calls, &mut || {
@@ -589,10 +620,14 @@ struct AttemptState {
 impl AttemptTrace<'_> {
     /// The attempt ended with `status`, and the call goes on without it
     /// (a retry may follow).
+    #[inline]
     pub(crate) fn end(mut self, status: &Status) {
-        self.finish(status);
+        if self.state.is_some() {
+            self.finish(status);
+        }
     }
 
+    #[inline(never)]
     fn finish(&mut self, status: &Status) {
         let Some(state) = self.state.take() else { return };
         record_status(&state.span, status.code());
@@ -606,9 +641,16 @@ impl AttemptTrace<'_> {
     }
 
     /// The call goes on with this attempt: it ends with the call.
+    #[inline]
     pub(crate) fn commit(mut self) {
-        let Some(state) = self.state.take() else { return };
-        if let (Some(f), Some(info)) = (self.call.followed(), state.info)
+        if let Some(state) = self.state.take() {
+            self.commit_watched(state.info);
+        }
+    }
+
+    #[inline(never)]
+    fn commit_watched(&self, info: Option<AttemptInfo>) {
+        if let (Some(f), Some(info)) = (self.call.followed(), info)
             && let Ok(mut s) = f.state.lock()
         {
             s.committed = Some(info);
@@ -619,6 +661,7 @@ impl AttemptTrace<'_> {
 impl Drop for AttemptTrace<'_> {
     /// An attempt dropped before it ended (a hedge that lost, a call
     /// cancelled or past its deadline) ends as CANCELLED.
+    #[inline]
     fn drop(&mut self) {
         if self.state.is_some() {
             let status = match self.call.followed() {

@@ -43,6 +43,12 @@ impl CallCounts {
         self.last_started.store(at, Ordering::Relaxed);
     }
 
+    /// When the last call started (nanoseconds since the Unix epoch; 0 for
+    /// never).
+    pub(crate) fn last_started(&self) -> u64 {
+        self.last_started.load(Ordering::Relaxed)
+    }
+
     /// A call ended, with OK (`ok`) or another status.
     pub(crate) fn ended(&self, ok: bool) {
         let counter = if ok { &self.succeeded } else { &self.failed };

@@ -423,13 +423,13 @@ impl Channel {
     fn writer<E: Encoder>(&self, encoder: E, prepared: &mut Prepared) -> FrameWriter<E> {
         let mut writer = FrameWriter::new(encoder, prepared.compression, prepared.max_send_message_size);
         writer.set_switch(prepared.switch.take());
-        writer.set_tally(prepared.trace.sent_tally());
+        writer.set_tally(prepared.trace.tally());
         writer
     }
 
     fn reader(&self, prepared: &Prepared) -> FrameReader {
         let mut reader = FrameReader::new(prepared.max_recv_message_size, None);
-        reader.set_tally(prepared.trace.received_tally());
+        reader.set_tally(prepared.trace.tally());
         reader
     }
 
@@ -466,7 +466,7 @@ impl Channel {
                 path: prepared.head.path.as_str(),
                 metadata: &prepared.head.metadata,
             };
-            let (conn, subchannel) = self.inner.shared.pick(&info, prepared.wait_for_ready).await?;
+            let (conn, subchannel) = self.inner.shared.pick(&info, prepared.wait_for_ready, previous).await?;
             let permit = AttemptHold {
                 _permit: conn.stream_permit().await,
                 subchannel,
@@ -510,23 +510,24 @@ impl Channel {
         let mut refused = 0;
         loop {
             let attempt = prepared.trace.attempt(previous, refused > 0);
-            let sent = async {
-                let mut opened = self.open(prepared, previous).await.map_err(Attempt::Failed)?;
-                // An error here shows up in the response.
-                let _ = opened.send.queue_data(body.clone(), true);
-                drop(opened.send);
-                match opened.response.await {
-                    Ok(response) => Ok((response, opened.permit)),
-                    Err(e) if e.is_unprocessed() => {
-                        if e.is_go_away() {
-                            opened.conn.retire();
+            let sent = match self.open(prepared, previous).await {
+                Err(status) => Err(Attempt::Failed(status)),
+                Ok(mut opened) => {
+                    // An error here shows up in the response.
+                    let _ = opened.send.queue_data(body.clone(), true);
+                    drop(opened.send);
+                    match opened.response.await {
+                        Ok(response) => Ok((response, opened.permit)),
+                        Err(e) if e.is_unprocessed() => {
+                            if e.is_go_away() {
+                                opened.conn.retire();
+                            }
+                            Err(Attempt::Refused(e.to_status()))
                         }
-                        Err(Attempt::Refused(e.to_status()))
+                        Err(e) => Err(Attempt::Failed(e.to_status())),
                     }
-                    Err(e) => Err(Attempt::Failed(e.to_status())),
                 }
-            }
-            .await;
+            };
             let failure = match sent {
                 Ok((response, permit)) => match check_response(response) {
                     Ok(head @ ResponseHead::Body { .. }) => {
@@ -645,9 +646,7 @@ impl Channel {
             }
             response
         };
-        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
-        end_unary(&trace, &response);
-        response
+        WithDeadline::new(deadline, cancel, &trace, Ends::Call, call).await
     }
 
     /// Makes a client-streaming call: sends every message of the request
@@ -710,9 +709,7 @@ impl Channel {
             }
             result
         };
-        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
-        end_unary(&trace, &response);
-        response
+        WithDeadline::new(deadline, cancel, &trace, Ends::Call, call).await
     }
 
     /// Opens the stream of a call that makes one attempt: the attempt the
@@ -960,11 +957,7 @@ impl Channel {
                 }
             }
         };
-        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
-        if let Err(status) = &response {
-            trace.end(status, None);
-        }
-        response
+        WithDeadline::new(deadline, cancel, &trace, Ends::OnError, call).await
     }
 
     /// Makes a bidirectional call. It returns as soon as the call is sent:
@@ -1045,11 +1038,7 @@ impl Channel {
                 .with_trace(trace);
             Ok(Response::new(stream))
         };
-        let response = WithDeadline::new(deadline, cancel, &trace, call).await;
-        if let Err(status) = &response {
-            trace.end(status, None);
-        }
-        response
+        WithDeadline::new(deadline, cancel, &trace, Ends::OnError, call).await
     }
 }
 
@@ -1271,68 +1260,82 @@ where
 
 pin_project_lite::pin_project! {
     /// Fails the call with DEADLINE_EXCEEDED once the deadline passes, and
-    /// with CANCELLED once its [`CancelHandle`] is cancelled. Dropping the
-    /// call's future resets its stream with CANCEL. A struct rather than an
-    /// `async fn`, which would store the call's future twice.
-    struct WithDeadline<F> {
+    /// with CANCELLED once its [`CancelHandle`] is cancelled, and ends the
+    /// call's trace with its result. Dropping the call's future resets its
+    /// stream with CANCEL. A struct rather than an `async fn`, which would
+    /// store the call's future twice.
+    struct WithDeadline<'a, F> {
         #[pin]
         call: F,
         deadline: Option<Instant>,
         timer: Option<Pin<Box<tokio::time::Sleep>>>,
         cancel: Option<CancelHandle>,
         // The call's span, entered while the call is polled.
-        trace: CallTrace,
+        trace: &'a CallTrace,
+        ends: Ends,
     }
 }
 
-impl<F> WithDeadline<F> {
-    fn new(deadline: Option<Instant>, cancel: Option<CancelHandle>, trace: &CallTrace, call: F) -> Self {
+/// What a call's response is to its trace.
+#[derive(Clone, Copy)]
+enum Ends {
+    /// The call ends with it: the response holds the one message and the
+    /// trailers.
+    Call,
+    /// The call goes on in the response's stream, which ends the trace; an
+    /// error ends it here.
+    OnError,
+}
+
+impl<'a, F> WithDeadline<'a, F> {
+    #[inline(always)]
+    fn new(deadline: Option<Instant>, cancel: Option<CancelHandle>, trace: &'a CallTrace, ends: Ends, call: F) -> Self {
         WithDeadline {
             call,
             deadline,
             timer: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             cancel,
-            trace: trace.clone(),
+            trace,
+            ends,
         }
     }
 }
 
-impl<T, F: Future<Output = Result<T, Status>>> Future for WithDeadline<F> {
-    type Output = Result<T, Status>;
+impl<T, F: Future<Output = Result<Response<T>, Status>>> Future for WithDeadline<'_, F> {
+    type Output = Result<Response<T>, Status>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(cancel) = this.cancel
-            && cancel.poll_cancelled(cx)
-        {
-            // Returning drops the call's future, which resets its stream.
-            return Poll::Ready(Err(cancel.status(*this.deadline)));
+        let result = 'ready: {
+            if let Some(cancel) = this.cancel
+                && cancel.poll_cancelled(cx)
+            {
+                // Returning drops the call's future, which resets its stream.
+                break 'ready Err(cancel.status(*this.deadline));
+            }
+            let call = this.call;
+            if let Poll::Ready(result) = this.trace.in_scope(|| call.poll(cx)) {
+                // A CANCELLED racing the deadline is reported as the deadline.
+                break 'ready match result {
+                    Err(s) if s.code() == Code::Cancelled && this.deadline.is_some_and(|d| Instant::now() >= d) => {
+                        Err(Status::deadline_exceeded("deadline exceeded"))
+                    }
+                    other => other,
+                };
+            }
+            if let Some(timer) = this.timer
+                && timer.as_mut().poll(cx).is_ready()
+            {
+                break 'ready Err(Status::deadline_exceeded("deadline exceeded"));
+            }
+            return Poll::Pending;
+        };
+        match (&result, *this.ends) {
+            (Err(status), _) => this.trace.end(status, None),
+            (Ok(r), Ends::Call) => this.trace.end_ok(Some(&r.metadata), &r.trailers),
+            (Ok(_), Ends::OnError) => {}
         }
-        let call = this.call;
-        if let Poll::Ready(result) = this.trace.in_scope(|| call.poll(cx)) {
-            // A CANCELLED racing the deadline is reported as the deadline.
-            return Poll::Ready(match result {
-                Err(s) if s.code() == Code::Cancelled && this.deadline.is_some_and(|d| Instant::now() >= d) => {
-                    Err(Status::deadline_exceeded("deadline exceeded"))
-                }
-                other => other,
-            });
-        }
-        if let Some(timer) = this.timer
-            && timer.as_mut().poll(cx).is_ready()
-        {
-            return Poll::Ready(Err(Status::deadline_exceeded("deadline exceeded")));
-        }
-        Poll::Pending
-    }
-}
-
-/// Ends a call with one response message: OK with its headers and
-/// trailers, or its error.
-fn end_unary<T>(trace: &CallTrace, response: &Result<Response<T>, Status>) {
-    match response {
-        Ok(r) => trace.end_ok(Some(&r.metadata), &r.trailers),
-        Err(status) => trace.end(status, None),
+        Poll::Ready(result)
     }
 }
 

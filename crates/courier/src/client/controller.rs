@@ -128,32 +128,55 @@ impl<S: Deref<Target = Shared>> Drop for ActiveCall<S> {
 /// One attempt of a call on the subchannel it was picked for, counted in
 /// the subchannel's channelz entry: started when picked, and succeeded or
 /// failed when dropped.
-pub(crate) struct SubchannelCall {
-    entry: Option<Arc<crate::channelz::channel::SubchannelEntry>>,
-    ok: bool,
-}
+pub(crate) struct SubchannelCall(Option<Arc<crate::channelz::channel::SubchannelEntry>>);
 
 impl SubchannelCall {
-    fn start(subchannel: &super::Subchannel, count: bool) -> SubchannelCall {
-        let entry = count.then(|| subchannel.0.core.channelz.clone());
-        if let Some(entry) = &entry {
+    fn start(subchannel: &super::Subchannel, counting: Counting, channel: &ChannelEntry) -> SubchannelCall {
+        let at = match counting {
+            Counting::Nothing => return SubchannelCall(None),
+            // The channel counted the call a moment ago: its clock reading
+            // serves for the subchannel too.
+            Counting::AsCall => channel.calls.last_started(),
+            Counting::Now => 0,
+        };
+        let entry = subchannel.0.core.channelz.clone();
+        if at == 0 {
             entry.calls.started();
+        } else {
+            entry.calls.started_at(at);
         }
-        SubchannelCall { entry, ok: false }
+        SubchannelCall(Some(entry))
     }
 
-    /// The attempt's call ended with OK.
+    /// The attempt's call ended with OK: counted now, and not again when
+    /// dropped.
     pub(crate) fn succeeded(&mut self) {
-        self.ok = true;
+        if let Some(entry) = self.0.take() {
+            entry.calls.ended(true);
+        }
     }
 }
 
 impl Drop for SubchannelCall {
+    /// An attempt not counted as succeeded failed.
     fn drop(&mut self) {
-        if let Some(entry) = &self.entry {
-            entry.calls.ended(self.ok);
+        if let Some(entry) = &self.0 {
+            entry.calls.ended(false);
         }
     }
+}
+
+/// What a pick counts on the subchannel it picks, in channelz.
+#[derive(Clone, Copy)]
+enum Counting {
+    /// Nothing: the pick is not for a call.
+    Nothing,
+    /// An attempt that starts as its call did (the first, picked at once),
+    /// at the time the channel counted the call.
+    AsCall,
+    /// An attempt that starts later than its call (a retry, a hedge, or
+    /// one that waited for a connection), at the time of the pick.
+    Now,
 }
 
 impl Shared {
@@ -282,49 +305,63 @@ impl Shared {
     /// picker while there is none to give (and, with `wait_for_ready`,
     /// while the channel is in TRANSIENT_FAILURE). The call counts as
     /// started on the subchannel picked, in channelz.
-    pub(crate) async fn pick(
+    /// `previous_attempts` is how many attempts of the call came before.
+    pub(crate) fn pick(
         self: &Arc<Shared>,
         call: &PickInfo<'_>,
         wait_for_ready: bool,
-    ) -> Result<(Arc<Connection>, SubchannelCall), Status> {
-        self.pick_counting(call, wait_for_ready, true).await
+        previous_attempts: u32,
+    ) -> impl Future<Output = Result<(Arc<Connection>, SubchannelCall), Status>> {
+        let counting = if previous_attempts == 0 {
+            Counting::AsCall
+        } else {
+            Counting::Now
+        };
+        self.pick_counting(call, wait_for_ready, counting)
     }
 
     /// [`Shared::pick`] for no call: to wait until the channel can take
     /// calls, counting none on the subchannel.
     pub(crate) async fn probe(self: &Arc<Shared>, call: &PickInfo<'_>) -> Result<Arc<Connection>, Status> {
-        self.pick_counting(call, false, false).await.map(|(conn, _)| conn)
+        self.pick_counting(call, false, Counting::Nothing)
+            .await
+            .map(|(conn, _)| conn)
     }
 
     async fn pick_counting(
         self: &Arc<Shared>,
         call: &PickInfo<'_>,
         wait_for_ready: bool,
-        count: bool,
+        counting: Counting,
     ) -> Result<(Arc<Connection>, SubchannelCall), Status> {
         if let Pick::Ready(subchannel) = self.slot.load().picker.pick(call)
             && let Some(conn) = subchannel.connection()
         {
-            return Ok((conn, SubchannelCall::start(&subchannel, count)));
+            return Ok((conn, SubchannelCall::start(&subchannel, counting, &self.channelz)));
         }
         // Boxed: waiting is rare, and its future would otherwise make every
         // call's future larger.
-        Box::pin(self.pick_slowly(call, wait_for_ready, count)).await
+        Box::pin(self.pick_slowly(call, wait_for_ready, counting)).await
     }
 
     async fn pick_slowly(
         self: &Arc<Shared>,
         call: &PickInfo<'_>,
         wait_for_ready: bool,
-        count: bool,
+        counting: Counting,
     ) -> Result<(Arc<Connection>, SubchannelCall), Status> {
+        // The attempt starts once picked, later than its call.
+        let counting = match counting {
+            Counting::AsCall => Counting::Now,
+            other => other,
+        };
         let mut version = self.version.subscribe();
         loop {
             let slot = self.slot.load_full();
             match slot.picker.pick(call) {
                 Pick::Ready(subchannel) => {
                     if let Some(conn) = subchannel.connection() {
-                        return Ok((conn, SubchannelCall::start(&subchannel, count)));
+                        return Ok((conn, SubchannelCall::start(&subchannel, counting, &self.channelz)));
                     }
                     // Not READY after all: its report is on the way, and a
                     // new picker with it.

@@ -114,7 +114,7 @@ impl<E: Encoder> FrameWriter<E> {
         self.buf[start] = flag;
         self.buf[start + 1..start + HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
         if let Some(tally) = &self.tally {
-            tally.add(len);
+            tally.sent(len);
         }
         tracing::debug!(size = len, compressed = flag == 1, "message sent");
         Ok(())
@@ -284,7 +284,7 @@ impl FrameReader {
         let frame = self.take(len);
         self.last_compressed = compressed;
         if let Some(tally) = &self.tally {
-            tally.add(len);
+            tally.received(len);
         }
         tracing::debug!(size = len, compressed, "message received");
         match (compressed, self.encoding) {

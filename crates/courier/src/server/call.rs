@@ -504,9 +504,9 @@ impl ServerCall {
         } = self;
         respond.trace = trace.clone();
         let mut reader = FrameReader::new(config.max_recv_message_size, request_encoding);
-        reader.set_tally(trace.received_tally());
+        reader.set_tally(trace.tally());
         let mut writer = FrameWriter::new(encoder, response_encoding, config.max_send_message_size);
-        writer.set_tally(trace.sent_tally());
+        writer.set_tally(trace.tally());
         Parts {
             reader,
             writer,
