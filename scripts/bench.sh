@@ -24,6 +24,9 @@
 #                       varies by a few per cent from run to run with how
 #                       calls and wake-ups batch; --callgrind-lb's client
 #                       counts agree to a few instructions per call)
+#   CALLGRIND_COURIER_SERVER  Courier's server binary for --callgrind (default
+#                       this build's courier-bench-server; it needs
+#                       --fixed-windows)
 #   CALLGRIND_LB_CLIENT the client binary --callgrind-lb measures (default
 #                       this build's courier-bench; it needs --fixed-windows)
 #   CARGO_TARGET_DIR    where cargo builds (default target); the binaries are
@@ -154,6 +157,12 @@ available() {
   esac
 }
 
+# Courier's bench server: this build's, or another (an older commit's
+# build, to compare) with CALLGRIND_COURIER_SERVER.
+COURIER_SERVER=${CALLGRIND_COURIER_SERVER:-$BIN/courier-bench-server}
+# More arguments for Courier's server (--callgrind sets them).
+SERVER_ARGS=()
+
 # start_server IMPL PORT [WRAPPER...]: starts the server pinned to the
 # server core; sets SERVER_PID. With a wrapper (valgrind), the wrapper's
 # process is the server's.
@@ -163,8 +172,8 @@ start_server() {
   local log="$OUT/logs/server-$impl-$port.log"
   local -a cmd
   case "$impl" in
-    courier|courier-test) cmd=("$BIN/courier-bench-server" --port "$port" --threads 1) ;;
-    courier-otel) cmd=("$BIN/courier-bench-server" --port "$port" --threads 1 --otel) ;;
+    courier|courier-test) cmd=("$COURIER_SERVER" --port "$port" --threads 1 "${SERVER_ARGS[@]}") ;;
+    courier-otel) cmd=("$COURIER_SERVER" --port "$port" --threads 1 --otel "${SERVER_ARGS[@]}") ;;
     tonic) cmd=("$BIN/tonic-bench-server" --port "$port" --threads 1) ;;
     go) cmd=("$GO_SERVER" --port="$port") ;;
     cpp) cmd=("$CPP_SERVER" --port="$port") ;;
@@ -481,9 +490,14 @@ if [ "$MODE" = callgrind ]; then
   CG="$OUT/callgrind"
   mkdir -p "$CG"
   # NAME|LOADGEN ARGS (one connection, one stream: a fixed amount of work)
+  # Unary calls go one every 2 ms after the one before, so each reaches the
+  # server once it has finished the last and parked, and both sides keep
+  # fixed windows (no BDP pings, which would arrive, or whose acks would
+  # come back, sooner or later from run to run): the server then does the
+  # same work for every call, and unary counts repeat between runs.
   WORKLOADS=(
-    "unary-empty|--mode unary --payload 0"
-    "unary-1k|--mode unary --payload 1024"
+    "unary-empty|--mode unary --payload 0 --call-gap-us 2000 --fixed-windows"
+    "unary-1k|--mode unary --payload 1024 --call-gap-us 2000 --fixed-windows"
     "ping-pong|--mode ping-pong --payload 0"
     "stream-1k|--mode streaming --payload 1024"
   )
@@ -497,7 +511,9 @@ if [ "$MODE" = callgrind ]; then
           next_port
           out="$CG/$impl-$name-$n.out"
           rm -f "$out"
+          SERVER_ARGS=(--fixed-windows)
           start_server "$impl" "$PORT" valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no
+          SERVER_ARGS=()
           # shellcheck disable=SC2086
           if ! taskset -c "$CLIENT_CPU" "$BIN/courier-bench" --server "127.0.0.1:$PORT" --target benchmark \
               --requests "$n" --threads 1 $args >"$CG/$impl-$name-$n.loadgen.txt" 2>&1; then

@@ -70,6 +70,16 @@ pub fn set_unary_delay(delay: Duration) {
     UNARY_DELAY_US.store(u64::try_from(delay.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
+/// Whether the server keeps fixed HTTP/2 windows; set once by
+/// `courier-bench-server --fixed-windows`.
+static FIXED_WINDOWS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the server keep fixed HTTP/2 windows (the default sizes), with no
+/// BDP pings.
+pub fn set_fixed_windows(fixed: bool) {
+    FIXED_WINDOWS.store(fixed, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// BenchmarkService and TestService on Courier.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bench;
@@ -185,6 +195,11 @@ pub async fn serve(
     let mut builder = courier::Server::builder();
     if let Some(otel) = otel {
         builder = builder.stats_handler(otel);
+    }
+    if FIXED_WINDOWS.load(std::sync::atomic::Ordering::Relaxed) {
+        builder = builder
+            .http2_windows(1 << 20, 4 << 20)
+            .map_err(|e| format!("cannot set the windows: {e}"))?;
     }
     builder
         .tcp_nodelay(true)

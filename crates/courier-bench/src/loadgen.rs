@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -157,6 +157,13 @@ pub struct Args {
     /// from run to run, and the polls it costs made counts vary.
     #[arg(long)]
     pub fixed_windows: bool,
+
+    /// Unary modes: wait this many microseconds after each call before the
+    /// next (default 0). `scripts/bench.sh --callgrind` uses it so that
+    /// each request reaches the server under callgrind once it has finished
+    /// the call before and parked: its work per call then repeats.
+    #[arg(long, default_value_t = 0)]
+    pub call_gap_us: u64,
 
     /// Courier's client: records OpenTelemetry metrics for every call
     /// (gRFC A66's instruments, through the SDK, read by a Prometheus
@@ -778,6 +785,10 @@ async fn unary_worker(mut caller: impl Caller, shared: Arc<Shared>, worker: usiz
                 after_error().await;
             }
         }
+        let gap = CALL_GAP_US.load(Ordering::Relaxed);
+        if gap > 0 {
+            tokio::time::sleep(Duration::from_micros(gap)).await;
+        }
     }
 }
 
@@ -1017,6 +1028,9 @@ static OTEL: std::sync::OnceLock<courier::opentelemetry::OpenTelemetry> = std::s
 /// Whether channels use fixed HTTP/2 windows, with `--fixed-windows`.
 static FIXED_WINDOWS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The wait between unary calls, in microseconds, with `--call-gap-us`.
+static CALL_GAP_US: AtomicU64 = AtomicU64::new(0);
+
 async fn connect(uri: &str, policy: Policy, retry_policy: bool) -> Result<Channel, Status> {
     let mut builder = Channel::builder(uri)
         .load_balancing(policy)
@@ -1099,6 +1113,7 @@ fn servers_kib(pids: &[u32], read: fn(u32) -> Option<u64>) -> Option<u64> {
 /// Arguments that do not fit together, or a server that cannot be reached.
 pub async fn run(args: &Args) -> Result<Report, String> {
     FIXED_WINDOWS.store(args.fixed_windows, std::sync::atomic::Ordering::Relaxed);
+    CALL_GAP_US.store(args.call_gap_us, Ordering::Relaxed);
     if args.otel {
         OTEL.get_or_init(crate::courier_server::metrics);
     }

@@ -35,6 +35,14 @@ pub struct ServerArgs {
     #[arg(long)]
     pub otel: bool,
 
+    /// Courier: fixed HTTP/2 flow-control windows (the default sizes)
+    /// instead of adaptive ones, so that the server sends no BDP pings.
+    /// `scripts/bench.sh --callgrind` uses it: a ping's ack arrives while
+    /// the server under callgrind is still at work, sooner or later from
+    /// run to run. tonic's server ignores it (its windows are fixed).
+    #[arg(long)]
+    pub fixed_windows: bool,
+
     /// Courier: answer each BenchmarkService.UnaryCall this many
     /// microseconds late (default 0). `scripts/bench.sh --callgrind-lb`
     /// uses it so that a response never arrives while the client under

@@ -350,30 +350,37 @@ impl CallTrace {
         if handlers.is_empty() && span.is_none() {
             return CallTrace(None);
         }
-        CallTrace::start_watched(span, handlers, info(), metadata, deadline)
+        CallTrace::start_watched(span, handlers, info, metadata, deadline)
     }
 
+    /// [`CallTrace::start`] for a call that a subscriber or a handler may
+    /// want, out of line.
     #[inline(never)]
     fn start_watched(
         span: tracing::Span,
         handlers: &StatsHandlers,
-        info: CallInfo,
+        info: impl FnOnce() -> CallInfo,
         metadata: &mut Metadata,
         deadline: Option<Instant>,
     ) -> CallTrace {
-        let calls: Vec<_> = handlers
-            .0
-            .iter()
-            .filter_map(|h| h.call_started(&info, metadata))
-            .collect();
-        let followed = (!calls.is_empty()).then(|| Followed {
-            info,
-            calls,
-            sent: Totals::default(),
-            received: Totals::default(),
-            deadline,
-            state: Mutex::default(),
-        });
+        let followed = (!handlers.is_empty())
+            .then(|| {
+                let info = info();
+                let calls: Vec<_> = handlers
+                    .0
+                    .iter()
+                    .filter_map(|h| h.call_started(&info, metadata))
+                    .collect();
+                (!calls.is_empty()).then(|| Followed {
+                    info,
+                    calls,
+                    sent: Totals::default(),
+                    received: Totals::default(),
+                    deadline,
+                    state: Mutex::default(),
+                })
+            })
+            .flatten();
         if followed.is_none() && span.is_none() {
             return CallTrace(None);
         }
@@ -430,6 +437,8 @@ impl CallTrace {
         }
     }
 
+    /// The state of an attempt of a call that a subscriber or a handler
+    /// may want, out of line.
     #[inline(never)]
     fn attempt_state(t: &Traces, previous: u32, transparent: bool) -> Box<AttemptState> {
         let span = if t.span.is_none() {
@@ -495,6 +504,7 @@ impl CallTrace {
 }
 
 impl Traces {
+    /// [`CallTrace::end`], out of line.
     #[inline(never)]
     fn end(&self, status: &Status, headers: Option<&Metadata>) {
         record_status(&self.span, status.code());
@@ -503,6 +513,7 @@ impl Traces {
         }
     }
 
+    /// [`CallTrace::end_ok`], out of line.
     #[inline(never)]
     fn end_ok(&self, headers: Option<&Metadata>, trailers: &Metadata) {
         record_status(&self.span, Code::Ok);
@@ -511,6 +522,7 @@ impl Traces {
         }
     }
 
+    /// [`CallTrace::in_scope`] for a call with a span or handlers.
     fn in_scope<T>(&self, poll: impl FnOnce() -> T) -> T {
         let _entered = self.span.enter();
         let Some(f) = &self.followed else { return poll() };
@@ -627,6 +639,7 @@ impl AttemptTrace<'_> {
         }
     }
 
+    /// Ends an attempt that a subscriber or a handler may want.
     #[inline(never)]
     fn finish(&mut self, status: &Status) {
         let Some(state) = self.state.take() else { return };
@@ -648,6 +661,7 @@ impl AttemptTrace<'_> {
         }
     }
 
+    /// Commits an attempt that a subscriber or a handler may want.
     #[inline(never)]
     fn commit_watched(&self, info: Option<AttemptInfo>) {
         if let (Some(f), Some(info)) = (self.call.followed(), info)
