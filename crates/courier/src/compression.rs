@@ -318,6 +318,19 @@ mod tests {
 
     #[cfg(feature = "zstd")]
     #[test]
+    fn zstd_legacy_frame_is_refused_as_corrupt() {
+        // Found by the decompress fuzzer: a pre-1.0 (v0.7) zstd frame takes
+        // no window limit, and these 18 bytes made the legacy decoder ask
+        // for gigabytes. Courier builds zstd without the legacy formats.
+        let legacy = [
+            0x27, 0xb5, 0x2f, 0xfd, 0x00, 0x88, 0x09, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        let err = decompress(Encoding::Zstd, &legacy, 1 << 20).unwrap_err();
+        assert_eq!(err.code(), crate::Code::Internal, "{err:?}");
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
     fn zstd_window_is_bounded() {
         // Found by the decompress fuzzer: this 10-byte message made the
         // decoder allocate a 128 MiB window before producing anything.
