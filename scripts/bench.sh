@@ -476,6 +476,18 @@ run_h2load() {
 # ---------------------------------------------------------------------------
 # --callgrind: server instructions per RPC, Courier and tonic.
 # ---------------------------------------------------------------------------
+# The awk function both callgrind tables take their medians with: the
+# median of the numbers in a space-separated list, 0 for none. Numbers
+# joined into a list keep ten digits (awk's default keeps six).
+AWK_MEDIAN='
+  BEGIN { CONVFMT = "%.10g" }
+  function median(list,   v, n, i, j, t) {
+    n = split(list, v, " ")
+    if (n == 0) return 0
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }'
+
 callgrind_total() {
   # The "summary:" (or "totals:") line of a callgrind output file: Ir.
   awk '/^(summary|totals):/ { print $2; exit }' "$1"
@@ -545,20 +557,14 @@ if [ "$MODE" = callgrind ]; then
     echo "$rule"
     for w in "${WORKLOADS[@]}"; do
       name=${w%%|*}
-      awk -F'\t' -v w="$name" -v n1="$N1" -v n2="$N2" -v impls="$IMPLS" '
-        function median(impl,   k, n, v, i, j, t) {
-          n = 0
-          for (k in per) if (index(k, impl SUBSEP) == 1) v[++n] = per[k]
-          for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-          if (n == 0) return 0
-          return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-        }
+      awk -F'\t' -v w="$name" -v n1="$N1" -v n2="$N2" -v impls="$IMPLS" "$AWK_MEDIAN"'
         $1 == w { ir[$2, $3, $4] = $5; reps[$2, $3] = 1 }
         END {
-          for (k in reps) { split(k, p, SUBSEP); per[p[1], p[2]] = (ir[p[1], p[2], n2] - ir[p[1], p[2], n1]) / (n2 - n1) }
+          # Each server'"'"'s per-RPC counts, one per measurement.
+          for (k in reps) { split(k, p, SUBSEP); per[p[1]] = per[p[1]] " " (ir[p[1], p[2], n2] - ir[p[1], p[2], n1]) / (n2 - n1) }
           line = "| " w " |"
           n = split(impls, list, " ")
-          for (i = 1; i <= n; i++) { m[list[i]] = median(list[i]); line = line sprintf(" %.0f |", m[list[i]]) }
+          for (i = 1; i <= n; i++) { m[list[i]] = median(per[list[i]]); line = line sprintf(" %.0f |", m[list[i]]) }
           if (("courier" in m) && ("tonic" in m)) line = line sprintf(" %.2f |", m["tonic"] > 0 ? m["courier"] / m["tonic"] : 0)
           if (("courier-otel" in m) && ("courier" in m)) line = line sprintf(" %.3f |", m["courier"] > 0 ? m["courier-otel"] / m["courier"] : 0)
           print line
@@ -667,12 +673,7 @@ if [ "$MODE" = callgrind-lb ]; then
     echo
     echo "| channel | client instr/call | picking instr/call | of which Picker::pick | of which Subchannel::connection |"
     echo "|---|---:|---:|---:|---:|"
-    awk -F'\t' -v n1="$N1" -v n2="$N2" '
-      function median(list,   v, n, i, j, t) {
-        n = split(list, v, " ")
-        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
-        return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-      }
+    awk -F'\t' -v n1="$N1" -v n2="$N2" "$AWK_MEDIAN"'
       { k = $1 SUBSEP $2; total[k, $3] = $4; pick[k, $3] = $5; picker[k, $3] = $6; conn[k, $3] = $7
         if (!((k) in runs)) { runs[k] = 1; reps[$1] = reps[$1] " " $2 }
         if (!($1 in seen)) { seen[$1] = 1; order[++w] = $1 } }

@@ -3,7 +3,7 @@
 //! FullDuplexCall), so that the same load can be sent to Courier and to the
 //! interop servers of other implementations.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use courier::opentelemetry::OpenTelemetry;
@@ -72,12 +72,12 @@ pub fn set_unary_delay(delay: Duration) {
 
 /// Whether the server keeps fixed HTTP/2 windows; set once by
 /// `courier-bench-server --fixed-windows`.
-static FIXED_WINDOWS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static FIXED_WINDOWS: AtomicBool = AtomicBool::new(false);
 
 /// Makes the server keep fixed HTTP/2 windows (the default sizes), with no
 /// BDP pings.
 pub fn set_fixed_windows(fixed: bool) {
-    FIXED_WINDOWS.store(fixed, std::sync::atomic::Ordering::Relaxed);
+    FIXED_WINDOWS.store(fixed, Ordering::Relaxed);
 }
 
 /// BenchmarkService and TestService on Courier.
@@ -196,9 +196,10 @@ pub async fn serve(
     if let Some(otel) = otel {
         builder = builder.stats_handler(otel);
     }
-    if FIXED_WINDOWS.load(std::sync::atomic::Ordering::Relaxed) {
+    if FIXED_WINDOWS.load(Ordering::Relaxed) {
+        let (stream, connection) = crate::FIXED_WINDOW_SIZES;
         builder = builder
-            .http2_windows(1 << 20, 4 << 20)
+            .http2_windows(stream, connection)
             .map_err(|e| format!("cannot set the windows: {e}"))?;
     }
     builder

@@ -29,6 +29,11 @@ pub mod tonic_pb {
 
 /// The largest payload a bench server sends back: 4 MiB, the default
 /// message size limit.
+/// The HTTP/2 flow-control windows (per stream, per connection) that
+/// `--fixed-windows` keeps on Courier's client and server: Courier's default
+/// sizes, set explicitly, which turns its adaptive (BDP) windows off.
+pub const FIXED_WINDOW_SIZES: (u32, u32) = (1 << 20, 4 << 20);
+
 pub const MAX_PAYLOAD: usize = 4 * 1024 * 1024;
 
 static ZEROS: [u8; MAX_PAYLOAD] = [0; MAX_PAYLOAD];

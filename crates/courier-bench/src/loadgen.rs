@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -1026,7 +1026,7 @@ fn server_uri(server: &str) -> String {
 static OTEL: std::sync::OnceLock<courier::opentelemetry::OpenTelemetry> = std::sync::OnceLock::new();
 
 /// Whether channels use fixed HTTP/2 windows, with `--fixed-windows`.
-static FIXED_WINDOWS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static FIXED_WINDOWS: AtomicBool = AtomicBool::new(false);
 
 /// The wait between unary calls, in microseconds, with `--call-gap-us`.
 static CALL_GAP_US: AtomicU64 = AtomicU64::new(0);
@@ -1035,8 +1035,9 @@ async fn connect(uri: &str, policy: Policy, retry_policy: bool) -> Result<Channe
     let mut builder = Channel::builder(uri)
         .load_balancing(policy)
         .connect_timeout(Duration::from_secs(10));
-    if FIXED_WINDOWS.load(std::sync::atomic::Ordering::Relaxed) {
-        builder = builder.http2_windows(1 << 20, 4 << 20)?;
+    if FIXED_WINDOWS.load(Ordering::Relaxed) {
+        let (stream, connection) = crate::FIXED_WINDOW_SIZES;
+        builder = builder.http2_windows(stream, connection)?;
     }
     if let Some(otel) = OTEL.get() {
         builder = builder.stats_handler(otel.clone());
@@ -1112,7 +1113,7 @@ fn servers_kib(pids: &[u32], read: fn(u32) -> Option<u64>) -> Option<u64> {
 ///
 /// Arguments that do not fit together, or a server that cannot be reached.
 pub async fn run(args: &Args) -> Result<Report, String> {
-    FIXED_WINDOWS.store(args.fixed_windows, std::sync::atomic::Ordering::Relaxed);
+    FIXED_WINDOWS.store(args.fixed_windows, Ordering::Relaxed);
     CALL_GAP_US.store(args.call_gap_us, Ordering::Relaxed);
     if args.otel {
         OTEL.get_or_init(crate::courier_server::metrics);

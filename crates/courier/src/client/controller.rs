@@ -137,6 +137,8 @@ impl SubchannelCall {
             // The channel counted the call a moment ago: its clock reading
             // serves for the subchannel too.
             Counting::AsCall => channel.calls.last_started(),
+            // 0, as for a channel that counted no call: no reading to
+            // share, so the subchannel reads the clock.
             Counting::Now => 0,
         };
         let entry = subchannel.0.core.channelz.clone();
