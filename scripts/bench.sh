@@ -20,13 +20,15 @@
 #                       courier-otel for Courier recording OpenTelemetry
 #                       metrics (an SDK meter provider, a Prometheus reader)
 #   CALLGRIND_REPEAT=1  how many times --callgrind and --callgrind-lb measure
-#                       each; the tables give the median (a server's count
-#                       varies by a few per cent from run to run with how
-#                       calls and wake-ups batch; --callgrind-lb's client
-#                       counts agree to a few instructions per call)
+#                       each; the tables give the median (unary counts, the
+#                       server's and --callgrind-lb's client's, agree to a
+#                       few dozen instructions per call; ping-pong and
+#                       streaming move by a few per cent with how messages
+#                       and wake-ups batch)
 #   CALLGRIND_COURIER_SERVER  Courier's server binary for --callgrind (default
-#                       this build's courier-bench-server; it needs
-#                       --fixed-windows)
+#                       this tree's courier-bench-server, built with
+#                       --cfg courier_untimed_inline into
+#                       target/untimed-inline; it needs --fixed-windows)
 #   CALLGRIND_LB_CLIENT the client binary --callgrind-lb measures (default
 #                       this build's courier-bench; it needs --fixed-windows)
 #   CARGO_TARGET_DIR    where cargo builds (default target); the binaries are
@@ -160,6 +162,18 @@ available() {
 # Courier's bench server: this build's, or another (an older commit's
 # build, to compare) with CALLGRIND_COURIER_SERVER.
 COURIER_SERVER=${CALLGRIND_COURIER_SERVER:-$BIN/courier-bench-server}
+# --callgrind measures a build of it whose inline policy does not time its
+# calls (--cfg courier_untimed_inline; see src/transport/inline.rs): under
+# callgrind's slowdown the clock would decide from run to run which calls
+# are polled inline and which spawned. It has its own target directory, as
+# its flags differ.
+if [ "$MODE" = callgrind ] && [ -z "${CALLGRIND_COURIER_SERVER:-}" ]; then
+  UNTIMED_TARGET=${CARGO_TARGET_DIR:-target}/untimed-inline
+  echo "building courier-bench-server with --cfg courier_untimed_inline (release, $UNTIMED_TARGET)..." >&2
+  RUSTFLAGS="${RUSTFLAGS:-} --cfg courier_untimed_inline" CARGO_TARGET_DIR="$UNTIMED_TARGET" \
+    cargo build -q --release -p courier-bench --bin courier-bench-server
+  COURIER_SERVER=$UNTIMED_TARGET/release/courier-bench-server
+fi
 # More arguments for Courier's server (--callgrind sets them).
 SERVER_ARGS=()
 

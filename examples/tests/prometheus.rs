@@ -75,9 +75,11 @@ impl Prometheus {
         // Reads the log to its end, so Prometheus never blocks on it. The
         // line that names the bound address gives the port; the API
         // answers once the log says the server is ready.
+        // If Prometheus exits first, its log is the error.
         std::thread::spawn(move || {
             let mut port = None;
             let mut tx = Some(tx);
+            let mut log = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("msg=\"Listening on\"") {
                     port = line.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok());
@@ -85,13 +87,21 @@ impl Prometheus {
                 if line.contains("ready to receive web requests")
                     && let (Some(port), Some(tx)) = (port, tx.take())
                 {
-                    let _ = tx.send(port);
+                    let _ = tx.send(Ok(port));
+                }
+                if tx.is_some() {
+                    log.push(line);
                 }
             }
+            if let Some(tx) = tx {
+                let _ = tx.send(Err(log.join("\n")));
+            }
         });
-        let port = rx
-            .recv_timeout(LIMIT)
-            .expect("prometheus logs the address it listens on, then that it is ready");
+        let port = match rx.recv_timeout(LIMIT) {
+            Ok(Ok(port)) => port,
+            Ok(Err(log)) => panic!("prometheus exited before it was ready; its log:\n{log}"),
+            Err(e) => panic!("prometheus did not log its address and readiness in {LIMIT:?}: {e}"),
+        };
         Prometheus { child, port, _dir: dir }
     }
 

@@ -439,8 +439,13 @@ fn write_server(
     );
 
     if methods.is_empty() {
-        buf.push_str("            async move { call.unimplemented().await }\n");
+        buf.push_str("            call.unimplemented()\n");
     } else {
+        // No async block around the match: it would hold the call as well
+        // as the method's future, which holds it again, and every move of
+        // the call's future would copy both. Each method's future is one
+        // arm of nested `Either`s instead: the i-th is i `Right`s and a
+        // `Left`, and UNIMPLEMENTED is all `Right`s.
         buf.push_str(
             "            let inner: &T = &self.inner;\n            \
              let method = match call.method() {\n",
@@ -448,23 +453,28 @@ fn write_server(
         for (index, info) in methods.iter().enumerate() {
             let _ = writeln!(buf, "                {:?} => {index}usize,", info.method.proto_name);
         }
-        buf.push_str(
-            "                _ => usize::MAX,\n            };\n            \
-             async move {\n                match method {\n",
-        );
+        buf.push_str("                _ => usize::MAX,\n            };\n            match method {\n");
+        let right = "::courier::codegen::Either::Right(";
         for (index, info) in methods.iter().enumerate() {
             let (input, output) = (&info.input, &info.output);
             let _ = writeln!(
                 buf,
-                r#"                    {index}usize => {{
-                        let codec = ::courier::codec::ProstCodec::<{output}, {input}>::new();
-                        call.{call_fn}(codec, move |request| inner.{name}(request)).await
-                    }}"#,
+                r#"                {index}usize => {{
+                    let codec = ::courier::codec::ProstCodec::<{output}, {input}>::new();
+                    {rights}::courier::codegen::Either::Left(call.{call_fn}(codec, move |request| inner.{name}(request))){close}
+                }}"#,
+                rights = right.repeat(index),
+                close = ")".repeat(index),
                 call_fn = info.kind.call_fn(),
                 name = info.method.name,
             );
         }
-        buf.push_str("                    _ => call.unimplemented().await,\n                }\n            }\n");
+        let _ = writeln!(
+            buf,
+            "                _ => {}call.unimplemented(){},\n            }}",
+            right.repeat(methods.len()),
+            ")".repeat(methods.len()),
+        );
     }
     buf.push_str("        }\n    }\n}\n");
 }

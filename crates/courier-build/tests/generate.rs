@@ -127,7 +127,12 @@ fn generates_clients_servers_and_descriptors() {
         "pub const SERVICE_NAME: &str = \"routeguide.RouteGuide\";",
         "pub const FILE_DESCRIPTOR_SET: &[u8] = ::core::include_bytes!(",
         "\"GetFeature\" => 0usize",
-        "call.unimplemented().await",
+        // Each method's future is an arm of nested `Either`s (no async
+        // block around the dispatch): the first is `Left`, and an unknown
+        // method is one `Right` per method.
+        "0usize => { let codec",
+        "::courier::codegen::Either::Left(call.unary(",
+        &format!("{}call.unimplemented()", "::courier::codegen::Either::Right(".repeat(5)),
         // google.protobuf.Empty maps to `()`.
         "::courier::codec::ProstCodec::<(), ()>::new()",
         // Proto comments become docs.
@@ -294,7 +299,11 @@ fn unimplemented_defaults_can_be_turned_off() {
     let declarations = trait_code.matches("> + ::core::marker::Send;").count();
     assert_eq!(declarations, 5, "{trait_code}");
     // The dispatch for unknown methods is unaffected.
-    assert!(contains(&code, "_ => call.unimplemented().await"), "{code}");
+    let unknown = format!(
+        "_ => {{ {}call.unimplemented()",
+        "::courier::codegen::Either::Right(".repeat(5)
+    );
+    assert!(contains(&code, &unknown), "{code}");
 }
 
 #[test]

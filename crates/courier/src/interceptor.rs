@@ -41,6 +41,10 @@ use crate::status::Status;
 #[derive(Debug)]
 pub struct CallHead {
     pub(crate) path: http::uri::PathAndQuery,
+    /// Where the method starts in `path`, one past the slash that ends the
+    /// service, when the server has checked that the path is
+    /// `/service/method`; 0 when not known (the parts are then searched for).
+    pub(crate) method_start: u16,
     pub(crate) metadata: Metadata,
     pub(crate) extensions: Extensions,
     pub(crate) deadline: Option<Instant>,
@@ -53,6 +57,7 @@ impl CallHead {
     pub(crate) fn placeholder() -> CallHead {
         CallHead {
             path: http::uri::PathAndQuery::from_static("/"),
+            method_start: 0,
             metadata: Metadata::new(),
             extensions: Extensions::default(),
             deadline: None,
@@ -66,13 +71,23 @@ impl CallHead {
     }
 
     /// The service part of the path, e.g. `helloworld.Greeter`.
+    #[inline]
     pub fn service(&self) -> &str {
-        split_path(self.path.path()).0
+        let path = self.path.path();
+        match usize::from(self.method_start) {
+            0 => split_path(path).0,
+            at => path.get(1..at - 1).unwrap_or_default(),
+        }
     }
 
     /// The method part of the path, e.g. `SayHello`.
+    #[inline]
     pub fn method(&self) -> &str {
-        split_path(self.path.path()).1
+        let path = self.path.path();
+        match usize::from(self.method_start) {
+            0 => split_path(path).1,
+            at => path.get(at..).unwrap_or_default(),
+        }
     }
 
     /// The call's metadata.

@@ -189,6 +189,7 @@ macro_rules! include_proto {
 #[doc(hidden)]
 pub mod codegen {
     pub use futures_core::Stream;
+    pub use futures_util::future::Either;
     pub use std::future::Future;
     pub use std::sync::Arc;
 }

@@ -396,10 +396,11 @@ impl CallTrace {
         self.0.as_ref().map_or(&NO_SPAN, |t| &t.span)
     }
 
-    /// Enters the call's span until the guard is dropped; nothing for a
-    /// call without one.
-    pub(crate) fn enter(&self) -> Option<tracing::span::EnteredSpan> {
-        self.0.as_ref().map(|t| t.span.clone().entered())
+    /// The call's span, if a subscriber may want it or handlers follow the
+    /// call.
+    #[inline]
+    pub(crate) fn watched_span(&self) -> Option<&tracing::Span> {
+        self.0.as_ref().map(|t| &t.span)
     }
 
     /// Where the framing layer counts the call's messages, if anything
@@ -418,11 +419,10 @@ impl CallTrace {
 
     /// The response headers, sent (server) or received (client), for the
     /// end of the call.
+    #[inline]
     pub(crate) fn record_headers(&self, headers: &Metadata) {
-        if let Some(f) = self.followed()
-            && let Ok(mut state) = f.state.lock()
-        {
-            state.headers = Some(headers.clone());
+        if let Some(f) = self.followed() {
+            f.record_headers(headers);
         }
     }
 
@@ -522,7 +522,9 @@ impl Traces {
         }
     }
 
-    /// [`CallTrace::in_scope`] for a call with a span or handlers.
+    /// [`CallTrace::in_scope`] for a call with a span or handlers, out of
+    /// line like the trace's other watched paths.
+    #[inline(never)]
     fn in_scope<T>(&self, poll: impl FnOnce() -> T) -> T {
         let _entered = self.span.enter();
         let Some(f) = &self.followed else { return poll() };
@@ -554,6 +556,14 @@ struct Followed {
 }
 
 impl Followed {
+    /// [`CallTrace::record_headers`], out of line.
+    #[inline(never)]
+    fn record_headers(&self, headers: &Metadata) {
+        if let Ok(mut state) = self.state.lock() {
+            state.headers = Some(headers.clone());
+        }
+    }
+
     fn end(&self, status: &Status, headers: Option<&Metadata>) {
         let (committed, sent_headers) = {
             let Ok(mut state) = self.state.lock() else { return };
@@ -723,15 +733,17 @@ pub(crate) fn client_span(path: &str, host: &str, port: u16) -> tracing::Span {
     )
 }
 
-/// A server call's span.
-pub(crate) fn server_span(path: &str, peer: Option<SocketAddr>) -> tracing::Span {
+/// A server call's span. The path is read only if a subscriber wants the
+/// span: the fields are not evaluated otherwise.
+#[inline]
+pub(crate) fn server_span(path: &http::uri::PathAndQuery, peer: Option<SocketAddr>) -> tracing::Span {
     tracing::info_span!(
         "grpc.server",
-        otel.name = path.strip_prefix('/').unwrap_or(path),
+        otel.name = path.path().strip_prefix('/').unwrap_or(path.path()),
         otel.kind = "server",
         rpc.system = "grpc",
-        rpc.service = crate::interceptor::split_path(path).0,
-        rpc.method = crate::interceptor::split_path(path).1,
+        rpc.service = crate::interceptor::split_path(path.path()).0,
+        rpc.method = crate::interceptor::split_path(path.path()).1,
         network.peer.address = peer.map(|p| tracing::field::display(p.ip())),
         network.peer.port = peer.map(|p| p.port()),
         rpc.grpc.status_code = tracing::field::Empty,

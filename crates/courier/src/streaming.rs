@@ -327,7 +327,22 @@ impl<T: 'static> Stream for Streaming<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let _entered = this.trace.enter();
+        // A stream without a trace (every server's request stream) enters
+        // nothing and drops no guard.
+        match this.trace.watched_span() {
+            None => this.poll_message(cx),
+            Some(span) => {
+                let _entered = span.clone().entered();
+                this.poll_message(cx)
+            }
+        }
+    }
+}
+
+impl<T: 'static> Streaming<T> {
+    /// [`Stream::poll_next`], in the call's span if it has one.
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Status>>> {
+        let this = self;
         this.poll_cancel(cx);
         loop {
             match this.state {

@@ -360,6 +360,7 @@ impl Channel {
         let trace = self.trace(&path, &mut metadata, plan.deadline);
         let head = CallHead {
             path: path.path,
+            method_start: 0,
             metadata,
             extensions: request.extensions,
             deadline: plan.deadline,

@@ -65,6 +65,7 @@ impl<E: Encoder> FrameWriter<E> {
     }
 
     /// Counts each message written in `tally`.
+    #[inline]
     pub(crate) fn set_tally(&mut self, tally: Option<Tally>) {
         self.tally = tally;
     }
@@ -176,6 +177,7 @@ impl FrameReader {
     }
 
     /// Counts each message read in `tally`.
+    #[inline]
     pub(crate) fn set_tally(&mut self, tally: Option<Tally>) {
         self.tally = tally;
     }

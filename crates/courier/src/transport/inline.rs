@@ -26,14 +26,27 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// A first poll that takes longer than this is not quick.
+#[cfg(not(courier_untimed_inline))]
 const QUICK: Duration = Duration::from_micros(200);
+
+/// Built with `--cfg courier_untimed_inline`, no first poll is too slow and
+/// no batch's budget runs out: a method earns the fast path after
+/// [`PROBATION`] probes and keeps it. `scripts/bench.sh --callgrind` builds
+/// its Courier server so, because callgrind slows a poll some fiftyfold and
+/// the clock would then decide, from run to run, which calls are spawned;
+/// natively, the quick calls it sends are all polled inline.
+#[cfg(courier_untimed_inline)]
+const QUICK: Duration = Duration::MAX;
 
 /// The quick first polls in a row, on tasks of their own, that earn a
 /// method the fast path.
 const PROBATION: u32 = 8;
 
 /// The time one batch's first polls may take on the connection's task.
+#[cfg(not(courier_untimed_inline))]
 const BATCH_BUDGET: Duration = Duration::from_millis(1);
+#[cfg(courier_untimed_inline)]
+const BATCH_BUDGET: Duration = Duration::MAX;
 
 /// The methods a connection learns about.
 const MAX_METHODS: usize = 32;
