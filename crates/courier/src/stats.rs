@@ -733,17 +733,18 @@ pub(crate) fn client_span(path: &str, host: &str, port: u16) -> tracing::Span {
     )
 }
 
-/// A server call's span. The path is read only if a subscriber wants the
-/// span: the fields are not evaluated otherwise.
+/// A server call's span, from its head. The head is read only if a
+/// subscriber wants the span: the fields are not evaluated otherwise.
 #[inline]
-pub(crate) fn server_span(path: &http::uri::PathAndQuery, peer: Option<SocketAddr>) -> tracing::Span {
+pub(crate) fn server_span(head: &crate::interceptor::CallHead) -> tracing::Span {
+    let peer = head.remote_addr;
     tracing::info_span!(
         "grpc.server",
-        otel.name = path.path().strip_prefix('/').unwrap_or(path.path()),
+        otel.name = head.path().strip_prefix('/').unwrap_or(head.path()),
         otel.kind = "server",
         rpc.system = "grpc",
-        rpc.service = crate::interceptor::split_path(path.path()).0,
-        rpc.method = crate::interceptor::split_path(path.path()).1,
+        rpc.service = head.service(),
+        rpc.method = head.method(),
         network.peer.address = peer.map(|p| tracing::field::display(p.ip())),
         network.peer.port = peer.map(|p| p.port()),
         rpc.grpc.status_code = tracing::field::Empty,

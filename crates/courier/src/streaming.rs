@@ -342,45 +342,44 @@ impl<T: 'static> Stream for Streaming<T> {
 impl<T: 'static> Streaming<T> {
     /// [`Stream::poll_next`], in the call's span if it has one.
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Status>>> {
-        let this = self;
-        this.poll_cancel(cx);
+        self.poll_cancel(cx);
         loop {
-            match this.state {
+            match self.state {
                 State::Done => return Poll::Ready(None),
                 State::Cancelled(ref mut status) => {
                     let status = std::mem::replace(status, Status::ok());
-                    return this.fail(status);
+                    return self.fail(status);
                 }
-                State::Head(_) => match this.poll_head(cx) {
+                State::Head(_) => match self.poll_head(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(status)) => return this.fail(status),
+                    Poll::Ready(Err(status)) => return self.fail(status),
                     Poll::Ready(Ok(())) => {}
                 },
                 State::Reading => {
-                    match this.reader.next() {
+                    match self.reader.next() {
                         Ok(Some(bytes)) => {
-                            if let Some(body) = this.body.as_mut() {
-                                body.settle(&this.reader);
+                            if let Some(body) = self.body.as_mut() {
+                                body.settle(&self.reader);
                             }
-                            return this.decode(bytes);
+                            return self.decode(bytes);
                         }
                         Ok(None) => {}
-                        Err(status) => return this.fail(status),
+                        Err(status) => return self.fail(status),
                     }
-                    let Some(body) = this.body.as_mut() else {
-                        this.state = State::Done;
+                    let Some(body) = self.body.as_mut() else {
+                        self.state = State::Done;
                         continue;
                     };
-                    match body.poll_into(&mut this.reader, cx) {
+                    match body.poll_into(&mut self.reader, cx) {
                         Poll::Ready(Some(Ok(()))) => {}
                         Poll::Ready(Some(Err(status))) => {
-                            let status = this.sending_error(status);
-                            return this.fail(status);
+                            let status = self.sending_error(status);
+                            return self.fail(status);
                         }
-                        Poll::Ready(None) => this.state = State::Trailers,
+                        Poll::Ready(None) => self.state = State::Trailers,
                         Poll::Pending => {
-                            if this.expired(cx) {
-                                return this
+                            if self.expired(cx) {
+                                return self
                                     .fail(Status::deadline_exceeded("deadline exceeded while receiving messages"));
                             }
                             return Poll::Pending;
@@ -388,31 +387,31 @@ impl<T: 'static> Streaming<T> {
                     }
                 }
                 State::Trailers => {
-                    let Some(body) = this.body.as_mut() else {
-                        this.state = State::Done;
+                    let Some(body) = self.body.as_mut() else {
+                        self.state = State::Done;
                         continue;
                     };
                     let trailers = match body.poll_trailers(cx) {
                         Poll::Pending => {
-                            if this.expired(cx) {
-                                return this.fail(Status::deadline_exceeded("deadline exceeded waiting for trailers"));
+                            if self.expired(cx) {
+                                return self.fail(Status::deadline_exceeded("deadline exceeded waiting for trailers"));
                             }
                             return Poll::Pending;
                         }
                         Poll::Ready(t) => t,
                     };
-                    this.state = State::Done;
+                    self.state = State::Done;
                     match trailers {
                         // Server side: the request stream simply ended.
                         Ok(None) => return Poll::Ready(None),
                         Ok(Some(status)) if status.code() == Code::Ok => {
-                            this.trailers = Some(status.metadata().clone());
-                            this.end_trace_ok();
+                            self.trailers = Some(status.metadata().clone());
+                            self.end_trace_ok();
                             return Poll::Ready(None);
                         }
                         Ok(Some(status)) | Err(status) => {
-                            let status = this.sending_error(status);
-                            this.end_trace(&status);
+                            let status = self.sending_error(status);
+                            self.end_trace(&status);
                             return Poll::Ready(Some(Err(status)));
                         }
                     }

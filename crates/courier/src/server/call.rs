@@ -19,7 +19,7 @@ use crate::codec::{Codec, Decoder, Encoder, FrameReader, FrameWriter};
 use crate::compression::{self, Encoding};
 use crate::context::Scoped;
 use crate::extensions::Extensions;
-use crate::interceptor::{CallHead, split_path};
+use crate::interceptor::CallHead;
 use crate::metadata::Metadata;
 use crate::request::Request;
 use crate::response::Response;
@@ -467,12 +467,7 @@ impl ServerCall {
     pub async fn unimplemented(mut self) {
         let trace = self.trace(false);
         self.respond.trace = trace;
-        let path = self.head.path();
-        let msg = format!(
-            "unknown method {} for service {}",
-            split_path(path).1,
-            split_path(path).0
-        );
+        let msg = format!("unknown method {} for service {}", self.method(), self.service());
         self.respond.trailers_only(Status::unimplemented(msg));
     }
 
@@ -482,7 +477,7 @@ impl ServerCall {
     #[inline]
     fn trace(&mut self, registered: bool) -> CallTrace {
         let head = &mut self.head;
-        let span = stats::server_span(&head.path, head.remote_addr);
+        let span = stats::server_span(head);
         let (path, peer, started) = (&head.path, head.remote_addr, self.started);
         CallTrace::start(
             span,
